@@ -1,0 +1,180 @@
+"""Argument validation shared by every public hampjax function.
+
+All user-facing checks live here so that error messages have one shape:
+
+    ValueError: entropy_threshold must be in [0, 1), got 1.0
+
+Each message names the argument and the allowed range. Checks run eagerly, in Python,
+before anything is traced. Values that are JAX tracers (because the caller wrapped a
+hampjax function in ``jit`` or ``vmap``) cannot be inspected without a device sync, so
+value checks skip them; shape and dtype checks still run because shapes are static.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = [
+    "is_concrete",
+    "check_choice",
+    "check_in_range",
+    "check_nonnegative",
+    "check_positive",
+    "check_positive_int",
+    "check_num_classes",
+    "check_labels",
+    "check_last_dim",
+    "check_same_shape",
+    "check_rank_at_least",
+    "check_binary_labels",
+    "check_finite",
+]
+
+
+def is_concrete(x: Any) -> bool:
+    """True if ``x`` holds concrete values (not a tracer inside jit/vmap/grad)."""
+    leaves = jax.tree_util.tree_leaves(x)
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in leaves)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return repr(value)
+
+
+def check_choice(name: str, value: Any, allowed: Collection[Any]) -> None:
+    """Raise unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        options = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name} must be one of {options}; got {value!r}")
+
+
+def check_in_range(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = False,
+) -> None:
+    """Raise unless ``low <= value < high`` (bracket types set by the flags).
+
+    Works on scalars and arrays (every element is checked). NaN is always rejected.
+    Tracers are skipped.
+    """
+    if not is_concrete(value):
+        return
+    arr = np.asarray(value, dtype=np.float64)
+    lo_ok = arr >= low if low_inclusive else arr > low
+    hi_ok = arr <= high if high_inclusive else arr < high
+    ok = lo_ok & hi_ok  # NaN compares False and is rejected.
+    if not np.all(ok):
+        bad = arr[~ok] if arr.ndim else arr
+        first = bad.ravel()[0] if arr.ndim else float(arr)
+        interval = (
+            ("[" if low_inclusive else "(")
+            + f"{low:g}, {high:g}"
+            + ("]" if high_inclusive else ")")
+        )
+        if arr.ndim == 0:
+            raise ValueError(f"{name} must be in {interval}, got {_fmt(first)}")
+        raise ValueError(
+            f"{name} must be in {interval} element-wise; {int((~ok).sum())} element(s) are not, "
+            f"e.g. {_fmt(first)}"
+        )
+
+
+def check_nonnegative(name: str, value: Any) -> None:
+    """Raise unless ``value >= 0`` and finite."""
+    check_in_range(name, value, 0.0, math.inf, low_inclusive=True, high_inclusive=False)
+
+
+def check_positive(name: str, value: Any) -> None:
+    """Raise unless ``value > 0`` and finite."""
+    check_in_range(name, value, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
+
+
+def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """Raise unless ``value`` is a Python/NumPy integer >= ``minimum``; return it as int."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_num_classes(value: Any, *, name: str = "num_classes") -> int:
+    """Raise unless the number of classes is a static integer >= 2."""
+    return check_positive_int(name, value, minimum=2)
+
+
+def check_labels(labels: Any, num_classes: int, *, name: str = "labels") -> None:
+    """Raise unless integer labels lie in [0, num_classes).
+
+    The dtype check always runs; the range check runs when ``labels`` is concrete.
+    """
+    dtype = np.asarray(labels).dtype if is_concrete(labels) else labels.dtype
+    if not np.issubdtype(dtype, np.integer):
+        raise ValueError(f"{name} must be integer class indices in [0, {num_classes}), got dtype {dtype}")
+    if not is_concrete(labels):
+        return
+    arr = np.asarray(labels)
+    if arr.size and (arr.min() < 0 or arr.max() >= num_classes):
+        bad = arr[(arr < 0) | (arr >= num_classes)].ravel()[0]
+        raise ValueError(f"{name} must be in [0, {num_classes}), got {int(bad)}")
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return tuple(np.shape(x)) if is_concrete(x) else tuple(x.shape)
+
+
+def check_rank_at_least(name: str, x: Any, rank: int) -> None:
+    """Raise unless ``x`` has at least ``rank`` dimensions."""
+    shape = _shape(x)
+    if len(shape) < rank:
+        raise ValueError(f"{name} must have at least {rank} dimension(s), got shape {shape}")
+
+
+def check_last_dim(name: str, x: Any, size: int, *, what: str = "num_classes") -> None:
+    """Raise unless the trailing axis of ``x`` has length ``size``."""
+    shape = _shape(x)
+    if not shape or shape[-1] != size:
+        raise ValueError(f"{name} must have a last axis of size {what}={size}, got shape {shape}")
+
+
+def check_same_shape(names: Sequence[str], *arrays: Any) -> None:
+    """Raise unless all arrays share one shape."""
+    shapes = [_shape(a) for a in arrays]
+    if any(s != shapes[0] for s in shapes[1:]):
+        desc = ", ".join(f"{n} {s}" for n, s in zip(names, shapes))
+        raise ValueError(f"{' and '.join(names)} must have the same shape, got {desc}")
+
+
+def check_binary_labels(labels: Any, *, name: str = "labels") -> None:
+    """Raise unless ``labels`` is a 1-D array of 0/1 (or bool) with both classes present."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.dtype == bool:
+        arr = arr.astype(np.int8)
+    if not np.all((arr == 0) | (arr == 1)):
+        raise ValueError(f"{name} must contain only 0 (non-member) and 1 (member)")
+    if arr.size and (arr.min() == arr.max()):
+        raise ValueError(f"{name} must contain both members (1) and non-members (0)")
+
+
+def check_finite(name: str, x: Any) -> None:
+    """Raise if a concrete array contains NaN or +-inf."""
+    if not is_concrete(x):
+        return
+    arr = np.asarray(x)
+    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, found {int((~np.isfinite(arr)).sum())} NaN/inf values")
