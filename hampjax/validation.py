@@ -32,6 +32,8 @@ __all__ = [
     "check_last_dim",
     "check_same_shape",
     "check_rank_at_least",
+    "check_ndim",
+    "check_nonempty",
     "check_binary_labels",
     "check_finite",
 ]
@@ -143,6 +145,20 @@ def check_rank_at_least(name: str, x: Any, rank: int) -> None:
         raise ValueError(f"{name} must have at least {rank} dimension(s), got shape {shape}")
 
 
+def check_ndim(name: str, x: Any, ndim: int) -> None:
+    """Raise unless ``x`` has exactly ``ndim`` dimensions."""
+    shape = _shape(x)
+    if len(shape) != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {shape}")
+
+
+def check_nonempty(name: str, x: Any) -> None:
+    """Raise if ``x`` has no elements along its first axis."""
+    shape = _shape(x)
+    if not shape or shape[0] == 0:
+        raise ValueError(f"{name} must contain at least 1 example, got shape {shape}")
+
+
 def check_last_dim(name: str, x: Any, size: int, *, what: str = "num_classes") -> None:
     """Raise unless the trailing axis of ``x`` has length ``size``."""
     shape = _shape(x)
@@ -163,11 +179,13 @@ def check_binary_labels(labels: Any, *, name: str = "labels") -> None:
     arr = np.asarray(labels)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must contain both members (1) and non-members (0), got an empty array")
     if arr.dtype == bool:
         arr = arr.astype(np.int8)
     if not np.all((arr == 0) | (arr == 1)):
         raise ValueError(f"{name} must contain only 0 (non-member) and 1 (member)")
-    if arr.size and (arr.min() == arr.max()):
+    if arr.min() == arr.max():
         raise ValueError(f"{name} must contain both members (1) and non-members (0)")
 
 
