@@ -36,6 +36,14 @@ __all__ = [
     "check_nonempty",
     "check_binary_labels",
     "check_finite",
+    "check_logits_labels",
+    "check_mask",
+    "check_shape",
+    "check_scalar",
+    "check_epoch",
+    "check_key",
+    "shape_of",
+    "dtype_of",
 ]
 
 
@@ -134,8 +142,17 @@ def check_labels(labels: Any, num_classes: int, *, name: str = "labels") -> None
         raise ValueError(f"{name} must be in [0, {num_classes}), got {int(bad)}")
 
 
-def _shape(x: Any) -> tuple[int, ...]:
+def shape_of(x: Any) -> tuple[int, ...]:
+    """Static shape of an array, a tracer or a nested list."""
     return tuple(np.shape(x)) if is_concrete(x) else tuple(x.shape)
+
+
+def dtype_of(x: Any) -> np.dtype:
+    """dtype of an array, a tracer or a Python scalar/list."""
+    return np.asarray(x).dtype if is_concrete(x) else np.dtype(x.dtype)
+
+
+_shape = shape_of
 
 
 def check_rank_at_least(name: str, x: Any, rank: int) -> None:
@@ -196,3 +213,63 @@ def check_finite(name: str, x: Any) -> None:
     arr = np.asarray(x)
     if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, found {int((~np.isfinite(arr)).sum())} NaN/inf values")
+
+
+def check_shape(name: str, x: Any, shape: tuple[int, ...], *, what: str | None = None) -> None:
+    """Raise unless ``x`` has exactly ``shape`` (``what`` names where the shape comes from)."""
+    if shape_of(x) != tuple(shape):
+        expected = f"{what}={tuple(shape)}" if what else f"{tuple(shape)}"
+        raise ValueError(f"{name} must have shape {expected}, got {shape_of(x)}")
+
+
+def check_scalar(name: str, x: Any, *, allowed: str) -> None:
+    """Raise unless ``x`` is a scalar; ``allowed`` describes the range for the message."""
+    if shape_of(x) != ():
+        raise ValueError(f"{name} must be a scalar in {allowed}, got shape {shape_of(x)}")
+
+
+def check_logits_labels(logits: Any, labels: Any, *, min_rank: int = 1) -> int:
+    """Check ``logits [..., C]`` (C >= 2) and integer ``labels`` of shape ``logits.shape[:-1]``
+    with values in [0, C); return C."""
+    check_rank_at_least("logits", logits, min_rank)
+    num_classes = check_num_classes(shape_of(logits)[-1], name="logits.shape[-1]")
+    if shape_of(labels) != shape_of(logits)[:-1]:
+        raise ValueError(
+            f"labels must have shape logits.shape[:-1]={shape_of(logits)[:-1]}, "
+            f"got {shape_of(labels)}"
+        )
+    check_labels(labels, num_classes)
+    return num_classes
+
+
+def check_mask(name: str, mask: Any, shape: tuple[int, ...]) -> None:
+    """Raise unless ``mask`` is a boolean array of the given shape."""
+    what = f"{name} must be a boolean mask of shape {tuple(shape)}"
+    if shape_of(mask) != tuple(shape):
+        raise ValueError(f"{what}, got shape {shape_of(mask)}")
+    if dtype_of(mask) != np.bool_:
+        raise ValueError(f"{what}, got dtype {dtype_of(mask)}")
+
+
+def check_epoch(epoch: Any, *, name: str = "epoch") -> None:
+    """Raise unless ``epoch`` is an integer scalar >= 0 (value checked only when concrete)."""
+    integer = np.issubdtype(dtype_of(epoch), np.integer)
+    if isinstance(epoch, bool) or shape_of(epoch) != () or not integer:
+        raise ValueError(f"{name} must be an integer scalar >= 0, got {epoch!r}")
+    if is_concrete(epoch) and int(np.asarray(epoch)) < 0:
+        raise ValueError(f"{name} must be an integer scalar >= 0, got {int(np.asarray(epoch))}")
+
+
+def check_key(key: Any, *, name: str = "key") -> None:
+    """Raise unless ``key`` is one jax.random key (typed key, or a raw uint32 [2] key)."""
+    if key is None or not hasattr(key, "dtype"):
+        raise ValueError(f"{name} must be a jax.random key (e.g. jax.random.key(0)), got {key!r}")
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if shape_of(key) != ():
+            raise ValueError(f"{name} must be a single jax.random key, got shape {shape_of(key)}")
+        return
+    if dtype_of(key) != np.uint32 or shape_of(key) != (2,):
+        raise ValueError(
+            f"{name} must be a jax.random key (e.g. jax.random.key(0)), got dtype "
+            f"{dtype_of(key)} shape {shape_of(key)}"
+        )

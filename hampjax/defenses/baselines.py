@@ -31,18 +31,6 @@ __all__ = [
 ]
 
 
-def _check_logits_labels(logits, labels) -> int:
-    validation.check_rank_at_least("logits", logits, 1)
-    num_classes = validation.check_num_classes(logits.shape[-1], name="logits.shape[-1]")
-    if tuple(labels.shape) != tuple(logits.shape[:-1]):
-        raise ValueError(
-            f"labels must have shape logits.shape[:-1]={tuple(logits.shape[:-1])}, "
-            f"got {tuple(labels.shape)}"
-        )
-    validation.check_labels(labels, num_classes)
-    return num_classes
-
-
 @jax.jit
 def _cross_entropy(logits, labels):
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
@@ -64,7 +52,7 @@ def cross_entropy_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
       1.3862943...
     """
     labels = jnp.asarray(labels)
-    _check_logits_labels(logits, labels)
+    validation.check_logits_labels(logits, labels)
     return _cross_entropy(logits, labels)
 
 
@@ -98,7 +86,7 @@ def label_smoothing_loss(
       ValueError: on ``smoothing`` outside [0, 1), shape mismatch or labels out of range.
     """
     labels = jnp.asarray(labels)
-    num_classes = _check_logits_labels(logits, labels)
+    num_classes = validation.check_logits_labels(logits, labels)
     validation.check_in_range("smoothing", smoothing, 0.0, 1.0)
     return _label_smoothing(logits, labels, smoothing, num_classes)
 
@@ -125,7 +113,7 @@ def confidence_penalty_loss(
       ValueError: on negative ``beta``, shape mismatch or labels out of range.
     """
     labels = jnp.asarray(labels)
-    _check_logits_labels(logits, labels)
+    validation.check_logits_labels(logits, labels)
     validation.check_nonnegative("beta", beta)
     return _confidence_penalty(logits, labels, beta)
 
@@ -196,7 +184,7 @@ def fit_temperature(
     labels = jnp.asarray(labels)
     if len(logits.shape) != 2:
         raise ValueError(f"logits must have shape [N, C], got {tuple(logits.shape)}")
-    _check_logits_labels(logits, labels)
+    validation.check_logits_labels(logits, labels)
     validation.check_positive("min_temperature", min_temperature)
     validation.check_in_range("max_temperature", max_temperature, min_temperature, float("inf"),
                               low_inclusive=False)
