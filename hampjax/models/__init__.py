@@ -1,0 +1,42 @@
+"""Model zoo: Flax modules for the benchmarks of the HAMP, RelaxLoss and Trust papers.
+
+Every model is a ``flax.linen.Module`` with ``num_classes`` and ``__call__(x, *, train)``
+returning logits ``[batch, num_classes]``; images are NHWC float32. ``model_functions`` turns a
+module into the pure ``init_fn`` / ``apply_fn`` pair the batched training engine vmaps over a
+model axis; ``get_model`` builds one by name.
+"""
+
+from hampjax.models.cnn import SalemCNN
+from hampjax.models.densenet import DenseNet, densenet_channels, densenet_layers_per_block
+from hampjax.models.mlp import DEFAULT_HIDDEN_SIZES, FCNet
+from hampjax.models.registry import MODELS, count_params, get_model, model_functions
+from hampjax.models.resnet import (
+    SHORTCUTS,
+    BasicBlock,
+    ResNet18,
+    ResNet20,
+    WideResNet,
+    zero_pad_shortcut,
+)
+from hampjax.models.vgg import VGG, VGG_CONFIGS
+
+__all__ = [
+    "FCNet",
+    "DEFAULT_HIDDEN_SIZES",
+    "DenseNet",
+    "densenet_channels",
+    "densenet_layers_per_block",
+    "ResNet18",
+    "ResNet20",
+    "WideResNet",
+    "BasicBlock",
+    "SHORTCUTS",
+    "zero_pad_shortcut",
+    "VGG",
+    "VGG_CONFIGS",
+    "SalemCNN",
+    "MODELS",
+    "get_model",
+    "model_functions",
+    "count_params",
+]

@@ -1,0 +1,124 @@
+"""Building blocks shared by the model zoo: initializers, BatchNorm settings, input checks.
+
+Every model in :mod:`hampjax.models` uses the same conventions:
+
+* Images are NHWC ``float32``; every model returns logits ``[batch, num_classes]``.
+* Conv kernels use He (Kaiming) normal initialization with fan-out, ``N(0, 2 / (k*k*c_out))``,
+  the convention of the PyTorch CIFAR ResNet/DenseNet code the papers build on.
+* Dense kernels use PyTorch's ``nn.Linear`` default, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``;
+  all biases start at zero (PyTorch draws linear biases from the same uniform; the difference
+  does not matter for training and keeps the initializers shape-only).
+* BatchNorm: scale 1, bias 0, ``momentum=0.9`` in Flax's convention
+  (``running = 0.9 * running + 0.1 * batch``, i.e. PyTorch ``momentum=0.1``), ``epsilon=1e-5``.
+  Flax tracks the biased batch variance in the running variance (PyTorch tracks the unbiased
+  one); with batches of 64+ examples the two differ by under 2%.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from hampjax import validation
+
+__all__ = [
+    "BN_MOMENTUM",
+    "BN_EPSILON",
+    "conv_kernel_init",
+    "dense_kernel_init",
+    "batch_norm",
+    "conv",
+    "dense",
+    "check_image_batch",
+    "check_positive_int_tuple",
+    "check_bool",
+]
+
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+dense_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def batch_norm(train: bool, *, name: str | None = None) -> nn.BatchNorm:
+    """BatchNorm over the channel axis with the zoo's settings.
+
+    Args:
+      train: True normalizes with the batch's statistics and updates ``batch_stats``;
+        False normalizes with the running statistics (the batch has no influence).
+      name: submodule name.
+
+    Returns:
+      An ``nn.BatchNorm`` to call on an NHWC (or ``[batch, features]``) array.
+    """
+    return nn.BatchNorm(
+        use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
+    )
+
+
+def conv(
+    features: int,
+    kernel_size: int,
+    *,
+    strides: int = 1,
+    use_bias: bool = False,
+    padding: Any = "SAME",
+    name: str | None = None,
+) -> nn.Conv:
+    """Square 2-D convolution with He fan-out initialization (no bias by default).
+
+    Args:
+      features: output channels.
+      kernel_size: side of the square kernel.
+      strides: stride in both spatial directions.
+      use_bias: add a bias (False where BatchNorm follows).
+      padding: Flax padding spec; ``"SAME"`` keeps ``H x W`` at stride 1.
+      name: submodule name.
+
+    Returns:
+      An ``nn.Conv`` with kernel shape ``[k, k, c_in, features]``.
+    """
+    return nn.Conv(
+        features,
+        (kernel_size, kernel_size),
+        strides=(strides, strides),
+        padding=padding,
+        use_bias=use_bias,
+        kernel_init=conv_kernel_init,
+        name=name,
+    )
+
+
+def dense(features: int, *, name: str | None = None) -> nn.Dense:
+    """Fully connected layer with PyTorch-default kernel initialization and a zero bias."""
+    return nn.Dense(features, kernel_init=dense_kernel_init, name=name)
+
+
+def check_image_batch(x: jax.Array, *, name: str = "x") -> None:
+    """Raise unless ``x`` is a rank-4 NHWC batch of images.
+
+    Raises:
+      ValueError: if ``x`` does not have shape ``[batch, height, width, channels]``.
+    """
+    shape = tuple(jnp.shape(x))
+    if len(shape) != 4:
+        raise ValueError(
+            f"{name} must have shape [batch, height, width, channels] (rank 4), got shape {shape}"
+        )
+
+
+def check_positive_int_tuple(name: str, values: Any) -> tuple[int, ...]:
+    """Raise unless ``values`` is a non-empty sequence of integers >= 1; return it as a tuple."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+        raise ValueError(f"{name} must be a non-empty sequence of integers >= 1, got {values!r}")
+    return tuple(validation.check_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values))
+
+
+def check_bool(name: str, value: Any) -> None:
+    """Raise unless ``value`` is a Python bool (not a tracer, not an int)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be a Python bool (True or False), got {value!r}")
