@@ -181,6 +181,11 @@ def hamp_soft_labels(
     validation.check_choice("method", method, SOFT_LABEL_METHODS)
     validation.check_in_range("entropy_threshold", entropy_threshold, 0.0, 1.0)
     validation.check_labels(labels, num_classes)
+    return _soft_labels(labels, num_classes, entropy_threshold, method)
+
+
+def _soft_labels(labels, num_classes: int, entropy_threshold, method: str) -> jax.Array:
+    """Unvalidated core of :func:`hamp_soft_labels` (for use inside traced code)."""
     p = _soft_label_probability(num_classes, entropy_threshold, method)
     off = (1.0 - p) / (num_classes - 1)
     onehot = jax.nn.one_hot(labels, num_classes, dtype=p.dtype)

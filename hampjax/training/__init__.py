@@ -1,0 +1,49 @@
+"""The batched shadow-model training engine.
+
+* :mod:`~hampjax.training.membership` - balanced and paired keep matrices.
+* :mod:`~hampjax.training.recipes` - loss + optimizer + schedule + selection presets.
+* :func:`train_many` - M models in one jitted program, sharded over devices, resumable.
+* :mod:`~hampjax.training.distributed` - multi-host setup when the environment asks.
+"""
+
+from hampjax.training.distributed import maybe_initialize
+from hampjax.training.engine import TrainResult, TrainState, epoch_batches, model_key, train_many
+from hampjax.training.membership import balanced_keep, check_keep, load_keep, paired_keep, save_keep
+from hampjax.training.recipes import (
+    LossContext,
+    Recipe,
+    adam,
+    exponential_schedule,
+    hamp_recipe,
+    label_smoothing_recipe,
+    relaxloss_recipe,
+    sgd,
+    step_schedule,
+    undefended_recipe,
+    weighted_smoothing_recipe,
+)
+
+__all__ = [
+    "LossContext",
+    "Recipe",
+    "TrainResult",
+    "TrainState",
+    "adam",
+    "balanced_keep",
+    "check_keep",
+    "epoch_batches",
+    "exponential_schedule",
+    "hamp_recipe",
+    "label_smoothing_recipe",
+    "load_keep",
+    "maybe_initialize",
+    "model_key",
+    "paired_keep",
+    "relaxloss_recipe",
+    "save_keep",
+    "sgd",
+    "step_schedule",
+    "train_many",
+    "undefended_recipe",
+    "weighted_smoothing_recipe",
+]

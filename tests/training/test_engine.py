@@ -1,0 +1,235 @@
+"""The batched engine against a per-model Python loop; sharding, chunking, resume, no retrace."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from hampjax.models import get_model, model_functions
+from hampjax.training import (
+    LossContext,
+    balanced_keep,
+    epoch_batches,
+    hamp_recipe,
+    model_key,
+    relaxloss_recipe,
+    train_many,
+    undefended_recipe,
+    weighted_smoothing_recipe,
+)
+from hampjax.training import engine
+
+N, D, C = 96, 12, 4
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(N, D)).astype(np.float32)
+    y = rng.integers(0, C, N)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def model():
+    return get_model("fc", C, hidden_sizes=(16, 8))
+
+
+def sgd_recipe(**kw):
+    recipe = undefended_recipe("digits", epochs=3, batch_size=10)
+    return recipe.replace(optimizer=lambda learning_rate: optax.sgd(learning_rate, momentum=0.9),
+                          learning_rate=lambda e: 0.05 * 0.5 ** jnp.asarray(e, jnp.float32), **kw)
+
+
+def reference_train(model, recipe, x, y, keep_row, seed, m):
+    """One model, written out plainly: Python loops over epochs and steps, no vmap."""
+    init_fn, apply_fn = model_functions(model)
+    key = model_key(seed, m)
+    variables = init_fn(jax.random.fold_in(key, 0), jnp.asarray(x[:1]))
+    params = variables["params"]
+    tx = optax.inject_hyperparams(recipe.optimizer)(learning_rate=recipe.learning_rate(0))
+    opt_state = tx.init(params)
+    num_steps = int(np.ceil(keep_row.sum() / recipe.batch_size))
+    max_steps = engine._num_steps(np.asarray(keep_row)[None], recipe.batch_size)
+    assert num_steps == max_steps
+    for epoch in range(recipe.epochs):
+        opt_state.hyperparams["learning_rate"] = recipe.learning_rate(epoch)
+        idx, where = epoch_batches(key, jnp.asarray(keep_row), jnp.int32(epoch),
+                                   batch_size=recipe.batch_size, num_steps=num_steps,
+                                   shuffle=recipe.shuffle)
+        step_key = jax.random.fold_in(jax.random.fold_in(key, 2), epoch)
+        for s in range(num_steps):
+            valid = np.asarray(where[s])
+            rows = np.asarray(idx[s])[valid]  # only the real examples of this batch
+            k_loss, _ = jax.random.split(jax.random.fold_in(step_key, s))
+
+            def loss_fn(p):
+                logits, _ = apply_fn({"params": p}, jnp.asarray(x[rows]), train=True)
+                ctx = LossContext(jnp.int32(epoch), k_loss, jnp.ones(len(rows), bool),
+                                  jnp.zeros(len(rows)))
+                return recipe.loss(logits, jnp.asarray(y[rows]), ctx).mean()
+
+            grads = jax.grad(loss_fn)(params)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+    return params
+
+
+def assert_trees_close(a, b, **kw):
+    jax.tree_util.tree_map(lambda u, v: np.testing.assert_allclose(u, v, **kw), a, b)
+
+
+def test_epoch_batches_cover_members_once(data):
+    keep_row = jnp.asarray(np.arange(N) % 3 == 0)  # 32 members
+    idx, where = epoch_batches(jax.random.key(0), keep_row, jnp.int32(0), batch_size=10,
+                               num_steps=4, shuffle="every_epoch")
+    real = np.asarray(idx)[np.asarray(where)]
+    assert sorted(real.tolist()) == list(range(0, N, 3))
+    # padding positions repeat members, never non-members
+    assert np.all(np.asarray(keep_row)[np.asarray(idx)])
+    idx2, _ = epoch_batches(jax.random.key(0), keep_row, jnp.int32(1), batch_size=10,
+                            num_steps=4, shuffle="every_epoch")
+    assert not np.array_equal(idx, idx2)
+    once = [epoch_batches(jax.random.key(0), keep_row, jnp.int32(e), batch_size=10, num_steps=4,
+                          shuffle="once")[0] for e in (0, 1, 5)]
+    np.testing.assert_array_equal(once[0], once[1])
+    np.testing.assert_array_equal(once[0], once[2])
+
+
+@pytest.mark.parametrize("recipe_name", ["sgd", "hamp"])
+def test_batched_equals_per_model_loop(data, model, recipe_name):
+    x, y = data
+    keep = balanced_keep(4, N, seed=1)
+    # Give the models different member counts so that padding and skipped steps occur.
+    keep[0, np.flatnonzero(keep[0])[:7]] = False
+    recipe = sgd_recipe() if recipe_name == "sgd" else hamp_recipe("digits", epochs=2, batch_size=10)
+    result = train_many(model, recipe, x, y, keep, seed=3, progress=False)
+    for m in range(4):
+        want = reference_train(model, recipe, x, y, keep[m], 3, m)
+        got = jax.tree_util.tree_map(lambda a: a[m], result.variables["params"])
+        assert_trees_close(got, want, rtol=2e-5, atol=2e-6)
+
+
+def test_sharded_and_chunked_equal_unsharded(data, model):
+    x, y = data
+    keep = balanced_keep(8, N, seed=0)
+    recipe = sgd_recipe()
+    single = train_many(model, recipe, x, y, keep, seed=0, devices=jax.devices()[:1],
+                        progress=False)
+    assert len(jax.devices()) == 8
+    sharded = train_many(model, recipe, x, y, keep, seed=0, progress=False)
+    chunked = train_many(model, recipe, x, y, keep, seed=0, devices=jax.devices()[:2],
+                         chunk_size=3, progress=False)  # chunks of 4 (rounded up), padding
+    assert_trees_close(sharded.variables, single.variables, rtol=1e-5, atol=1e-6)
+    assert_trees_close(chunked.variables, single.variables, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(chunked.train_loss, single.train_loss, rtol=1e-5)
+
+
+def test_no_retrace_across_epochs_and_chunks(data, model):
+    x, y = data
+    before = engine.TRACE_COUNTS["epoch"]
+    train_many(model, sgd_recipe(epochs=4), x, y, balanced_keep(6, N, seed=0), seed=0,
+               chunk_size=2, devices=jax.devices()[:1], progress=False)
+    assert engine.TRACE_COUNTS["epoch"] - before == 1
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupting_bar(after_updates):
+    calls = {"n": 0}
+
+    class Bar(engine._NoBar):
+        def update(self, n=1):
+            calls["n"] += 1
+            if calls["n"] > after_updates:
+                raise _Interrupt()
+
+    return lambda total, enabled: Bar()
+
+
+def test_resume_after_interruption_is_bit_identical(data, model, tmp_path, monkeypatch):
+    x, y = data
+    keep = balanced_keep(4, N, seed=2)
+    recipe = sgd_recipe(epochs=5)
+    kwargs = dict(seed=4, chunk_size=2, devices=jax.devices()[:1], val_data=(x[:20], y[:20]))
+    reference = train_many(model, recipe, x, y, keep, progress=False, **kwargs)
+
+    workdir = str(tmp_path / "run")
+    # Interrupt during the second chunk (chunk 0 takes 5 bar updates), after 2 of its epochs.
+    with monkeypatch.context() as mp:
+        mp.setattr(engine, "_progress_bar", _interrupting_bar(5 + 2))
+        with pytest.raises(_Interrupt):
+            train_many(model, recipe, x, y, keep, workdir=workdir, save_every=1, **kwargs)
+    assert os.path.exists(os.path.join(workdir, "chunk_00000", "result.npz"))
+    assert not os.path.exists(os.path.join(workdir, "chunk_00001", "result.npz"))
+    ran_before = engine.TRACE_COUNTS["epochs_run"]
+    resumed = train_many(model, recipe, x, y, keep, workdir=workdir, save_every=1,
+                         progress=False, **kwargs)
+    # Chunk 0 is not retrained; chunk 1 resumes after its checkpointed 2 epochs.
+    assert engine.TRACE_COUNTS["epochs_run"] - ran_before == 3
+    jax.tree_util.tree_map(np.testing.assert_array_equal, resumed.variables, reference.variables)
+    np.testing.assert_array_equal(resumed.train_loss, reference.train_loss)
+    np.testing.assert_array_equal(resumed.val_acc, reference.val_acc)
+    # A third start loads everything and trains nothing.
+    ran_before = engine.TRACE_COUNTS["epochs_run"]
+    again = train_many(model, recipe, x, y, keep, workdir=workdir, progress=False, **kwargs)
+    assert engine.TRACE_COUNTS["epochs_run"] == ran_before
+    jax.tree_util.tree_map(np.testing.assert_array_equal, again.variables, reference.variables)
+    np.testing.assert_array_equal(np.load(os.path.join(workdir, "keep.npy")), keep)
+
+
+def test_workdir_of_another_run_is_refused(data, model, tmp_path):
+    x, y = data
+    keep = balanced_keep(2, N, seed=0)
+    workdir = str(tmp_path / "run")
+    train_many(model, sgd_recipe(epochs=1), x, y, keep, seed=0, workdir=workdir, progress=False)
+    with pytest.raises(ValueError, match="holds a different run .*seed"):
+        train_many(model, sgd_recipe(epochs=1), x, y, keep, seed=1, workdir=workdir,
+                   progress=False)
+
+
+def test_best_val_selection(data, model):
+    x, y = data
+    keep = balanced_keep(2, N, seed=0)
+    recipe = sgd_recipe(epochs=4, selection="best_val")
+    res = train_many(model, recipe, x, y, keep, seed=0, val_data=(x, y), progress=False,
+                     snapshot_epochs=(0, 1, 2, 3))
+    for m in range(2):
+        best = int(np.argmax(res.val_acc[m]))  # first epoch reaching the maximum (strict >)
+        assert res.best_epoch[m] == best
+        assert_trees_close(jax.tree_util.tree_map(lambda a: a[m], res.variables),
+                           jax.tree_util.tree_map(lambda a: a[m], res.snapshots[best]), rtol=0)
+    with pytest.raises(ValueError, match="val_data is required"):
+        train_many(model, recipe, x, y, keep, seed=0, progress=False)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: relaxloss_recipe("purchase100_fc", epochs=2, batch_size=16),
+    lambda: weighted_smoothing_recipe(sigma=0.1, epochs=6, batch_size=16),
+])
+def test_defense_recipes_train(data, model, make):
+    x, y = data
+    res = train_many(model, make(), x, y, balanced_keep(2, N, seed=0), seed=0, progress=False)
+    assert np.all(np.isfinite(res.train_loss))
+    leaves = jax.tree_util.tree_leaves(res.variables)
+    assert all(np.all(np.isfinite(a)) for a in leaves)
+
+
+def test_input_validation(data, model):
+    x, y = data
+    keep = balanced_keep(2, N, seed=0)
+    with pytest.raises(ValueError, match="keep must have num_examples=96"):
+        train_many(model, sgd_recipe(), x, y, keep[:, :10], seed=0, progress=False)
+    bad = keep.copy()
+    bad[1] = False
+    with pytest.raises(ValueError, match=r"model\(s\) \[1\] have none"):
+        train_many(model, sgd_recipe(), x, y, bad, seed=0, progress=False)
+    with pytest.raises(ValueError, match="y must have shape"):
+        train_many(model, sgd_recipe(), x, y[:5], keep, seed=0, progress=False)
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        train_many(model, sgd_recipe(), x, y, keep, seed=-1, progress=False)
