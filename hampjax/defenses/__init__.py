@@ -1,0 +1,59 @@
+"""Membership-inference defenses as pure, jit- and vmap-compatible JAX functions.
+
+Training-time losses are per-example (``logits [..., C], labels [...] -> [...]``); the caller
+reduces. Randomness only through explicit ``key`` arguments.
+"""
+
+from hampjax.defenses.baselines import (
+    confidence_penalty_loss,
+    cross_entropy_loss,
+    fit_temperature,
+    label_smoothing_loss,
+    temperature_scale,
+)
+from hampjax.defenses.hamp import (
+    hamp_loss,
+    hamp_soft_labels,
+    soft_label_entropy,
+    soft_label_probability,
+)
+from hampjax.defenses.relaxloss import (
+    RELAXLOSS_PRESETS,
+    RelaxLossPreset,
+    relaxloss_branch,
+    relaxloss_loss,
+)
+from hampjax.defenses.weighted_smoothing import (
+    WS_CIFAR10_HPARAMS,
+    WS_HAM10000_HPARAMS,
+    WS_NOISE_START_EPOCH,
+    WS_SIGMA_GRID,
+    weighted_smoothing_loss,
+    ws_noise_scale,
+    ws_optimizer,
+    ws_sample_scores,
+)
+
+__all__ = [
+    "RELAXLOSS_PRESETS",
+    "RelaxLossPreset",
+    "WS_CIFAR10_HPARAMS",
+    "WS_HAM10000_HPARAMS",
+    "WS_NOISE_START_EPOCH",
+    "WS_SIGMA_GRID",
+    "confidence_penalty_loss",
+    "cross_entropy_loss",
+    "fit_temperature",
+    "hamp_loss",
+    "hamp_soft_labels",
+    "label_smoothing_loss",
+    "relaxloss_branch",
+    "relaxloss_loss",
+    "soft_label_entropy",
+    "soft_label_probability",
+    "temperature_scale",
+    "weighted_smoothing_loss",
+    "ws_noise_scale",
+    "ws_optimizer",
+    "ws_sample_scores",
+]

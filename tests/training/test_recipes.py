@@ -1,0 +1,87 @@
+"""Recipe presets carry the authors' hyperparameters; schedules match their definitions."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from hampjax.training.recipes import (
+    exponential_schedule,
+    hamp_recipe,
+    label_smoothing_recipe,
+    relaxloss_recipe,
+    step_schedule,
+    undefended_recipe,
+    weighted_smoothing_recipe,
+)
+
+
+def test_step_schedule_is_multistep_lr():
+    lr = step_schedule(0.5, (60, 90, 150))
+    got = [float(lr(jnp.int32(e))) for e in (0, 59, 60, 89, 90, 149, 150, 199)]
+    np.testing.assert_allclose(got, [0.5, 0.5, 0.05, 0.05, 0.005, 0.005, 0.0005, 0.0005], rtol=1e-6)
+
+
+def test_exponential_schedule():
+    lr = exponential_schedule(0.022, 0.991)
+    np.testing.assert_allclose(float(lr(jnp.int32(10))), 0.022 * 0.991 ** 10, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dataset,gamma,alpha,epochs,batch", [
+    ("purchase100", 0.8, 0.01, 200, 32), ("texas100", 0.6, 0.01, 100, 32),
+    ("location30", 0.5, 0.001, 100, 64), ("cifar10", 0.95, 0.001, 200, 64),
+    ("cifar100", 0.5, 0.005, 200, 64),
+])
+def test_hamp_presets(dataset, gamma, alpha, epochs, batch):
+    r = hamp_recipe(dataset)
+    assert (r.config["entropy_threshold"], r.config["alpha"], r.epochs, r.batch_size) == (
+        gamma, alpha, epochs, batch)
+    assert r.selection == "best_val" and r.shuffle == "once"
+    assert r.min_improvement == (0.01 if dataset.startswith("cifar") else 0.0)
+    assert r.config["kl_reduction"] == "mean_over_classes"
+    base = 1.0 if dataset == "cifar100" else 0.5
+    assert float(r.learning_rate(jnp.int32(0))) == pytest.approx(base)
+    assert float(r.learning_rate(jnp.int32(60))) == pytest.approx(base * 0.1)
+
+
+def test_hamp_loss_in_recipe_matches_defense():
+    from hampjax.defenses import hamp_loss, hamp_soft_labels
+    from hampjax.training.recipes import LossContext
+
+    r = hamp_recipe("purchase100")
+    logits = jnp.linspace(-2, 2, 300).reshape(3, 100)
+    labels = jnp.array([0, 5, 99])
+    ctx = LossContext(jnp.int32(0), None, jnp.ones(3, bool), jnp.zeros(3))
+    want = hamp_loss(logits, hamp_soft_labels(labels, 100, 0.8), 0.01,
+                     kl_reduction="mean_over_classes")
+    np.testing.assert_allclose(r.loss(logits, labels, ctx), want, rtol=1e-6)
+
+
+def test_other_presets():
+    assert undefended_recipe("texas100").epochs == 20
+    assert undefended_recipe("cifar10").batch_size == 64
+    rl = relaxloss_recipe("texas100_fc")
+    assert (rl.config["alpha"], rl.config["upper"], rl.epochs, rl.batch_size) == (2.5, 0.1, 120, 128)
+    assert float(rl.learning_rate(jnp.int32(50))) == pytest.approx(0.01)
+    ws = weighted_smoothing_recipe(sigma=0.01)
+    assert ws.batch_size == 128 and ws.example_state is not None
+    ls = label_smoothing_recipe("purchase100")
+    assert ls.config["entropy_threshold"] == 0.05
+
+
+def test_replace_updates_config():
+    r = hamp_recipe("digits").replace(epochs=3)
+    assert r.epochs == 3 and r.config["epochs"] == 3
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: hamp_recipe("mnist"), "dataset must be one of"),
+    (lambda: hamp_recipe("purchase100", entropy_threshold=1.2), r"entropy_threshold must be in \[0, 1\)"),
+    (lambda: hamp_recipe("purchase100", alpha=-1), r"alpha must be in \[0, inf\)"),
+    (lambda: hamp_recipe("purchase100", epochs=0), "epochs must be an integer >= 1"),
+    (lambda: hamp_recipe("purchase100", selection="best"), "selection must be one of"),
+    (lambda: relaxloss_recipe("nope"), "preset must be one of"),
+    (lambda: weighted_smoothing_recipe(sigma=-0.1), r"sigma must be in \[0, inf\)"),
+])
+def test_validation(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
