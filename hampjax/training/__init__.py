@@ -3,11 +3,14 @@
 * :mod:`~hampjax.training.membership` - balanced and paired keep matrices.
 * :mod:`~hampjax.training.recipes` - loss + optimizer + schedule + selection presets.
 * :func:`train_many` - M models in one jitted program, sharded over devices, resumable.
+* :func:`predict_many` - eval-mode outputs of every model on every example and query.
 * :mod:`~hampjax.training.distributed` - multi-host setup when the environment asks.
 """
 
 from hampjax.training.distributed import maybe_initialize
 from hampjax.training.engine import TrainResult, TrainState, epoch_batches, model_key, train_many
+from hampjax.training.predict import OutputTransform, pool_output_transform, predict_many, predict_single
+from hampjax.training.queries import Query, QuerySet
 from hampjax.training.membership import balanced_keep, check_keep, load_keep, paired_keep, save_keep
 from hampjax.training.recipes import (
     LossContext,
@@ -24,6 +27,12 @@ from hampjax.training.recipes import (
 )
 
 __all__ = [
+    "OutputTransform",
+    "Query",
+    "QuerySet",
+    "pool_output_transform",
+    "predict_many",
+    "predict_single",
     "LossContext",
     "Recipe",
     "TrainResult",

@@ -26,6 +26,7 @@ the chunks ``i`` with ``i % process_count == process_index`` on its local device
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import hashlib
@@ -164,8 +165,8 @@ def _eval_logits(apply_fn, variables, x, eval_batch_size: int) -> jax.Array:
     return logits.reshape((num * size,) + logits.shape[2:])[:n]
 
 
-def _make_epoch_fn(apply_fn, recipe: Recipe, optimizer, *, num_steps: int, has_val: bool,
-                   eval_batch_size: int, donate: bool):
+def _make_epoch_fn(apply_fn, recipe: Recipe, optimizer, *, num_steps: int, full_steps: int,
+                   has_val: bool, eval_batch_size: int, donate: bool):
     """The jitted one-epoch program for a chunk of models."""
 
     def one_model(state: TrainState, key, keep_row, epoch, x, y, x_val, y_val):
@@ -184,7 +185,7 @@ def _make_epoch_fn(apply_fn, recipe: Recipe, optimizer, *, num_steps: int, has_v
                                        num_steps=num_steps, shuffle=recipe.shuffle)
         step_key = jax.random.fold_in(jax.random.fold_in(key, _STEP), epoch)
 
-        def step(carry, inputs):
+        def step(carry, inputs, *, guard: bool):
             variables, opt_state, loss_sum, correct, seen = carry
             s, idx, valid = inputs
             xb, yb = x[idx], y[idx]
@@ -204,16 +205,25 @@ def _make_epoch_fn(apply_fn, recipe: Recipe, optimizer, *, num_steps: int, has_v
             updates, new_opt_state = optimizer.update(grads, opt_state, variables["params"])
             new_variables = {**new_variables,
                              "params": optax.apply_updates(variables["params"], updates)}
-            any_valid = count > 0
-            variables = _select(any_valid, new_variables, variables)
-            opt_state = _select(any_valid, new_opt_state, opt_state)
+            if guard:  # a step without real examples must leave model and optimizer untouched
+                any_valid = count > 0
+                new_variables = _select(any_valid, new_variables, variables)
+                new_opt_state = _select(any_valid, new_opt_state, opt_state)
+            variables, opt_state = new_variables, new_opt_state
             hits = jnp.sum(jnp.where(valid, jnp.argmax(logits, -1) == yb, False))
             carry = (variables, opt_state, loss_sum + loss * count, correct + hits, seen + count)
             return carry, None
 
-        init = (state.variables, opt_state, jnp.float32(0), jnp.float32(0), jnp.float32(0))
+        carry = (state.variables, opt_state, jnp.float32(0), jnp.float32(0), jnp.float32(0))
         steps = (jnp.arange(num_steps, dtype=jnp.int32), indices, where)
-        (variables, opt_state, loss_sum, correct, seen), _ = jax.lax.scan(step, init, steps)
+        # The first `full_steps` steps have real examples for every model (static, from keep):
+        # they skip the select that guards the remaining steps of models with fewer members.
+        head = jax.tree_util.tree_map(lambda a: a[:full_steps], steps)
+        carry, _ = jax.lax.scan(functools.partial(step, guard=False), carry, head)
+        if full_steps < num_steps:
+            tail = jax.tree_util.tree_map(lambda a: a[full_steps:], steps)
+            carry, _ = jax.lax.scan(functools.partial(step, guard=True), carry, tail)
+        variables, opt_state, loss_sum, correct, seen = carry
 
         if has_val:
             val_logits = _eval_logits(apply_fn, variables, x_val, eval_batch_size)
@@ -246,10 +256,12 @@ def _make_epoch_fn(apply_fn, recipe: Recipe, optimizer, *, num_steps: int, has_v
     return jax.jit(epoch_fn, donate_argnums=(0,) if donate else ())
 
 
-def _init_state(init_fn, optimizer, keys, sample_x, num_examples: int, learning_rate) -> TrainState:
-    def one(key):
+def _make_init_fn(init_fn, optimizer, learning_rate, num_examples: int):
+    """The jitted initializer of a chunk: ``(keys [M], sample_x) -> TrainState``."""
+
+    def one(key, sample_x):
         variables = dict(init_fn(jax.random.fold_in(key, _INIT), sample_x))
-        opt_state = _with_learning_rate(optimizer.init(variables["params"]), learning_rate)
+        opt_state = _with_learning_rate(optimizer.init(variables["params"]), learning_rate(0))
         return TrainState(
             variables=variables,
             opt_state=opt_state,
@@ -259,7 +271,34 @@ def _init_state(init_fn, optimizer, keys, sample_x, num_examples: int, learning_
             example_state=jnp.zeros((num_examples,), jnp.float32),
         )
 
-    return jax.jit(jax.vmap(one))(keys)
+    return jax.jit(jax.vmap(one, in_axes=(0, None)))
+
+
+# Compiled programs are reused across train_many calls with the same model, recipe and static
+# shapes (e.g. a warm-up call, or the chunks of a resumed run): at most a few are kept.
+_PROGRAMS: collections.OrderedDict = collections.OrderedDict()
+_MAX_PROGRAMS = 8
+
+
+def _programs(model, init_fn, apply_fn, recipe: Recipe, **static):
+    recipe_key = (recipe.loss, recipe.optimizer, recipe.learning_rate, recipe.batch_size,
+                  recipe.selection, recipe.min_improvement, recipe.reset_optimizer_each_epoch,
+                  recipe.shuffle, recipe.example_state)
+    key = (model, recipe_key, tuple(sorted(static.items())))
+    if key in _PROGRAMS:
+        _PROGRAMS.move_to_end(key)
+        return _PROGRAMS[key]
+    optimizer = optax.inject_hyperparams(recipe.optimizer)(learning_rate=recipe.learning_rate(0))
+    num_examples = static.pop("num_examples")
+    programs = (
+        optimizer,
+        _make_init_fn(init_fn, optimizer, recipe.learning_rate, num_examples),
+        _make_epoch_fn(apply_fn, recipe, optimizer, **static),
+    )
+    _PROGRAMS[key] = programs
+    while len(_PROGRAMS) > _MAX_PROGRAMS:
+        _PROGRAMS.popitem(last=False)
+    return programs
 
 
 def _run_fingerprint(recipe: Recipe, keep: np.ndarray, seed: int, x, y, extra: dict) -> dict:
@@ -373,10 +412,12 @@ def train_many(
     x_dev = jax.device_put(x, replicated)
     y_dev = jax.device_put(y.astype(np.int32), replicated)
 
-    optimizer = optax.inject_hyperparams(recipe.optimizer)(learning_rate=recipe.learning_rate(0))
-    epoch_fn = _make_epoch_fn(apply_fn, recipe, optimizer, num_steps=num_steps,
-                              has_val=val_data is not None, eval_batch_size=eval_batch_size,
-                              donate=devices[0].platform != "cpu")  # CPU cannot donate buffers
+    full_steps = math.ceil(int(keep.sum(axis=1).min()) / recipe.batch_size)
+    optimizer, init_chunk, epoch_fn = _programs(
+        model, init_fn, apply_fn, recipe, num_steps=num_steps, full_steps=full_steps,
+        has_val=val_data is not None, eval_batch_size=eval_batch_size,
+        donate=devices[0].platform != "cpu",  # CPU cannot donate buffers
+        num_examples=num_examples)
 
     run = None
     if workdir is not None:
@@ -398,7 +439,7 @@ def train_many(
                 continue
             t0 = time.perf_counter()
             results[c] = _train_chunk(
-                init_fn, epoch_fn, optimizer, recipe, keep, lo, hi, chunk, seed, x_dev, y_dev,
+                init_chunk, epoch_fn, recipe, keep, lo, hi, chunk, seed, x_dev, y_dev,
                 x_val, y_val, sharded, run, c, save_every, snapshot_epochs, bar)
             seconds += time.perf_counter() - t0
             if run is not None:
@@ -417,7 +458,7 @@ def train_many(
     return _assemble(results, num_chunks, keep, snapshot_epochs, seconds)
 
 
-def _train_chunk(init_fn, epoch_fn, optimizer, recipe, keep, lo, hi, chunk, seed, x_dev, y_dev,
+def _train_chunk(init_chunk, epoch_fn, recipe, keep, lo, hi, chunk, seed, x_dev, y_dev,
                  x_val, y_val, sharded, run, c, save_every, snapshot_epochs, bar) -> dict:
     real = hi - lo
     index = np.arange(lo, lo + chunk)
@@ -426,8 +467,7 @@ def _train_chunk(init_fn, epoch_fn, optimizer, recipe, keep, lo, hi, chunk, seed
     keys = jax.device_put(jax.vmap(lambda i: model_key(seed, i))(jnp.asarray(index)), sharded)
     sample_x = x_dev[:1]
 
-    state = _init_state(init_fn, optimizer, keys, sample_x, keep.shape[1], recipe.learning_rate(0))
-    state = jax.device_put(state, sharded)
+    state = jax.device_put(init_chunk(keys, sample_x), sharded)
     history = {"train_loss": [], "train_acc": [], "val_acc": []}
     snapshots = {}
     start = 0
