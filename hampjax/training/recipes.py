@@ -25,6 +25,7 @@ from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from hampjax import validation
@@ -142,7 +143,7 @@ class Recipe:
 def step_schedule(base: float, milestones: tuple[int, ...], factor: float = 0.1):
     """``base * factor ** (number of milestones <= epoch)``: lr x0.1 at the start of each
     milestone epoch (PyTorch MultiStepLR)."""
-    bounds = jnp.asarray(milestones, jnp.int32) if milestones else jnp.zeros((0,), jnp.int32)
+    bounds = np.asarray(milestones, np.int32).reshape(-1)  # NumPy: no device work at import
 
     def schedule(epoch):
         passed = jnp.sum(jnp.asarray(epoch, jnp.int32) >= bounds)
