@@ -187,9 +187,9 @@ def _make_epoch_fn(apply_fn, recipe: Recipe, optimizer, *, num_steps: int, full_
 
         def step(carry, inputs, *, guard: bool):
             variables, opt_state, loss_sum, correct, seen = carry
-            s, idx, valid = inputs
+            s, idx, valid, step_keys = inputs
             xb, yb = x[idx], y[idx]
-            k_loss, k_dropout = jax.random.split(jax.random.fold_in(step_key, s))
+            k_loss, k_dropout = step_keys[0], step_keys[1]
             ctx = LossContext(epoch=epoch, key=k_loss, where=valid,
                               example_state=example_state[idx])
             count = jnp.sum(valid).astype(jnp.float32)
@@ -215,7 +215,11 @@ def _make_epoch_fn(apply_fn, recipe: Recipe, optimizer, *, num_steps: int, full_
             return carry, None
 
         carry = (state.variables, opt_state, jnp.float32(0), jnp.float32(0), jnp.float32(0))
-        steps = (jnp.arange(num_steps, dtype=jnp.int32), indices, where)
+        # All step keys of the epoch in one vectorized call: a per-step fold_in/split inside the
+        # scan costs about as much as the FC net's whole training step on CPU.
+        keys_per_step = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(step_key, i)))(
+            jnp.arange(num_steps))
+        steps = (jnp.arange(num_steps, dtype=jnp.int32), indices, where, keys_per_step)
         # The first `full_steps` steps have real examples for every model (static, from keep):
         # they skip the select that guards the remaining steps of models with fewer members.
         head = jax.tree_util.tree_map(lambda a: a[:full_steps], steps)
@@ -250,6 +254,12 @@ def _make_epoch_fn(apply_fn, recipe: Recipe, optimizer, *, num_steps: int, full_
 
     def epoch_fn(state, keys, keep, epoch, x, y, x_val, y_val):
         TRACE_COUNTS["epoch"] += 1
+        if keep.shape[0] == 1:
+            # One model: drop the size-1 model axis instead of vmapping over it, so that XLA
+            # sees plain (not batched) matmuls; on CPU this runs ~1.5x faster than vmap.
+            squeeze = lambda t: jax.tree_util.tree_map(lambda a: a[0], t)
+            out = one_model(squeeze(state), keys[0], keep[0], epoch, x, y, x_val, y_val)
+            return jax.tree_util.tree_map(lambda a: a[None], out)
         return jax.vmap(one_model, in_axes=(0, 0, 0, None, None, None, None, None))(
             state, keys, keep, epoch, x, y, x_val, y_val)
 
@@ -352,9 +362,10 @@ def train_many(
       val_data: optional ``(x_val, y_val)`` for per-epoch validation accuracy (required by
         ``selection="best_val"``).
       workdir: optional run directory for checkpoints and results (resumable).
-      chunk_size: models trained together (default: all, rounded up to a multiple of the
-        number of devices); smaller chunks bound memory. Padding models fill a partial chunk and
-        are discarded.
+      chunk_size: models trained together in one program, rounded up to a multiple of the
+        number of devices (default: all models on accelerators; one model per device on CPU,
+        where that is faster). Smaller chunks bound memory. Padding models fill a partial chunk
+        and are discarded. A performance setting: results do not depend on it.
       devices: devices to shard the model axis over (default: this process's local devices).
       save_every: checkpoint period in epochs (with ``workdir``).
       snapshot_epochs: 0-based epochs after which the models are also kept (early stopping).
@@ -390,7 +401,12 @@ def train_many(
 
     devices = list(devices) if devices is not None else jax.local_devices()
     num_devices = len(devices)
-    chunk = num_models if chunk_size is None else validation.check_positive_int("chunk_size", chunk_size)
+    if chunk_size is None:
+        # Performance default: on CPU one model per device runs plain (unbatched) matmuls,
+        # measured ~1.15x faster than vmapping several models; accelerators take all models.
+        chunk = num_devices if devices[0].platform == "cpu" else num_models
+    else:
+        chunk = validation.check_positive_int("chunk_size", chunk_size)
     chunk = min(chunk, num_models)
     chunk = math.ceil(chunk / num_devices) * num_devices
     num_chunks = math.ceil(num_models / chunk)
