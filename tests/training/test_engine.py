@@ -233,3 +233,27 @@ def test_input_validation(data, model):
         train_many(model, sgd_recipe(), x, y[:5], keep, seed=0, progress=False)
     with pytest.raises(ValueError, match="seed must be an integer >= 0"):
         train_many(model, sgd_recipe(), x, y, keep, seed=-1, progress=False)
+
+
+def test_batchnorm_model_trains_and_selects_in_eval_mode():
+    from hampjax.models.resnet import ResNet20
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 8, 8, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    keep = balanced_keep(2, 40, seed=0)
+    model = ResNet20(3, depth=8, width=4)
+    recipe = sgd_recipe(epochs=2, selection="best_val")
+    single = train_many(model, recipe, x, y, keep, seed=0, val_data=(x[:8], y[:8]),
+                        devices=jax.devices()[:1], progress=False)
+    stats = jax.tree_util.tree_leaves(single.variables["batch_stats"])
+    # Running statistics moved away from their initial values (mean 0 / var 1).
+    assert any(np.abs(s).max() > 1e-3 and not np.allclose(s, 1.0) for s in stats)
+    # Validation accuracy is computed in eval mode: recompute it from the selected variables.
+    _, apply_fn = model_functions(model)
+    for m in range(2):
+        best = int(single.best_epoch[m])
+        v = jax.tree_util.tree_map(lambda a: a[m], single.variables)
+        logits, _ = apply_fn(v, jnp.asarray(x[:8]), train=False)
+        acc = float(np.mean(np.argmax(logits, -1) == y[:8]))
+        assert acc == pytest.approx(single.val_acc[m, best])
