@@ -17,6 +17,15 @@ from hampjax.defenses.hamp import (
     soft_label_entropy,
     soft_label_probability,
 )
+from hampjax.defenses.output_modification import (
+    OutputModifier,
+    fresh_random_outputs,
+    make_random_output_pool,
+    modify_output,
+    random_binary_inputs,
+    random_image_inputs,
+    sample_from_pool,
+)
 from hampjax.defenses.relaxloss import (
     RELAXLOSS_PRESETS,
     RelaxLossPreset,
@@ -35,6 +44,13 @@ from hampjax.defenses.weighted_smoothing import (
 )
 
 __all__ = [
+    "OutputModifier",
+    "fresh_random_outputs",
+    "make_random_output_pool",
+    "modify_output",
+    "random_binary_inputs",
+    "random_image_inputs",
+    "sample_from_pool",
     "RELAXLOSS_PRESETS",
     "RelaxLossPreset",
     "WS_CIFAR10_HPARAMS",
