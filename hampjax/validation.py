@@ -43,6 +43,9 @@ __all__ = [
     "check_epoch",
     "check_key",
     "shape_of",
+    "check_floating",
+    "check_int_in_range",
+    "as_shape",
     "dtype_of",
 ]
 
@@ -144,12 +147,12 @@ def check_labels(labels: Any, num_classes: int, *, name: str = "labels") -> None
 
 def shape_of(x: Any) -> tuple[int, ...]:
     """Static shape of an array, a tracer or a nested list."""
-    return tuple(np.shape(x)) if is_concrete(x) else tuple(x.shape)
+    return tuple(x.shape) if hasattr(x, "shape") else tuple(np.shape(x))
 
 
 def dtype_of(x: Any) -> np.dtype:
     """dtype of an array, a tracer or a Python scalar/list."""
-    return np.asarray(x).dtype if is_concrete(x) else np.dtype(x.dtype)
+    return np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype
 
 
 _shape = shape_of
@@ -273,3 +276,31 @@ def check_key(key: Any, *, name: str = "key") -> None:
             f"{name} must be a jax.random key (e.g. jax.random.key(0)), got dtype "
             f"{dtype_of(key)} shape {shape_of(key)}"
         )
+
+
+def check_floating(name: str, x: Any) -> None:
+    """Raise unless ``x`` has a floating dtype of 16, 32 or 64 bits."""
+    dtype = dtype_of(x)
+    if not np.issubdtype(dtype, np.floating) and dtype.name != "bfloat16" or dtype.itemsize not in (2, 4, 8):
+        raise ValueError(f"{name} must have a float16, bfloat16, float32 or float64 dtype, got {dtype}")
+
+
+def check_int_in_range(name: str, value: Any, low: int, high: int) -> int:
+    """Raise unless ``value`` is an integer in ``[low, high]``; return it as int."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)) or not (
+        low <= value <= high
+    ):
+        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def as_shape(name: str, shape: Any, *, allow_empty: bool, minimum: int = 1) -> tuple[int, ...]:
+    """Normalize an int or a sequence of ints ``>= minimum`` to a shape tuple."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, Sequence) or isinstance(shape, str):
+        raise ValueError(f"{name} must be an int or a sequence of ints, got {shape!r}")
+    shape = tuple(check_positive_int(f"{name}[{i}]", d, minimum=minimum) for i, d in enumerate(shape))
+    if not shape and not allow_empty:
+        raise ValueError(f"{name} must have at least 1 dimension, got ()")
+    return shape

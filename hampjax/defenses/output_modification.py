@@ -65,49 +65,11 @@ _NETWORK_BLOCK_ROWS = 64
 _FUSED_LAYERS = 3
 
 
-# --------------------------------------------------------------------------------------------
-# Validation helpers (generic; candidates for hampjax.validation).
-# --------------------------------------------------------------------------------------------
-
-
-def _dtype_of(x: Any) -> np.dtype:
-    return np.dtype(x.dtype) if hasattr(x, "dtype") else np.asarray(x).dtype
-
-
-def _check_floating(name: str, x: Any) -> None:
-    """Raise unless ``x`` has a floating dtype of 16, 32 or 64 bits."""
-    dtype = _dtype_of(x)
-    if not jnp.issubdtype(dtype, jnp.floating) or dtype.itemsize not in (2, 4, 8):
-        raise ValueError(f"{name} must have a float16, bfloat16, float32 or float64 dtype, got {dtype}")
-
-
-def _check_int_in_range(name: str, value: Any, low: int, high: int) -> int:
-    """Raise unless ``value`` is an integer in ``[low, high]``; return it as int."""
-    value = validation.check_positive_int(name, value, minimum=low)
-    if value > high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-    return value
-
-
-def _as_shape(name: str, shape: Any, *, allow_empty: bool, minimum: int = 1) -> tuple[int, ...]:
-    """Normalize an int or a sequence of ints ``>= minimum`` to a shape tuple."""
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-        shape = (shape,)
-    if not isinstance(shape, Sequence) or isinstance(shape, str):
-        raise ValueError(f"{name} must be an int or a sequence of ints, got {shape!r}")
-    shape = tuple(
-        validation.check_positive_int(f"{name}[{i}]", d, minimum=minimum) for i, d in enumerate(shape)
-    )
-    if not shape and not allow_empty:
-        raise ValueError(f"{name} must have at least 1 dimension, got ()")
-    return shape
-
-
 def _check_outputs(name: str, x: jax.Array) -> None:
     """Raise unless ``x`` is a float array ``[..., C]`` with ``C >= 2``."""
     validation.check_rank_at_least(name, x, 1)
     validation.check_num_classes(x.shape[-1], name=f"{name}.shape[-1] (number of classes)")
-    _check_floating(name, x)
+    validation.check_floating(name, x)
 
 
 # --------------------------------------------------------------------------------------------
@@ -459,8 +421,8 @@ def random_image_inputs(
       (2, 32, 32, 3)
     """
     num_samples = validation.check_positive_int("num_samples", num_samples)
-    image_shape = _as_shape("image_shape", image_shape, allow_empty=False)
-    max_pixel = _check_int_in_range("max_pixel", max_pixel, 1, 255)
+    image_shape = validation.as_shape("image_shape", image_shape, allow_empty=False)
+    max_pixel = validation.check_int_in_range("max_pixel", max_pixel, 1, 255)
     channels = image_shape[-1]
     mean_arr = np.asarray(mean, dtype=np.float64)
     std_arr = np.asarray(std, dtype=np.float64)
@@ -492,7 +454,7 @@ def _check_apply_output(apply_fn: ApplyFn, sample_inputs: SampleInputsFn, key: j
     if len(shape) != 2 or shape[0] != num:
         raise ValueError(f"apply_fn(sample_inputs(key, {num})) must have shape [{num}, C], got {shape}")
     validation.check_num_classes(shape[1], name="apply_fn output classes C")
-    _check_floating("apply_fn output", out)
+    validation.check_floating("apply_fn output", out)
 
 
 def fresh_random_outputs(
@@ -582,7 +544,7 @@ def _check_pool(pool: Any) -> None:
         raise ValueError(f"pool must have 2 dimensions [pool_size, C], got shape {shape}")
     validation.check_positive_int("pool.shape[0] (pool_size)", shape[0])
     validation.check_num_classes(shape[1], name="pool.shape[1] (number of classes)")
-    _check_floating("pool", pool)
+    validation.check_floating("pool", pool)
 
 
 def sample_from_pool(pool: jax.Array, key: jax.Array, batch_shape: int | Sequence[int]) -> jax.Array:
@@ -607,7 +569,7 @@ def sample_from_pool(pool: jax.Array, key: jax.Array, batch_shape: int | Sequenc
       (3, 4, 5)
     """
     _check_pool(pool)
-    batch_shape = _as_shape("batch_shape", batch_shape, allow_empty=True, minimum=0)
+    batch_shape = validation.as_shape("batch_shape", batch_shape, allow_empty=True, minimum=0)
     rows = jax.random.randint(key, batch_shape, 0, pool.shape[0])
     return jnp.asarray(pool)[rows]
 
@@ -681,7 +643,7 @@ class OutputModifier:
         Returns ``[*batch_shape, C]``. Raises ValueError if the modifier is misconfigured (or,
         in fresh mode, if ``batch_shape`` is empty of rows).
         """
-        batch_shape = _as_shape("batch_shape", batch_shape, allow_empty=True, minimum=0)
+        batch_shape = validation.as_shape("batch_shape", batch_shape, allow_empty=True, minimum=0)
         if self.pool is not None:
             return sample_from_pool(self.pool, key, batch_shape)
         if self.apply_fn is None or self.sample_inputs is None:
