@@ -54,6 +54,7 @@ __all__ = [
     "train_many",
     "epoch_batches",
     "model_key",
+    "auto_chunk_size",
     "TRACE_COUNTS",
 ]
 
@@ -363,8 +364,8 @@ def train_many(
         ``selection="best_val"``).
       workdir: optional run directory for checkpoints and results (resumable).
       chunk_size: models trained together in one program, rounded up to a multiple of the
-        number of devices (default: all models on accelerators; one model per device on CPU,
-        where that is faster). Smaller chunks bound memory. Padding models fill a partial chunk
+        number of devices (default: on accelerators as many as a quarter of device memory
+        holds, see :func:`auto_chunk_size`; one model per device on CPU, where that is faster). Smaller chunks bound memory. Padding models fill a partial chunk
         and are discarded. A performance setting: results do not depend on it.
       devices: devices to shard the model axis over (default: this process's local devices).
       save_every: checkpoint period in epochs (with ``workdir``).
@@ -403,8 +404,14 @@ def train_many(
     num_devices = len(devices)
     if chunk_size is None:
         # Performance default: on CPU one model per device runs plain (unbatched) matmuls,
-        # measured ~1.15x faster than vmapping several models; accelerators take all models.
-        chunk = num_devices if devices[0].platform == "cpu" else num_models
+        # measured ~1.15x faster than vmapping several models; accelerators take as many
+        # models as their memory holds.
+        if devices[0].platform == "cpu":
+            chunk = num_devices
+        else:
+            state_bytes = _state_bytes_per_model(init_fn, x[:1], num_examples)
+            chunk = auto_chunk_size(num_models, state_bytes, _device_memory(devices[0]),
+                                    num_devices)
     else:
         chunk = validation.check_positive_int("chunk_size", chunk_size)
     chunk = min(chunk, num_models)
@@ -518,6 +525,35 @@ def _train_chunk(init_chunk, epoch_fn, recipe, keep, lo, hi, chunk, seed, x_dev,
         "best_epoch": np.asarray(state.best_epoch)[:real],
         "snapshots": snapshots,
     }
+
+
+def _state_bytes_per_model(init_fn, sample_x, num_examples: int) -> int:
+    shapes = jax.eval_shape(lambda: init_fn(jax.random.key(0), jnp.asarray(sample_x)))
+    params = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(shapes))
+    return int(params + 4 * num_examples)
+
+
+def _device_memory(device) -> int | None:
+    try:
+        stats = device.memory_stats() or {}
+    except Exception:  # some backends do not report memory
+        return None
+    return stats.get("bytes_limit")
+
+
+def auto_chunk_size(num_models: int, state_bytes_per_model: int, device_bytes: int | None,
+                    num_devices: int, *, budget: float = 0.25) -> int:
+    """Models per chunk so that their training state fits a share of device memory.
+
+    One model's state is about 4x its variables (variables, best snapshot, optimizer state
+    with momentum or Adam's two moments) plus per-example state; ``budget`` is the fraction of
+    each device's memory that state may use (the rest is left to activations and data). Without
+    a memory figure all models form one chunk.
+    """
+    if not device_bytes:
+        return num_models
+    per_device = max(1, int(budget * device_bytes) // max(1, 4 * state_bytes_per_model))
+    return max(1, min(num_models, per_device * num_devices))
 
 
 def _host(tree, real: int):

@@ -257,3 +257,15 @@ def test_batchnorm_model_trains_and_selects_in_eval_mode():
         logits, _ = apply_fn(v, jnp.asarray(x[:8]), train=False)
         acc = float(np.mean(np.argmax(logits, -1) == y[:8]))
         assert acc == pytest.approx(single.val_acc[m, best])
+
+
+def test_auto_chunk_size():
+    from hampjax.training.engine import auto_chunk_size
+
+    mb = 1 << 20
+    # 1.3M-parameter FC net (5.3 MB of float32) on an 80 GB device: all 128 models fit.
+    assert auto_chunk_size(128, 5 * mb + 72_000, 80 << 30, 1) == 128
+    # 11M-parameter ResNet-18 (45 MB) on a 1 GB device: 0.25 GB / (4 x 45 MB) = 1 model each.
+    assert auto_chunk_size(128, 45 * mb, 1 << 30, 8) == 8
+    assert auto_chunk_size(16, 45 * mb, None, 1) == 16  # no memory figure: one chunk
+    assert auto_chunk_size(4, 10 * mb, 200 * mb, 2) == 2  # at least one model per device
