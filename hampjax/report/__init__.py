@@ -1,0 +1,58 @@
+"""Run reports: JSON summary, per-sample scores, Markdown table, log-log ROC plots, LiRA I/O.
+
+* :mod:`~hampjax.report.report` - :class:`Evaluation` -> run directory
+  (:func:`write_report`), :func:`rebuild` from saved scores, :func:`format_table`.
+* :mod:`~hampjax.report.tables` - Markdown: :func:`format_table`, ``report.md`` text.
+* :mod:`~hampjax.report.plots` - log-log ROC and score histograms as PNG (optional matplotlib).
+* :mod:`~hampjax.report.lira_io` - import/export of the LiRA reference layout
+  (``experiment-*/keep.npy``, ``scores/*.npy``, ``logits/*.npy``).
+
+Shell: ``python -m hampjax.report.rebuild RUN_DIR``.
+"""
+
+from hampjax.report.lira_io import (
+    LiraLogits,
+    LiraScores,
+    export_lira_layout,
+    import_lira_layout,
+    import_lira_logits,
+)
+from hampjax.report.plots import matplotlib_available, render_roc_png, render_score_histogram_png
+from hampjax.report.report import (
+    FNRS,
+    FPRS,
+    AttackScores,
+    DefenseResult,
+    Evaluation,
+    build_report,
+    collect_versions,
+    config_hash,
+    load_evaluation,
+    rebuild,
+    write_report,
+)
+from hampjax.report.tables import format_table, markdown_document
+
+__all__ = [
+    "FNRS",
+    "FPRS",
+    "AttackScores",
+    "DefenseResult",
+    "Evaluation",
+    "LiraLogits",
+    "LiraScores",
+    "build_report",
+    "collect_versions",
+    "config_hash",
+    "export_lira_layout",
+    "format_table",
+    "import_lira_layout",
+    "import_lira_logits",
+    "load_evaluation",
+    "markdown_document",
+    "matplotlib_available",
+    "rebuild",
+    "render_roc_png",
+    "render_score_histogram_png",
+    "write_report",
+]
