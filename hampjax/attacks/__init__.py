@@ -1,0 +1,75 @@
+"""Membership inference attacks and the adaptive evaluation pipeline.
+
+Convention everywhere: a higher score means "more likely member"; members are the positive
+class (label 1).
+
+* :mod:`~hampjax.attacks.metric` - loss, confidence, entropy, modified entropy, correctness;
+  ROC sweep and calibrated (global / per-class) thresholds.
+* :mod:`~hampjax.attacks.lira` - LiRA online/offline, fixed/per-example variance, leave-one-out.
+* :mod:`~hampjax.attacks.rmia` - RMIA with an O((N + Z) log Z) sorted path.
+* :mod:`~hampjax.attacks.nn` - the Nasr et al. NN attack and the Salem et al. top-3 attack.
+* :mod:`~hampjax.attacks.label_only` - gap, noise and augmentation robustness, HopSkipJump and
+  CW-L2 boundary distances.
+* :mod:`~hampjax.attacks.evaluate` - train target + shadows with a defense, run every attack.
+"""
+
+from hampjax.attacks.evaluate import (
+    AttackSettings,
+    Defense,
+    DefenseEvaluation,
+    EvalData,
+    attack_roles,
+    evaluate_defense,
+    evaluate_defenses,
+    to_evaluation,
+)
+from hampjax.attacks.label_only import (
+    augmentation_scores,
+    cw_l2_distance,
+    distance_to_score,
+    gap_attack_scores,
+    hop_skip_jump_distance,
+    labels_from_logits,
+    noise_robustness_scores,
+)
+from hampjax.attacks.lira import (
+    LIRA_VARIANT_NAMES,
+    LeaveOneOutMetrics,
+    LeaveOneOutResult,
+    global_threshold_score,
+    leave_one_out,
+    leave_one_out_metrics,
+    lira,
+    lira_variants,
+)
+from hampjax.attacks.metric import (
+    METRIC_SCORES,
+    Thresholds,
+    apply_thresholds,
+    fit_thresholds,
+    metric_attack_scores,
+    yeom_predict,
+    yeom_threshold,
+    youden_threshold,
+)
+from hampjax.attacks.nn import (
+    NNAttack,
+    Top3Attack,
+    nn_attack_scores,
+    top3_attack_scores,
+    train_nn_attack,
+    train_top3_attack,
+)
+from hampjax.attacks.rmia import rmia, true_class_probs, tune_offline_a
+
+__all__ = [
+    "AttackSettings", "Defense", "DefenseEvaluation", "EvalData", "LIRA_VARIANT_NAMES",
+    "LeaveOneOutMetrics", "LeaveOneOutResult", "METRIC_SCORES", "NNAttack", "Thresholds",
+    "Top3Attack", "apply_thresholds", "attack_roles", "augmentation_scores", "cw_l2_distance",
+    "distance_to_score", "evaluate_defense", "evaluate_defenses", "fit_thresholds",
+    "gap_attack_scores", "global_threshold_score", "hop_skip_jump_distance",
+    "labels_from_logits", "leave_one_out", "leave_one_out_metrics", "lira", "lira_variants",
+    "metric_attack_scores", "nn_attack_scores", "noise_robustness_scores", "rmia",
+    "to_evaluation", "top3_attack_scores", "train_nn_attack", "train_top3_attack",
+    "true_class_probs", "tune_offline_a", "yeom_predict", "yeom_threshold", "youden_threshold",
+]
