@@ -14,7 +14,8 @@
    knows half the members), and every attack is scored on the evaluated part.
 4. Attacks: metric attacks (ROC sweep), the five LiRA variants, online RMIA (population: the
    held-out test set), the Nasr NN attack, the top-3 attack, and the label-only gap attack plus
-   noise robustness (binary features) or augmentation robustness (images).
+   noise robustness (binary features) or augmentation robustness (images), and optionally the
+   HopSkipJump boundary distance on a subsample (``AttackSettings.boundary_samples``).
 
 The result holds per-attack scores and membership labels of the evaluated examples, ready for
 :mod:`hampjax.report`.
@@ -104,6 +105,11 @@ class AttackSettings:
     noise_variants: int = 100
     augmentation_max_shift: int = 1
     rmia_a: float = 0.3
+    # Decision-based boundary distance (HopSkipJump) on this many evaluated members and as
+    # many non-members (0 = skip: it costs num_iterations x num_evals queries per example).
+    boundary_samples: int = 0
+    boundary_iterations: int = 20
+    boundary_evals: int = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -272,6 +278,18 @@ def evaluate_defense(
             if data.image_shape is not None else flat_predict
         add("label_only_augmentation", label_only.augmentation_scores(
             predict_images, images, jnp.asarray(y), max_shift=settings.augmentation_max_shift))
+    if settings.boundary_samples:
+        rng = np.random.default_rng(seed + 1)
+        chosen = np.concatenate([
+            rng.choice(np.flatnonzero(evaluated & side), size=min(
+                settings.boundary_samples, int(np.sum(evaluated & side))), replace=False)
+            for side in (is_member, ~is_member)])
+        distances = label_only.hop_skip_jump_distance(
+            flat_predict, jnp.asarray(x[chosen]), jnp.asarray(y[chosen]),
+            jax.random.fold_in(keys[3], 3), num_iterations=settings.boundary_iterations,
+            num_evals=settings.boundary_evals)
+        attacks["label_only_boundary"] = (np.asarray(label_only.distance_to_score(distances),
+                                                     np.float64), is_member[chosen])
     timings["label_only"] = time.perf_counter() - t0
 
     target_outputs = tgt[:, 0]

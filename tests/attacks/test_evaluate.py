@@ -37,7 +37,8 @@ def run(tmp_path_factory):
                 pool_size=64),
     ]
     run_dir = str(tmp_path_factory.mktemp("evaluation"))
-    settings = AttackSettings(nn_epochs=2, top3_max_epochs=2, noise_variants=4)
+    settings = AttackSettings(nn_epochs=2, top3_max_epochs=2, noise_variants=4,
+                              boundary_samples=6, boundary_iterations=2, boundary_evals=8)
     results, report = evaluate_defenses(get_model("fc", c, hidden_sizes=(16,)), defenses, data,
                                         num_models=4, seed=0, run_dir=run_dir, settings=settings,
                                         bootstrap_resamples=5)
@@ -48,12 +49,14 @@ def test_every_attack_runs_and_report_schema(run):
     results, report, run_dir = run
     expected = {"correctness", "confidence", "entropy", "modified_entropy", "loss", "lira_online",
                 "lira_online_fixed_variance", "lira_offline", "lira_offline_fixed_variance",
-                "global_threshold", "rmia", "nn", "top3", "label_only_gap", "label_only_noise"}
+                "global_threshold", "rmia", "nn", "top3", "label_only_gap", "label_only_noise",
+                "label_only_boundary"}
     for r in results:
         assert set(r.attacks) == expected
         for scores, is_member in r.attacks.values():
             assert scores.shape == is_member.shape and np.all(np.isfinite(scores))
             assert 0 < is_member.mean() < 1
+        assert len(r.attacks["label_only_boundary"][0]) == 12
     with open(os.path.join(run_dir, "report.json")) as f:
         on_disk = json.load(f)
     for name in ("undefended", "hamp"):
