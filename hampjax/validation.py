@@ -44,6 +44,7 @@ __all__ = [
     "check_key",
     "shape_of",
     "check_floating",
+    "check_bool",
     "check_int_in_range",
     "as_shape",
     "dtype_of",
@@ -304,3 +305,10 @@ def as_shape(name: str, shape: Any, *, allow_empty: bool, minimum: int = 1) -> t
     if not shape and not allow_empty:
         raise ValueError(f"{name} must have at least 1 dimension, got ()")
     return shape
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Raise unless ``value`` is a Python or NumPy bool (True or False); return it as bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a Python bool (True or False), got {value!r}")
+    return bool(value)

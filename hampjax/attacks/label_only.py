@@ -44,6 +44,7 @@ import numpy as np
 import optax
 
 from hampjax.validation import (
+    check_bool,
     check_choice,
     check_finite,
     check_in_range,
@@ -124,9 +125,6 @@ def _check_box(box: Any, x: Any) -> Box | None:
     return lo, hi
 
 
-def _check_bool(name: str, value: Any) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -365,7 +363,7 @@ def augmentation_correct(
     _check_predict_labels(predict_labels, x)
     _, h, w, _ = shape_of(x)
     max_shift = check_int_in_range("max_shift", max_shift, 0, min(h, w) - 1)
-    _check_bool("flips", flips)
+    check_bool("flips", flips)
     check_choice("padding", padding, tuple(_PAD_MODES))
     if batch_size is not None:
         batch_size = check_positive_int("batch_size", batch_size)

@@ -380,8 +380,7 @@ def fit_thresholds(
     validation.check_binary_labels(member_arr, name="is_member")
     validation.check_same_shape(("scores", "is_member"), s, member_arr)
     member = member_arr.astype(np.int64) == 1
-    if per_class not in (True, False):
-        raise ValueError(f"per_class must be True or False, got {per_class!r}")
+    per_class = validation.check_bool("per_class", per_class)
     if num_classes is not None:
         if not per_class:
             raise ValueError("num_classes must be None unless per_class=True")

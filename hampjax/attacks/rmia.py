@@ -126,13 +126,6 @@ def _check_probs(name: str, x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _check_flag(name: str, value: Any) -> bool:
-    """Raise unless ``value`` is a Python/NumPy bool (private; candidate for validation.py)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
 def _check_settings(
     a: Any, gamma: Any, aggregate: Any, trim: Any, method: Any, chunk_size: Any
 ) -> int:
@@ -319,7 +312,7 @@ def rmia(
     tx, rx, keep, tz, rz = _check_inputs(
         target_probs_x, ref_probs_x, ref_keep, target_probs_z, ref_probs_z
     )
-    online = _check_flag("online", online)
+    online = V.check_bool("online", online)
     chunk_size = _check_settings(a, gamma, aggregate, trim, method, chunk_size)
     a, gamma, trim = float(a), float(gamma), float(trim)
     if online:

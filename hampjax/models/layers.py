@@ -118,7 +118,4 @@ def check_positive_int_tuple(name: str, values: Any) -> tuple[int, ...]:
     return tuple(validation.check_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values))
 
 
-def check_bool(name: str, value: Any) -> None:
-    """Raise unless ``value`` is a Python bool (not a tracer, not an int)."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be a Python bool (True or False), got {value!r}")
+check_bool = validation.check_bool

@@ -288,7 +288,7 @@ def test_augmentation_validation():
         augmentation_scores(pixel_predict, x, y, max_shift=4)
     with pytest.raises(ValueError, match=r"max_shift must be an integer in \[0, 3\]"):
         augmentation_correct(pixel_predict, x, y, max_shift=-1)
-    with pytest.raises(ValueError, match="flips must be True or False"):
+    with pytest.raises(ValueError, match=r"flips must be a Python bool \(True or False\)"):
         augmentation_scores(pixel_predict, x, y, flips=1)
     with pytest.raises(ValueError, match="padding must be one of"):
         augmentation_scores(pixel_predict, x, y, padding="wrap")

@@ -288,7 +288,7 @@ def test_fit_thresholds_validation():
         fit_thresholds(s, [0, 1, 0])
     with pytest.raises(ValueError, match="labels must be given"):
         fit_thresholds(s, m, per_class=True)
-    with pytest.raises(ValueError, match="per_class must be True or False"):
+    with pytest.raises(ValueError, match=r"per_class must be a Python bool \(True or False\)"):
         fit_thresholds(s, m, [0, 1], per_class="yes")
     with pytest.raises(ValueError, match="num_classes must be None unless per_class"):
         fit_thresholds(s, m, num_classes=3)

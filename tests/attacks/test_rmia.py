@@ -295,7 +295,7 @@ def test_array_errors(inputs, match):
 
 
 KW_ERRORS = [
-    (dict(online="yes"), "online must be True or False"),
+    (dict(online="yes"), r"online must be a Python bool \(True or False\)"),
     (dict(a=-0.1), r"a must be in \[0, 1\]"),
     (dict(a=1.5), r"a must be in \[0, 1\]"),
     (dict(a=np.array([0.3, 0.4])), "a must be a scalar"),
