@@ -34,7 +34,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from hampjax import validation
-from hampjax.attacks import label_only, lira, metric, nn, rmia
+# Import names, not submodules: the package exports functions called `lira` and `rmia`,
+# which shadow the submodules of the same name as attributes of `hampjax.attacks`.
+from hampjax.attacks.label_only import (
+    augmentation_scores,
+    distance_to_score,
+    gap_attack_scores,
+    hop_skip_jump_distance,
+    noise_robustness_scores,
+)
+from hampjax.attacks.lira import lira_variants
+from hampjax.attacks.metric import metric_attack_scores
+from hampjax.attacks.nn import nn_attack_scores, top3_attack_scores, train_nn_attack, train_top3_attack
+from hampjax.attacks.rmia import rmia, true_class_probs
 from hampjax.defenses.output_modification import modify_output
 from hampjax.scores import logit_scaled_score
 from hampjax.training import (
@@ -228,46 +240,46 @@ def evaluate_defense(
         attacks[name] = (np.asarray(scores, np.float64)[evaluated], is_member[evaluated])
 
     t0 = time.perf_counter()
-    for name, scores in metric.metric_attack_scores(tgt[:, 0], y).items():
+    for name, scores in metric_attack_scores(tgt[:, 0], y).items():
         add(name, scores)
 
     labels_q = jnp.asarray(np.broadcast_to(y[None, :, None], outputs.shape[:3]))  # [M, N, Q]
     lss = np.asarray(logit_scaled_score(jnp.asarray(outputs), labels_q))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # few-model warnings: all variants run
-        for name, scores in lira.lira_variants(lss[target], lss[others], keep[others]).items():
+        for name, scores in lira_variants(lss[target], lss[others], keep[others]).items():
             add(name, scores)
 
-    probs = np.asarray(rmia.true_class_probs(jnp.asarray(outputs), labels_q))
+    probs = np.asarray(true_class_probs(jnp.asarray(outputs), labels_q))
     y_test = np.asarray(data.y_test)
-    probs_z = np.asarray(rmia.true_class_probs(
+    probs_z = np.asarray(true_class_probs(
         jnp.asarray(test_outputs),
         jnp.asarray(np.broadcast_to(y_test[None, :, None], test_outputs.shape[:3]))))
-    add("rmia", rmia.rmia(probs[target], probs[others], keep[others], probs_z[target],
+    add("rmia", rmia(probs[target], probs[others], keep[others], probs_z[target],
                           probs_z[others], online=True, a=settings.rmia_a))
     timings["score_attacks"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     train_part, val_part = roles == 0, roles == 1
-    nn_attack = nn.train_nn_attack(
+    nn_attack = train_nn_attack(
         tgt[train_part, 0], y[train_part], is_member[train_part],
         tgt[val_part, 0], y[val_part], is_member[val_part], key=keys[3],
         epochs=settings.nn_epochs)
-    add("nn", nn.nn_attack_scores(nn_attack, tgt[:, 0], y))
-    top3 = nn.train_top3_attack(tgt[train_part, 0], is_member[train_part],
+    add("nn", nn_attack_scores(nn_attack, tgt[:, 0], y))
+    top3 = train_top3_attack(tgt[train_part, 0], is_member[train_part],
                                 key=jax.random.fold_in(keys[3], 1),
                                 max_epochs=settings.top3_max_epochs)
-    add("top3", nn.top3_attack_scores(top3, tgt[:, 0]))
+    add("top3", top3_attack_scores(top3, tgt[:, 0]))
     timings["nn_attacks"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     target_vars = jax.tree_util.tree_map(lambda a: a[target], trained.variables)
-    add("label_only_gap", label_only.gap_attack_scores(jnp.argmax(tgt[:, 0], -1), jnp.asarray(y)))
+    add("label_only_gap", gap_attack_scores(jnp.argmax(tgt[:, 0], -1), jnp.asarray(y)))
     # Output modification preserves the ranking of classes, so predicted labels are those of
     # the undefended apply function.
     flat_predict = jax.jit(lambda inputs: jnp.argmax(apply_fn(target_vars, inputs, train=False)[0], -1))
     if data.binary_features:
-        add("label_only_noise", label_only.noise_robustness_scores(
+        add("label_only_noise", noise_robustness_scores(
             flat_predict, jnp.asarray(x), jnp.asarray(y), jax.random.fold_in(keys[3], 2),
             flip_rate=settings.noise_flip_rate, num_variants=settings.noise_variants,
             batch_size=4096))
@@ -276,7 +288,7 @@ def evaluate_defense(
         images = jnp.asarray(x.reshape((len(x),) + shape))
         predict_images = (lambda im: flat_predict(im.reshape(im.shape[0], -1))) \
             if data.image_shape is not None else flat_predict
-        add("label_only_augmentation", label_only.augmentation_scores(
+        add("label_only_augmentation", augmentation_scores(
             predict_images, images, jnp.asarray(y), max_shift=settings.augmentation_max_shift))
     if settings.boundary_samples:
         rng = np.random.default_rng(seed + 1)
@@ -284,11 +296,11 @@ def evaluate_defense(
             rng.choice(np.flatnonzero(evaluated & side), size=min(
                 settings.boundary_samples, int(np.sum(evaluated & side))), replace=False)
             for side in (is_member, ~is_member)])
-        distances = label_only.hop_skip_jump_distance(
+        distances = hop_skip_jump_distance(
             flat_predict, jnp.asarray(x[chosen]), jnp.asarray(y[chosen]),
             jax.random.fold_in(keys[3], 3), num_iterations=settings.boundary_iterations,
             num_evals=settings.boundary_evals)
-        attacks["label_only_boundary"] = (np.asarray(label_only.distance_to_score(distances),
+        attacks["label_only_boundary"] = (np.asarray(distance_to_score(distances),
                                                      np.float64), is_member[chosen])
     timings["label_only"] = time.perf_counter() - t0
 

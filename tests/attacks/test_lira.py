@@ -1,5 +1,6 @@
 """Tests for hampjax.attacks.lira against a slow, loop-over-examples NumPy reference."""
 
+import importlib
 import itertools
 import warnings
 
@@ -9,7 +10,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hampjax.attacks import lira as lira_mod
 from hampjax.attacks.lira import (
     LIRA_VARIANT_NAMES,
     LeaveOneOutMetrics,
@@ -22,6 +22,9 @@ from hampjax.attacks.lira import (
 )
 from hampjax.metrics import auc, tpr_at_fpr
 from hampjax.scores import logit_scaled_score
+
+# `hampjax.attacks.lira` as an attribute is the exported function; fetch the module itself.
+lira_mod = importlib.import_module("hampjax.attacks.lira")
 
 # --------------------------------------------------------------------------------------------
 # Slow reference: one example at a time, float64, scipy.stats.
