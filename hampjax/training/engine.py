@@ -318,8 +318,9 @@ def _run_fingerprint(recipe: Recipe, keep: np.ndarray, seed: int, x, y, extra: d
     keep_hash = digest.hexdigest()[:16]
     data = hashlib.sha256()
     data.update(np.ascontiguousarray(np.asarray(y)).tobytes())
-    data.update(str(tuple(x.shape)).encode())
-    data.update(np.ascontiguousarray(np.asarray(x[: min(len(x), 256)])).tobytes())
+    data.update(f"{tuple(x.shape)} {np.asarray(x[:1]).dtype}".encode())
+    for start in range(0, len(x), 4096):  # all of x, in slices (x may live on a device)
+        data.update(np.ascontiguousarray(np.asarray(x[start:start + 4096])).tobytes())
     return {
         "recipe": recipe.name,
         "recipe_config": json.loads(json.dumps(dict(recipe.config), default=str)),
