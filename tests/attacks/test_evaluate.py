@@ -84,3 +84,28 @@ def test_rebuild_reproduces_report(run):
     rebuild(run_dir)
     with open(os.path.join(run_dir, "report.json")) as f:
         assert f.read() == before
+
+
+def test_boundary_attacks_on_an_engine_trained_model():
+    from hampjax.attacks import cw_l2_distance, hop_skip_jump_distance
+    from hampjax.models import model_functions
+    from hampjax.training import paired_keep, train_many
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 6)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int32)
+    model = get_model("fc", 2, hidden_sizes=(8,))
+    result = train_many(model, undefended_recipe("digits", epochs=20, batch_size=16), x, y,
+                        paired_keep(2, 64, seed=0), seed=0, progress=False)
+    _, apply_fn = model_functions(model)
+    variables = jax.tree_util.tree_map(lambda a: a[0], result.variables)
+    logits_fn = lambda inputs: apply_fn(variables, inputs, train=False)[0]
+    predict = lambda inputs: logits_fn(inputs).argmax(-1)
+    correct = np.asarray(predict(x[:8])) == y[:8]
+    cw = np.asarray(cw_l2_distance(logits_fn, x[:8], y[:8], steps=60, lr=0.05))
+    hsja = np.asarray(hop_skip_jump_distance(predict, x[:8], y[:8], jax.random.key(0),
+                                             num_iterations=5, num_evals=20, gamma=0.01))
+    assert np.all(cw[~correct] == 0) and np.all(hsja[~correct] == 0)
+    assert np.all(cw[correct] > 0) and np.all(hsja[correct] > 0)
+    # Both find a label-flipping perturbation for every correctly classified example.
+    assert np.all(np.isfinite(cw)) and np.all(np.isfinite(hsja))
