@@ -101,9 +101,19 @@ class RunDirectory:
         if chunk not in self._managers:
             import orbax.checkpoint as ocp
 
+            # Each process checkpoints its own chunks independently: with several processes,
+            # orbax must neither wait for the others nor leave the writing to process 0.
+            index = jax.process_index()
+            multiprocessing = ocp.options.MultiprocessingOptions(
+                primary_host=index, active_processes={index},
+                barrier_sync_key_prefix=f"chunk_{chunk:05d}")
+            directory = os.path.abspath(os.path.join(self._chunk_dir(chunk), "ckpt"))
+            os.makedirs(directory, exist_ok=True)
             self._managers[chunk] = ocp.CheckpointManager(
-                os.path.abspath(os.path.join(self._chunk_dir(chunk), "ckpt")),
-                options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+                directory,
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=2, create=False, multiprocessing_options=multiprocessing,
+                    enable_async_checkpointing=False),
             )
         return self._managers[chunk]
 
@@ -141,7 +151,9 @@ class RunDirectory:
                         snapshots: dict) -> None:
         import orbax.checkpoint as ocp
 
-        leaves = jax.tree_util.tree_leaves(state)
+        # Host NumPy copies: a process-local jax.Array cannot be serialized by orbax in a
+        # multi-process run (and the state of one chunk lives on this process only).
+        leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(state)]
         tree = {
             "state": {f"{i:05d}": leaf for i, leaf in enumerate(leaves)},
             "history": {k: np.stack(v, axis=1) for k, v in history.items()},

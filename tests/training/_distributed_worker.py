@@ -17,8 +17,8 @@ def main(workdir: str, out: str) -> None:
     y = rng.integers(0, 3, 64)
     keep = balanced_keep(4, 64, seed=0)
     result = train_many(get_model("fc", 3, hidden_sizes=(8,)),
-                        undefended_recipe("digits", epochs=2, batch_size=8), x, y, keep, seed=0,
-                        workdir=workdir, chunk_size=1, progress=False)
+                        undefended_recipe("digits", epochs=3, batch_size=8), x, y, keep, seed=0,
+                        workdir=workdir, chunk_size=1, save_every=1, progress=False)
     flat = {"/".join(str(k.key) for k in path): np.asarray(leaf)
             for path, leaf in jax.tree_util.tree_flatten_with_path(result.variables)[0]}
     np.savez(out, **flat)

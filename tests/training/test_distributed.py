@@ -30,6 +30,7 @@ def test_maybe_initialize_does_nothing_unless_asked(monkeypatch):
 
 
 def test_two_process_run_matches_single_process(tmp_path):
+    # Each process trains its chunks with mid-training orbax checkpoints (save_every=1).
     port = _free_port()
     workdir = str(tmp_path / "run")
     procs = []
@@ -59,7 +60,7 @@ def test_two_process_run_matches_single_process(tmp_path):
     x = rng.normal(size=(64, 6)).astype(np.float32)
     y = rng.integers(0, 3, 64)
     single = train_many(get_model("fc", 3, hidden_sizes=(8,)),
-                        undefended_recipe("digits", epochs=2, batch_size=8), x, y,
+                        undefended_recipe("digits", epochs=3, batch_size=8), x, y,
                         balanced_keep(4, 64, seed=0), seed=0, chunk_size=1,
                         devices=jax.devices()[:1], progress=False)
     flat = {"/".join(str(k.key) for k in path): np.asarray(leaf)
