@@ -74,7 +74,7 @@ def test_two_process_run_matches_single_process(tmp_path):
 
 def test_importing_hampjax_leaves_the_backend_uninitialized():
     # jax.distributed.initialize() must run before any backend work, so imports must not do any.
-    code = ("import hampjax, hampjax.training, hampjax.models\n"
+    code = ("import hampjax, hampjax.training, hampjax.models, hampjax.attacks, hampjax.data\n"
             "from jax._src import xla_bridge\n"
             "assert not xla_bridge._backends, 'importing hampjax initialized a JAX backend'\n")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
