@@ -3,7 +3,15 @@
 Subpackages:
   hampjax.defenses  pure, jit/vmap-compatible training losses and output transforms
   hampjax.metrics   exact ROC, TPR@FPR / TNR@FNR, AUC, calibration, bootstrap intervals
+  hampjax.models    Flax linen model zoo with pure init/apply functions
+  hampjax.training  batched shadow-model training (train_many), recipes, predict_many
+  hampjax.attacks   LiRA, RMIA, metric, NN and label-only attacks; adaptive evaluation
+  hampjax.report    report.json / scores.npz / plots, rebuild, LiRA layout I/O
+  hampjax.data      datasets (digits offline; Purchase, Texas, Location, CIFAR loaders), splits
   hampjax.validation  the argument checks every public function uses
+
+Only defenses, metrics and validation are imported with ``import hampjax``; import the others
+explicitly (``from hampjax.training import train_many``).
 """
 
 from hampjax import defenses, metrics, validation
