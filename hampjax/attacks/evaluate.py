@@ -256,7 +256,7 @@ def evaluate_defense(
         jnp.asarray(test_outputs),
         jnp.asarray(np.broadcast_to(y_test[None, :, None], test_outputs.shape[:3]))))
     add("rmia", rmia(probs[target], probs[others], keep[others], probs_z[target],
-                          probs_z[others], online=True, a=settings.rmia_a))
+                     probs_z[others], online=True, a=settings.rmia_a))
     timings["score_attacks"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -267,8 +267,8 @@ def evaluate_defense(
         epochs=settings.nn_epochs)
     add("nn", nn_attack_scores(nn_attack, tgt[:, 0], y))
     top3 = train_top3_attack(tgt[train_part, 0], is_member[train_part],
-                                key=jax.random.fold_in(keys[3], 1),
-                                max_epochs=settings.top3_max_epochs)
+                             key=jax.random.fold_in(keys[3], 1),
+                             max_epochs=settings.top3_max_epochs)
     add("top3", top3_attack_scores(top3, tgt[:, 0]))
     timings["nn_attacks"] = time.perf_counter() - t0
 
