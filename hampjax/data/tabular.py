@@ -22,14 +22,13 @@ import dataclasses
 import io
 import os
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from hampjax import validation
+from hampjax import atomic, validation
 from hampjax.data.dataset import Dataset
 from hampjax.data.download import fetch, verify_file
 
@@ -128,20 +127,13 @@ def _cache_path(source: TabularSource, data_dir: Path) -> Path:
 def _write_cache(path: Path, x: np.ndarray, y: np.ndarray) -> None:
     """Write bit-packed features and labels to ``path`` atomically (temp file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                packed=np.packbits(x, axis=1),
-                labels=y.astype(np.int32),
-                num_features=np.int64(x.shape[1]),
-                version=np.int64(_CACHE_VERSION),
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_with(path, lambda f: np.savez(
+        f,
+        packed=np.packbits(x, axis=1),
+        labels=y.astype(np.int32),
+        num_features=np.int64(x.shape[1]),
+        version=np.int64(_CACHE_VERSION),
+    ))
 
 
 def _read_cache(path: Path, source: TabularSource) -> tuple[np.ndarray, np.ndarray]:

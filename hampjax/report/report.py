@@ -72,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from hampjax import validation
+from hampjax import atomic, validation
 from hampjax.metrics.roc import (  # private count readers: one sort for all resamples
     _advantage,
     _auc,
@@ -187,18 +187,7 @@ def collect_versions() -> dict[str, str]:
     return out
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to a temp file in the target directory, then rename it over ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix="-" + os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+_write_atomic = atomic.write_bytes
 
 
 def _json_bytes(payload: Any) -> bytes:

@@ -22,6 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from hampjax import atomic
 from hampjax.training.membership import save_keep
 
 __all__ = ["RunDirectory", "flatten_dict", "unflatten_dict", "write_json_atomic", "save_npz_atomic"]
@@ -55,17 +56,12 @@ def unflatten_dict(flat: dict[str, Any]) -> dict:
 
 
 def write_json_atomic(path: str, payload: Any) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    text = json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    atomic.write_bytes(path, text.encode("utf-8"))
 
 
 def save_npz_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    atomic.write_with(path, lambda f: np.savez(f, **arrays))
 
 
 class RunDirectory:

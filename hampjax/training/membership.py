@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from hampjax import validation
+from hampjax import atomic, validation
 
 __all__ = ["balanced_keep", "paired_keep", "save_keep", "load_keep", "check_keep"]
 
@@ -133,11 +133,7 @@ def check_keep(keep: Any, *, num_examples: int | None = None) -> np.ndarray:
 def save_keep(path: str | os.PathLike, keep: np.ndarray) -> None:
     """Write ``keep`` as ``.npy`` atomically (temp file, then rename)."""
     keep = check_keep(keep)
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.save(f, keep)
-    os.replace(tmp, path)
+    atomic.write_with(path, lambda f: np.save(f, keep))
 
 
 def load_keep(path: str | os.PathLike) -> np.ndarray:
