@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hampjax import atomic
 from hampjax.attacks import leave_one_out, lira_variants, rmia
 from hampjax.scores import logit_scaled_score
 from hampjax.training import balanced_keep
@@ -82,10 +83,7 @@ def main(argv=None):
     for key, value in figures.items():
         print(f"{key:>36}: {value:.3f}" if isinstance(value, float) else f"{key:>36}: {value}")
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(figures, f, indent=2)
-        os.replace(tmp, args.json)
+        atomic.write_bytes(args.json, json.dumps(figures, indent=2).encode())
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 
 import jax
@@ -29,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from hampjax import atomic
 from hampjax.defenses.output_modification import modify_output
 
 
@@ -84,11 +84,8 @@ def _time(fn, repeats: int, budget_s: float) -> tuple[list[float], object]:
 
 
 def _write_json(path: str, payload: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(f.name, path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic.write_bytes(path, json.dumps(payload, indent=2).encode())
 
 
 def main(argv=None) -> dict:

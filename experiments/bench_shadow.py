@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from hampjax import atomic
 from hampjax.models import count_params, get_model, model_functions
 from hampjax.training import LossContext, hamp_recipe, paired_keep, train_many
 
@@ -152,10 +153,7 @@ def main(argv=None):
     for key, value in figures.items():
         print(f"{key:>36}: {value:.4g}" if isinstance(value, float) else f"{key:>36}: {value}")
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(figures, f, indent=2)
-        os.replace(tmp, args.json)
+        atomic.write_bytes(args.json, json.dumps(figures, indent=2).encode())
     return figures
 
 

@@ -38,8 +38,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from hampjax import validation
-from hampjax.report.report import _check_name, _write_atomic
+from hampjax import atomic, validation
+from hampjax.report.report import _check_name
 from hampjax.training.membership import check_keep
 
 __all__ = [
@@ -154,11 +154,11 @@ def export_lira_layout(
     for m in range(num_models):
         model_dir = os.path.join(path, f"experiment-{m}_{num_models}")
         os.makedirs(os.path.join(model_dir, "scores"), exist_ok=True)
-        _write_atomic(os.path.join(model_dir, "keep.npy"), _npy_bytes(keep[m]))
-        _write_atomic(os.path.join(model_dir, "scores", f"{name}.npy"), _npy_bytes(scores[m]))
+        atomic.write_bytes(os.path.join(model_dir, "keep.npy"), _npy_bytes(keep[m]))
+        atomic.write_bytes(os.path.join(model_dir, "scores", f"{name}.npy"), _npy_bytes(scores[m]))
         if logits is not None:
             os.makedirs(os.path.join(model_dir, "logits"), exist_ok=True)
-            _write_atomic(os.path.join(model_dir, "logits", f"{name}.npy"), _npy_bytes(logits[m]))
+            atomic.write_bytes(os.path.join(model_dir, "logits", f"{name}.npy"), _npy_bytes(logits[m]))
 
 
 def _model_dirs(path: str) -> list[str]:

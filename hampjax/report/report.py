@@ -65,7 +65,6 @@ import json
 import os
 import platform
 import re
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -185,9 +184,6 @@ def collect_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             out[package] = "not installed"
     return out
-
-
-_write_atomic = atomic.write_bytes
 
 
 def _json_bytes(payload: Any) -> bytes:
@@ -540,15 +536,15 @@ def _write_plots(run_dir: str, evaluation: Evaluation) -> list[str]:
     for a, curves in attack_curves.items():
         jobs.append((f"roc_{a}.png", curves, f"Attack: {a}"))
     for filename, curves, title in jobs:
-        _write_atomic(os.path.join(run_dir, filename), _plots.render_roc_png(curves, title=title))
+        atomic.write_bytes(os.path.join(run_dir, filename), _plots.render_roc_png(curves, title=title))
         written.append(filename)
     return written
 
 
 def _write_outputs(run_dir: str, evaluation: Evaluation, *, bootstrap_resamples: int, seed: int, plots: bool) -> dict:
     report = build_report(evaluation, bootstrap_resamples=bootstrap_resamples, seed=seed)
-    _write_atomic(os.path.join(run_dir, "report.json"), _json_bytes(report))
-    _write_atomic(os.path.join(run_dir, "report.md"), markdown_document(report).encode("utf-8"))
+    atomic.write_bytes(os.path.join(run_dir, "report.json"), _json_bytes(report))
+    atomic.write_bytes(os.path.join(run_dir, "report.md"), markdown_document(report).encode("utf-8"))
     if plots:
         _write_plots(run_dir, evaluation)
     return report
@@ -620,8 +616,8 @@ def write_report(
         "has_keep": evaluation.keep is not None,
         "report_settings": {"bootstrap_resamples": bootstrap_resamples, "seed": seed},
     }
-    _write_atomic(os.path.join(run_dir, "scores.npz"), _npz_bytes(arrays))
-    _write_atomic(os.path.join(run_dir, "evaluation.json"), _json_bytes(meta))
+    atomic.write_bytes(os.path.join(run_dir, "scores.npz"), _npz_bytes(arrays))
+    atomic.write_bytes(os.path.join(run_dir, "evaluation.json"), _json_bytes(meta))
     return _write_outputs(run_dir, evaluation, bootstrap_resamples=bootstrap_resamples, seed=seed, plots=plots)
 
 
