@@ -246,7 +246,9 @@ def evaluate_defense(
     labels_q = jnp.asarray(np.broadcast_to(y[None, :, None], outputs.shape[:3]))  # [M, N, Q]
     lss = np.asarray(logit_scaled_score(jnp.asarray(outputs), labels_q))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # few-model warnings: all variants run
+        # Per-example variants with few shadows warn; every variant is reported all the same.
+        warnings.filterwarnings("ignore", message="LiRA with per-example variances",
+                                category=UserWarning)
         for name, scores in lira_variants(lss[target], lss[others], keep[others]).items():
             add(name, scores)
 
