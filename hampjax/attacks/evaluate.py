@@ -24,6 +24,7 @@ The result holds per-attack scores and membership labels of the evaluated exampl
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -48,7 +49,7 @@ from hampjax.attacks.metric import metric_attack_scores
 from hampjax.attacks.nn import nn_attack_scores, top3_attack_scores, train_nn_attack, train_top3_attack
 from hampjax.attacks.rmia import rmia, true_class_probs
 from hampjax.defenses.output_modification import modify_output
-from hampjax.scores import logit_scaled_score
+from hampjax.scores import entropy, logit_scaled_score
 from hampjax.training import (
     QuerySet,
     Recipe,
@@ -71,12 +72,22 @@ class Defense:
       recipe: the training recipe (target and shadows use the same one: adaptive attacker).
       output_modification: apply HAMP's testing-time defense to every model output.
       pool_size: random outputs precomputed per model for output modification.
+      shadow_recipe: ``None`` (the default) for an adaptive attacker whose shadows use ``recipe``;
+        otherwise the recipe of a non-adaptive attacker's shadows (e.g. undefended training).
+        The target is then trained on its own with ``recipe``. Not combinable with output
+        modification (the attacker would not know the defense).
     """
 
     name: str
     recipe: Recipe
     output_modification: bool = False
     pool_size: int = 1000
+    shadow_recipe: Recipe | None = None
+
+    def __post_init__(self):
+        if self.shadow_recipe is not None and self.output_modification:
+            raise ValueError("shadow_recipe (a non-adaptive attacker) cannot be combined with "
+                             "output_modification=True")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +133,15 @@ class AttackSettings:
     boundary_samples: int = 0
     boundary_iterations: int = 20
     boundary_evals: int = 100
+    # Known-train / known-val / evaluated fractions of members and of non-members (spec 1.5:
+    # 45/5/50; Location30 30/20/50).
+    role_fractions: tuple[float, float, float] = (0.45, 0.05, 0.5)
+
+    def __post_init__(self):
+        fractions = tuple(float(f) for f in self.role_fractions)
+        if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-9:
+            raise ValueError("role_fractions must be three positive fractions summing to 1, got "
+                             f"{self.role_fractions!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +155,8 @@ class DefenseEvaluation:
       keep: the keep matrix ``[M, N]``; ``target`` its target row.
       timings: seconds per phase.
       config: the recipe's config and the evaluation settings.
+      stats: mean prediction entropy (nats) of the target's released outputs on its members
+        (``"entropy_members"``) and non-members (``"entropy_nonmembers"``), HAMP Table IV.
     """
 
     name: str
@@ -145,6 +167,7 @@ class DefenseEvaluation:
     target: int
     timings: dict[str, float]
     config: dict
+    stats: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def attack_roles(is_member: np.ndarray, *, seed: int, fractions=(0.45, 0.05, 0.5)) -> np.ndarray:
@@ -210,8 +233,20 @@ def evaluate_defense(
     t0 = time.perf_counter()
     keep = balanced_keep(num_models, len(x), seed=seed)
     val = (data.x_val, data.y_val) if data.x_val is not None else None
-    trained = train_many(model, defense.recipe, x, y, keep, seed=seed, val_data=val,
-                         workdir=workdir, progress=progress)
+    if defense.shadow_recipe is None:
+        trained = train_many(model, defense.recipe, x, y, keep, seed=seed, val_data=val,
+                             workdir=workdir, progress=progress)
+        variables = trained.variables
+    else:  # Non-adaptive: shadows with their own recipe, the target on its own.
+        sub = (lambda name: os.path.join(workdir, name)) if workdir else (lambda name: None)
+        shadows = train_many(model, defense.shadow_recipe, x, y, keep, seed=seed, val_data=val,
+                             workdir=sub("shadows"), progress=progress)
+        alone = train_many(model, defense.recipe, x, y, keep[target:target + 1], seed=seed,
+                           val_data=val, workdir=sub("target"), progress=progress)
+        variables = jax.tree_util.tree_map(
+            lambda s, t: np.concatenate([np.asarray(s)[:target], np.asarray(t),
+                                         np.asarray(s)[target + 1:]]),
+            shadows.variables, alone.variables)
     timings["train"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -219,18 +254,18 @@ def evaluate_defense(
     transform = {}
     if defense.output_modification:
         inputs = np.asarray(data.random_inputs(keys[0], defense.pool_size))
-        pools = predict_many(apply_fn, trained.variables, inputs)[:, :, 0]  # [M, P, C]
+        pools = predict_many(apply_fn, variables, inputs)[:, :, 0]  # [M, P, C]
         transform = dict(output_transform=pool_output_transform(modify_output),
                          transform_state=jnp.asarray(pools))
-    outputs = predict_many(apply_fn, trained.variables, x, queries=queries,
+    outputs = predict_many(apply_fn, variables, x, queries=queries,
                            transform_key=keys[1] if transform else None, **transform)
-    test_outputs = predict_many(apply_fn, trained.variables, np.asarray(data.x_test),
+    test_outputs = predict_many(apply_fn, variables, np.asarray(data.x_test),
                                 queries=queries, transform_key=keys[2] if transform else None,
                                 **transform)
     timings["predict"] = time.perf_counter() - t0
 
     is_member = keep[target]
-    roles = attack_roles(is_member, seed=seed)
+    roles = attack_roles(is_member, seed=seed, fractions=settings.role_fractions)
     evaluated = roles == 2
     others = np.delete(np.arange(num_models), target)
     tgt = outputs[target]  # [N, Q, C]
@@ -275,7 +310,7 @@ def evaluate_defense(
     timings["nn_attacks"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    target_vars = jax.tree_util.tree_map(lambda a: a[target], trained.variables)
+    target_vars = jax.tree_util.tree_map(lambda a: a[target], variables)
     add("label_only_gap", gap_attack_scores(jnp.argmax(tgt[:, 0], -1), jnp.asarray(y)))
     # Output modification preserves the ranking of classes, so predicted labels are those of
     # the undefended apply function.
@@ -307,6 +342,9 @@ def evaluate_defense(
     timings["label_only"] = time.perf_counter() - t0
 
     target_outputs = tgt[:, 0]
+    entropies = np.asarray(entropy(jnp.asarray(target_outputs, jnp.float32)), np.float64)
+    stats = {"entropy_members": float(entropies[is_member].mean()),
+             "entropy_nonmembers": float(entropies[~is_member].mean())}
     return DefenseEvaluation(
         name=defense.name,
         train_acc=_accuracy(target_outputs[is_member], y[is_member]),
@@ -318,7 +356,10 @@ def evaluate_defense(
         config={"recipe": dict(defense.recipe.config), "output_modification":
                 defense.output_modification, "pool_size": defense.pool_size,
                 "num_models": num_models, "seed": seed, "target": target,
-                "queries": list(queries.names), "settings": dataclasses.asdict(settings)},
+                "queries": list(queries.names), "settings": dataclasses.asdict(settings),
+                "non_adaptive_shadows": None if defense.shadow_recipe is None
+                else dict(defense.shadow_recipe.config)},
+        stats=stats,
     )
 
 
@@ -353,13 +394,13 @@ def evaluate_defenses(
     settings: AttackSettings = AttackSettings(),
     progress: bool = False,
     bootstrap_resamples: int = 200,
+    plots: bool = True,
 ) -> tuple[list[DefenseEvaluation], dict | None]:
     """Evaluate several defenses on the same data and keep matrix; write a report to ``run_dir``.
 
     Training of each defense is resumable under ``run_dir/train/<defense>``. Returns the
     per-defense results and the report dict (``None`` without ``run_dir``).
     """
-    import os
 
     names = [d.name for d in defenses]
     if len(set(names)) != len(names):
@@ -375,5 +416,5 @@ def evaluate_defenses(
         from hampjax.report import write_report
 
         report = write_report(run_dir, to_evaluation(results, num_queries=queries.size),
-                              bootstrap_resamples=bootstrap_resamples, seed=seed)
+                              bootstrap_resamples=bootstrap_resamples, seed=seed, plots=plots)
     return results, report

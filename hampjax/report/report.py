@@ -107,7 +107,7 @@ FNRS = (1e-3,)
 """Target FNRs of the TNR readings in every report (0.1%)."""
 CONFIDENCE = 0.95
 _VERSIONED = ("jax", "jaxlib", "flax", "optax", "numpy", "hampjax")
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]*$")
 _FILES = ("evaluation.json", "scores.npz")
 
 
@@ -120,7 +120,7 @@ def _check_name(what: str, name: Any) -> str:
     """A defense/attack name must be usable in file names and npz keys."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ValueError(
-            f"{what} must be a non-empty string of letters, digits and '_.+-' not starting "
+            f"{what} must be a non-empty string of letters, digits and '_.+=,-' not starting "
             f"with a punctuation mark (it is used in file names), got {name!r}"
         )
     return name
@@ -241,7 +241,7 @@ class DefenseResult:
       train_acc: accuracy on the target's training set, in ``[0, 1]``.
       test_acc: accuracy on held-out data, in ``[0, 1]``.
       attacks: mapping ``attack name -> AttackScores`` (a ``(scores, is_member)`` pair is
-        converted), at least one; names use letters, digits and ``_.+-``. Order is kept.
+        converted), at least one; names use letters, digits and ``_.+=,-`` (``gamma=0.8``). Order is kept.
 
     Raises:
       ValueError: on accuracies outside ``[0, 1]``, no attacks, an invalid attack name or

@@ -128,8 +128,12 @@ class Recipe:
         validation.check_in_range("min_improvement", self.min_improvement, 0.0, 1.0)
 
     def replace(self, **changes: Any) -> "Recipe":
-        """A copy with some fields changed (e.g. fewer epochs for a smoke test)."""
-        config = dict(self.config)
+        """A copy with some fields changed (e.g. fewer epochs for a smoke test).
+
+        ``config`` (when given) replaces the recorded hyperparameters; changed ``epochs``,
+        ``batch_size``, ``selection`` or ``shuffle`` are recorded in it as well.
+        """
+        config = dict(changes.pop("config", self.config))
         for k in ("epochs", "batch_size", "selection", "shuffle"):
             if k in changes:
                 config[k] = changes[k]
