@@ -1,0 +1,29 @@
+"""Reproduction experiments: datasets and models per paper, the experiment runner, the
+papers' numbers and the results tables.
+
+Configs live in ``experiments/configs/`` (ml_collections); ``experiments/run.py`` runs one
+(``--config=experiments/configs/hamp_main.py:quick --workdir=runs/x``) and
+``experiments/results.py`` prints its tables next to the papers' numbers.
+"""
+
+from hampjax.repro.datasets import (
+    DIGITS_SPLIT_SIZES,
+    EXPERIMENT_DATASETS,
+    ExperimentData,
+    default_model,
+    load_dataset,
+    load_experiment_data,
+)
+from hampjax.repro.runner import EXPERIMENTS, register_experiment, run_experiment
+
+__all__ = [
+    "DIGITS_SPLIT_SIZES",
+    "EXPERIMENT_DATASETS",
+    "ExperimentData",
+    "default_model",
+    "load_dataset",
+    "load_experiment_data",
+    "EXPERIMENTS",
+    "register_experiment",
+    "run_experiment",
+]

@@ -1,0 +1,159 @@
+"""Every experiment config's ``quick`` variant runs end to end (a smoke test), and the runner
+resumes, refuses a foreign workdir, and checks its config."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hampjax.repro import run_experiment
+from hampjax.repro.results import load_run, render
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = sorted(p.stem for p in (ROOT / "experiments" / "configs").glob("*.py"))
+
+
+def load_config(name: str, arg: str | None = "quick"):
+    spec = importlib.util.spec_from_file_location(f"config_{name}", ROOT / "experiments" / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+def expected_defenses(config) -> list[str]:
+    kind = config.experiment
+    if kind in ("hamp_main", "hamp_entropy", "hamp_sizes"):
+        return list(config.defenses)
+    if kind == "hamp_ablation":
+        return list(config.components)
+    if kind == "hamp_params":
+        return [f"gamma={g:g}" for g in config.gammas] + [f"alpha={a:g}" for a in config.alphas]
+    if kind == "relaxloss":
+        return ["undefended", "relaxloss_nonadaptive", "relaxloss_adaptive"]
+    if kind == "ws_sigma":
+        return [f"sigma={s:g}" for s in config.sigmas] + [
+            f"sigma={config.ablation_sigma:g},{a}" for a in config.ablations]
+    raise AssertionError(kind)
+
+
+def test_every_config_has_a_documented_quick_variant():
+    assert len(CONFIGS) >= 8
+    for name in CONFIGS:
+        text = (ROOT / "experiments" / "configs" / f"{name}.py").read_text()
+        doc = text.split('"""')[1]
+        assert "python experiments/run.py --config=experiments/configs/" in doc, name
+        assert "Expected runtime" in doc and "Paper" in doc, name
+        full, quick = load_config(name, None), load_config(name)
+        assert quick.name.endswith("_quick") and quick.experiment == full.experiment
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_quick_variant_runs(name, tmp_path, capsys):
+    config = load_config(name)
+    if config.experiment == "trust":
+        pytest.skip("covered by tests/repro/test_trust_experiment.py")
+    workdir = str(tmp_path / name)
+    record = run_experiment(config, workdir, progress=False)
+    with open(os.path.join(workdir, "experiment.json")) as f:
+        assert json.load(f) == json.loads(json.dumps(record))
+    assert record["experiment"] == config.experiment and record["cells"]
+    if config.experiment == "hamp_overhead":
+        with open(os.path.join(workdir, "overhead.json")) as f:
+            overhead = json.load(f)
+        assert sorted(overhead) == sorted(config.datasets)
+        for row in overhead.values():
+            assert row["forward_ms"] > 0 and row["modify_output_ms"] > 0
+            assert row["hamp_ms"] == pytest.approx(row["forward_ms"] + row["modify_output_ms"])
+    else:
+        assert set(record["data_hashes"]) == set(record["cells"])
+        for cell in record["cells"]:
+            with open(os.path.join(workdir, cell, "report.json")) as f:
+                report = json.load(f)
+            with open(os.path.join(workdir, cell, "stats.json")) as f:
+                stats = json.load(f)
+            names = expected_defenses(config)
+            assert list(report["defenses"]) == names
+            assert sorted(stats) == sorted(names)
+            for d in report["defenses"].values():
+                assert 0.0 <= d["test_acc"] <= 1.0 and "max_tpr@0.1%fpr" in d
+            for s in stats.values():
+                assert s["entropy_members"] > 0 and s["entropy_nonmembers"] > 0
+    text = render(load_run(workdir))
+    assert config.name in text
+    for cell in record["cells"]:
+        assert cell in text
+    if config.experiment == "relaxloss":
+        check_non_adaptive(workdir)
+
+
+def check_non_adaptive(workdir):
+    with open(os.path.join(workdir, "digits", "evaluation.json")) as f:
+        cfg = json.load(f)["config"]
+    assert cfg["relaxloss_adaptive"]["non_adaptive_shadows"] is None
+    assert cfg["relaxloss_nonadaptive"]["non_adaptive_shadows"]["defense"] == "undefended"
+    assert cfg["relaxloss_nonadaptive"]["recipe"]["defense"] == "relaxloss"
+    # The non-adaptive run trained its shadows and its target separately.
+    train = os.path.join(workdir, "digits", "train", "relaxloss_nonadaptive")
+    assert sorted(os.listdir(train)) == ["shadows", "target"]
+
+
+def test_resume_skips_finished_cells_and_refuses_other_configs(tmp_path, capsys):
+    config = load_config("hamp_entropy")
+    workdir = str(tmp_path / "entropy")
+    run_experiment(config, workdir, progress=False)
+    report = os.path.join(workdir, "digits", "report.json")
+    before = os.stat(report).st_mtime_ns
+    capsys.readouterr()
+    run_experiment(config, workdir, progress=False)
+    assert "done already" in capsys.readouterr().out
+    assert os.stat(report).st_mtime_ns == before
+    other = load_config("hamp_entropy")
+    other.seed = 1
+    with pytest.raises(ValueError, match=r"different config .*seed"):
+        run_experiment(other, workdir, progress=False)
+
+
+def test_config_validation(tmp_path):
+    config = load_config("hamp_main")
+    bad = load_config("hamp_main")
+    bad.experiment = "nope"
+    with pytest.raises(ValueError, match="config.experiment"):
+        run_experiment(bad, str(tmp_path / "a"))
+    bad = load_config("hamp_main")
+    bad.num_models = 5
+    with pytest.raises(ValueError, match="num_models must be an even integer >= 4"):
+        run_experiment(bad, str(tmp_path / "b"))
+    bad = load_config("hamp_main")
+    bad.datasets = ("mnist",)
+    with pytest.raises(ValueError, match="config.datasets"):
+        run_experiment(bad, str(tmp_path / "c"))
+    bad = load_config("hamp_main")
+    bad.defenses = ("dpsgd",)
+    with pytest.raises(ValueError, match="config.defenses"):
+        run_experiment(bad, str(tmp_path / "d"))
+    bad = load_config("ws_sigma")
+    bad.ablations = ("colour=blue",)
+    with pytest.raises(ValueError, match="config.ablations"):
+        run_experiment(bad, str(tmp_path / "e"))
+    bad = load_config("hamp_main")
+    bad.datasets = ("purchase100",)
+    with pytest.raises(ValueError, match="data_dir is required"):
+        run_experiment(bad, str(tmp_path / "f"))
+    assert config.datasets == ("digits",)
+
+
+def test_run_entry_point(tmp_path):
+    workdir = tmp_path / "overhead"
+    cmd = [sys.executable, str(ROOT / "experiments" / "run.py"),
+           f"--config={ROOT / 'experiments' / 'configs' / 'hamp_overhead.py'}:quick",
+           "--config.datasets=('digits',)", "--config.repeats=1", f"--workdir={workdir}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    with open(workdir / "overhead.json") as f:
+        assert list(json.load(f)) == ["digits"]
+    bad = subprocess.run(cmd[:2] + [f"--workdir={workdir}"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "config" in bad.stderr
