@@ -43,6 +43,22 @@ from hampjax.defenses.weighted_smoothing import (
     ws_sample_scores,
 )
 
+from hampjax.defenses.laplace import (
+    DEFAULT_PRIOR_GRID,
+    GGN_MAX_PARAMS,
+    LAPLACE_FISHERS,
+    LAPLACE_METHODS,
+    LaplacePosterior,
+    LastLayerLaplace,
+    fit_laplace,
+    fit_last_layer_laplace,
+    laplace_log_predictive,
+    laplace_predictive_moments,
+    last_layer_features,
+    last_layer_params,
+    select_prior_variance,
+)
+
 __all__ = [
     "OutputModifier",
     "fresh_random_outputs",
@@ -72,4 +88,17 @@ __all__ = [
     "ws_noise_scale",
     "ws_optimizer",
     "ws_sample_scores",
+    "LAPLACE_METHODS",
+    "LAPLACE_FISHERS",
+    "GGN_MAX_PARAMS",
+    "DEFAULT_PRIOR_GRID",
+    "LaplacePosterior",
+    "LastLayerLaplace",
+    "last_layer_features",
+    "last_layer_params",
+    "fit_laplace",
+    "laplace_predictive_moments",
+    "laplace_log_predictive",
+    "select_prior_variance",
+    "fit_last_layer_laplace",
 ]
