@@ -61,8 +61,30 @@ from hampjax.attacks.nn import (
     train_top3_attack,
 )
 from hampjax.attacks.rmia import rmia, true_class_probs, tune_offline_a
+from hampjax.attacks.shift import (
+    COUNT_KEYS,
+    FLOAT_KEYS,
+    FittedScoreAttack,
+    LABEL_AWARE_ATTACKS,
+    SCORE_ATTACKS,
+    calibration_summary,
+    evaluate_shift,
+    fit_score_attacks,
+    max_prediction_score,
+    max_score_logit,
+)
 
 __all__ = [
+    "SCORE_ATTACKS",
+    "LABEL_AWARE_ATTACKS",
+    "FLOAT_KEYS",
+    "COUNT_KEYS",
+    "max_score_logit",
+    "max_prediction_score",
+    "FittedScoreAttack",
+    "fit_score_attacks",
+    "evaluate_shift",
+    "calibration_summary",
     "AttackSettings", "Defense", "DefenseEvaluation", "EvalData", "LIRA_VARIANT_NAMES",
     "LeaveOneOutMetrics", "LeaveOneOutResult", "METRIC_SCORES", "NNAttack", "Thresholds",
     "Top3Attack", "apply_thresholds", "attack_roles", "augmentation_scores", "cw_l2_distance",
