@@ -32,8 +32,26 @@ from hampjax.report.report import (
     write_report,
 )
 from hampjax.report.tables import format_table, markdown_document
+from hampjax.report.trust import (
+    REFERENCE_GROUP,
+    TRUST_FORMAT,
+    build_trust_report,
+    gaussian_kde,
+    markdown_trust,
+    render_score_kde_png,
+    scott_bandwidth,
+    write_trust_report,
+)
 
 __all__ = [
+    "TRUST_FORMAT",
+    "REFERENCE_GROUP",
+    "scott_bandwidth",
+    "gaussian_kde",
+    "render_score_kde_png",
+    "build_trust_report",
+    "markdown_trust",
+    "write_trust_report",
     "FNRS",
     "FPRS",
     "AttackScores",
