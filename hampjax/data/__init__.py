@@ -19,6 +19,16 @@ from hampjax.data.cifar import (
 from hampjax.data.dataset import Dataset
 from hampjax.data.digits import load_digits_dataset
 from hampjax.data.download import DownloadError, fetch, file_digest, verify_file
+from hampjax.data.ood import (
+    OOD_SETS,
+    STL10_MONKEY_LABEL,
+    OodSource,
+    box_downsample,
+    load_ood_images,
+    normalize_like,
+    sample_image_crops,
+    uniform_noise_set,
+)
 from hampjax.data.splits import (
     HAMP_SPLIT_SIZES,
     HampSplit,
@@ -47,6 +57,14 @@ from hampjax.data.transforms import permute_pixels, scale_inputs, uniform_noise_
 
 __all__ = [
     "Dataset",
+    "OodSource",
+    "OOD_SETS",
+    "STL10_MONKEY_LABEL",
+    "box_downsample",
+    "load_ood_images",
+    "normalize_like",
+    "sample_image_crops",
+    "uniform_noise_set",
     "load_digits_dataset",
     "DownloadError",
     "fetch",
