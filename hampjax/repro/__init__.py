@@ -14,7 +14,7 @@ from hampjax.repro.datasets import (
     load_dataset,
     load_experiment_data,
 )
-from hampjax.repro.runner import EXPERIMENTS, register_experiment, run_experiment
+from hampjax.repro.runner import EXPERIMENTS, record_cell_data, run_experiment
 
 __all__ = [
     "DIGITS_SPLIT_SIZES",
@@ -24,6 +24,6 @@ __all__ = [
     "load_dataset",
     "load_experiment_data",
     "EXPERIMENTS",
-    "register_experiment",
+    "record_cell_data",
     "run_experiment",
 ]

@@ -8,7 +8,8 @@ A run directory (written by :mod:`hampjax.repro.runner`) holds::
     <workdir>/<cell>/stats.json    {defense: {"entropy_members", "entropy_nonmembers"}} (nats)
     <workdir>/overhead.json        kind "hamp_overhead" only: {dataset: {"forward_ms",
                                    "modify_output_ms", "hamp_ms", "batch", "device"}}
-    <workdir>/<cell>/trust.json    kind "trust" only (not rendered yet)
+    <workdir>/<cell>/summary.json  kind "trust" only: {variant: {"train_acc", "test_acc",
+                                   "ece", "oe", "mmps", "fpr": {set: {attack: fpr}}, ...}}
 
 :func:`load_run` reads one directory into a :class:`RunResults` (cells whose report is not
 written yet are listed as missing), :func:`tables` turns it into :class:`Table` objects for
@@ -28,7 +29,8 @@ Experiment kinds (:data:`EXPERIMENT_KINDS`) and their tables:
 * ``hamp_entropy``: accuracy and entropy.  ``hamp_ablation``: Table II.  ``hamp_params``:
   Table V.  ``hamp_sizes``: Fig. 6 (ours only, plus the averages quoted in the text).
   ``hamp_overhead``: Table VII.  ``relaxloss``: the RelaxLoss poster.  ``ws_sigma``: ours only.
-  ``trust``: not supported yet (renders a note).
+  ``trust``: accuracy and calibration per variant, the max-score FPR per non-member set
+  next to the Trust paper's, and the other attacks' FPRs.
 
 Example:
   >>> run = load_run("runs/hamp_main")                       # doctest: +SKIP
@@ -94,7 +96,8 @@ class RunResults:
       missing: declared cells without results yet (no report.json / overhead entry).
       data_hashes: ``{cell: data hash}``.
       overhead: ``overhead.json`` (kind ``"hamp_overhead"``), else ``None``.
-      trust_cells: cells with a ``trust.json`` (kind ``"trust"``).
+      trust: ``{cell: summary.json}`` (kind ``"trust"``): per variant accuracy, calibration
+        and the FPR of every attack on every non-member set.
     """
 
     workdir: str
@@ -107,7 +110,7 @@ class RunResults:
     missing: tuple[str, ...]
     data_hashes: Mapping[str, str]
     overhead: Mapping[str, Any] | None
-    trust_cells: tuple[str, ...]
+    trust: Mapping[str, Mapping[str, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +211,8 @@ def load_run(workdir: str | os.PathLike) -> RunResults:
     if not isinstance(cells, list):
         raise ValueError(f"experiment.json 'cells' must be a list of cell names, got {cells!r}")
     cells = tuple(_check_cell_name(c) for c in cells)
-    reports, stats, trust, missing = {}, {}, [], []
+    reports, stats, missing = {}, {}, []
+    trust: dict[str, Any] = {}
     overhead = None
     if kind == "hamp_overhead":
         path = os.path.join(workdir, "overhead.json")
@@ -222,8 +226,16 @@ def load_run(workdir: str | os.PathLike) -> RunResults:
         for cell in cells:
             cell_dir = os.path.join(workdir, cell)
             if kind == "trust":
-                if os.path.isfile(os.path.join(cell_dir, "trust.json")):
-                    trust.append(cell)
+                summary_path = os.path.join(cell_dir, "summary.json")
+                if os.path.isfile(summary_path):
+                    summary = _read_json(summary_path, "summary.json")
+                    if not isinstance(summary, dict) or not all(
+                            isinstance(v, dict) and isinstance(v.get("fpr"), dict)
+                            for v in summary.values()):
+                        raise ValueError(f"summary.json must hold {{variant: {{train_acc, "
+                                         f"test_acc, ece, oe, fpr: {{...}}}}}}; {summary_path} "
+                                         f"does not")
+                    trust[cell] = summary
                 else:
                     missing.append(cell)
                 continue
@@ -251,7 +263,7 @@ def load_run(workdir: str | os.PathLike) -> RunResults:
         config=types.MappingProxyType(dict(exp.get("config") or {})), cells=cells,
         reports=types.MappingProxyType(reports), stats=types.MappingProxyType(stats),
         missing=tuple(missing), data_hashes=types.MappingProxyType(dict(hashes)),
-        overhead=overhead, trust_cells=tuple(trust))
+        overhead=overhead, trust=types.MappingProxyType(trust))
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,7 +272,8 @@ def load_run(workdir: str | os.PathLike) -> RunResults:
 
 
 def _pct(value: Any) -> float | None:
-    return None if value is None else 100.0 * float(value)
+    """Percent, or None for a missing or undefined (NaN: skipped attack, empty set) value."""
+    return None if value is None or value != value else 100.0 * float(value)
 
 
 def _flag(defense: Mapping, attack: str | None, metric: str) -> bool:
@@ -500,6 +513,65 @@ def _ws_tables(run: RunResults) -> list[Table]:
                       "Weighted Smoothing has no public numbers to compare with.", _FLAG_NOTE))]
 
 
+# The Trust paper's settings (spec B.3) by our variant name; its numbers are ResNet-18 on CIFAR-10.
+_TRUST_PAPER_KEYS = {"standard": "resnet18", "llla": "resnet18_llla",
+                     "label_smoothing": "resnet18_label_smoothing", "l2": "resnet18_l2"}
+
+
+def _trust_paper(run: RunResults, variant: str, nonmember_set: str) -> float | None:
+    cfg = run.config
+    if cfg.get("dataset") != "cifar10" or cfg.get("model") != "resnet18":
+        return None
+    key = _TRUST_PAPER_KEYS.get(variant)
+    if variant == "temperature" and float(cfg.get("temperature", 0)) == 10.0:
+        key = "resnet18_temperature10"
+    if key is None:
+        return None
+    name = "scaled" if nonmember_set == "scaled_x255" else nonmember_set
+    return paper.TRUST_FPR.get(key, {}).get(name)
+
+
+def _trust_tables(run: RunResults) -> list[Table]:
+    sets: list[str] = []
+    attacks: list[str] = []
+    for summary in run.trust.values():
+        for entry in summary.values():
+            for s_name, per in entry["fpr"].items():
+                sets += [s_name] if s_name not in sets else []
+                attacks += [a for a in per if a not in attacks]
+    calib, max_rows, other_rows = [], [], []
+    for cell, summary in run.trust.items():
+        for variant, e in summary.items():
+            calib.append(((cell, variant), (
+                Entry(_pct(e.get("train_acc"))), Entry(_pct(e.get("test_acc"))),
+                Entry(_pct(e.get("ece"))), Entry(_pct(e.get("oe"))), Entry(_pct(e.get("mmps"))))))
+            for attack in attacks:
+                entries = tuple(Entry(_pct(e["fpr"].get(s_name, {}).get(attack)),
+                                      _trust_paper(run, variant, s_name)
+                                      if attack == "max_score" else None) for s_name in sets)
+                (max_rows if attack == "max_score" else other_rows).append(
+                    ((cell, variant, attack), entries))
+    notes = ("FPR: the share of a non-member set the attack (fitted on the shadow model's own "
+             "members and non-members) calls members. Paper: ResNet-18 on CIFAR-10 (spec B.3; "
+             "the paper shows most numbers as figures).",
+             "Sets: test = the target's test non-members; scaled_x<d> = those inputs times d "
+             "(the paper's Scaled is x255); permuted = pixels shuffled per image; OOD sets by "
+             "name; uniform_noise = uniform random pixels.")
+    return [
+        Table("trust_calibration", "Trust: accuracy and calibration of the target (%), ours only",
+              ("cell", "defense"), ("train acc", "test acc", "ECE", "OE", "MMPS"),
+              tuple(calib), has_paper=False, notes=(
+                  "ECE / OE with 15 bins on the target's test non-members; MMPS: mean max "
+                  "prediction score. Variants are listed in the defense column.",)),
+        Table("trust_fpr_max_score", "Trust: max-score attack FPR per non-member set (%), "
+              "ours / paper", ("cell", "defense", "attack"), tuple(sets), tuple(max_rows),
+              notes=notes),
+        Table("trust_fpr_other", "Trust: FPR of the other attacks per non-member set (%), ours "
+              "only", ("cell", "defense", "attack"), tuple(sets), tuple(other_rows),
+              has_paper=False, notes=notes[1:]),
+    ]
+
+
 def _hamp_main_tables(run: RunResults) -> list[Table]:
     out = [_accuracy_table(run), _max_table(run), _per_attack_table(run)]
     entropy = _entropy_table(run)
@@ -520,7 +592,7 @@ _BUILDERS: Mapping[str, Callable[[RunResults], list[Table]]] = types.MappingProx
     "hamp_overhead": _overhead_tables,
     "relaxloss": _relaxloss_tables,
     "ws_sigma": _ws_tables,
-    "trust": lambda run: [],
+    "trust": lambda run: _trust_tables(run),
 })
 
 
@@ -536,7 +608,7 @@ def tables(run: RunResults) -> list[Table]:
       run: from :func:`load_run`.
 
     Returns:
-      A list of :class:`Table` (empty for kind ``"trust"``, which is not supported yet).
+      A list of :class:`Table`.
 
     Raises:
       ValueError: if ``run`` is not a :class:`RunResults`.
@@ -590,10 +662,6 @@ def _md(run: RunResults, run_tables: list[Table]) -> str:
     if run.missing:
         lines.append(f"- missing (run not finished): {', '.join(run.missing)}")
     lines.append("")
-    if run.kind == "trust":
-        lines += ["Trust results are not supported yet: the results command does not read "
-                  "trust.json until its schema is defined. Cells with trust.json: "
-                  + (", ".join(run.trust_cells) or DASH) + ".", ""]
     for t in run_tables:
         lines += _md_table(t)
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -616,8 +684,6 @@ def _csv_rows(run: RunResults, run_tables: list[Table]) -> list[list[str]]:
                              (e.paper_attack or "") if t.has_paper else "", t.unit])
     blank = [""] * (len(CSV_COLUMNS) - 4)
     rows += [[run.name, run.kind, "missing", cell] + blank for cell in run.missing]
-    if run.kind == "trust":
-        rows += [[run.name, run.kind, "not_supported", cell] + blank for cell in run.trust_cells]
     return rows
 
 

@@ -10,6 +10,8 @@ one batched program per defense, every attack, the report). The run directory::
     <workdir>/<cell>/stats.json      {defense: {"entropy_members", "entropy_nonmembers"}}
     <workdir>/<cell>/train/...       resumable training checkpoints
     <workdir>/overhead.json          (hamp_overhead only) per-sample milliseconds per dataset
+    <workdir>/<cell>/<variant>/trust.json, <cell>/summary.json   (trust only, see
+                                     hampjax.repro.trust)
 
 Resuming: finished cells (``report.json`` and ``stats.json`` present) are skipped; unfinished
 ones resume training from their checkpoints. A workdir written by a different config is refused.
@@ -52,7 +54,7 @@ from hampjax.training import (
     weighted_smoothing_recipe,
 )
 
-__all__ = ["EXPERIMENTS", "run_experiment", "INPUT_SHAPES", "ABLATION_COMPONENTS"]
+__all__ = ["EXPERIMENTS", "run_experiment", "record_cell_data", "INPUT_SHAPES", "ABLATION_COMPONENTS"]
 
 # Input shape and class count per dataset (the overhead benchmark needs no data).
 INPUT_SHAPES = {
@@ -317,6 +319,12 @@ def _run_hamp_overhead(config, workdir: str, progress: bool) -> list[str]:
     return list(config.datasets)
 
 
+def _run_trust(config, workdir: str, progress: bool) -> list[str]:
+    from hampjax.repro.trust import run_trust  # Lazy: trust imports this module.
+
+    return run_trust(config, workdir, progress)
+
+
 EXPERIMENTS: dict[str, Callable[[Any, str, bool], list[str]]] = {
     "hamp_main": _run_hamp_main,
     "hamp_entropy": _run_hamp_main,
@@ -326,13 +334,9 @@ EXPERIMENTS: dict[str, Callable[[Any, str, bool], list[str]]] = {
     "hamp_overhead": _run_hamp_overhead,
     "relaxloss": _run_relaxloss,
     "ws_sigma": _run_ws_sigma,
+    "trust": lambda config, workdir, progress: _run_trust(config, workdir, progress),
 }
 """Experiment kinds: ``config.experiment`` -> runner ``(config, workdir, progress) -> cells``."""
-
-
-def register_experiment(kind: str, fn: Callable[[Any, str, bool], list[str]]) -> None:
-    """Add an experiment kind (used by :mod:`hampjax.repro.trust`)."""
-    EXPERIMENTS[kind] = fn
 
 
 def _experiment_path(workdir: str) -> str:
@@ -340,17 +344,23 @@ def _experiment_path(workdir: str) -> str:
 
 
 def _record_data(workdir: str, cell: str, data: ExperimentData) -> None:
+    record_cell_data(workdir, cell, data.record)
+
+
+def record_cell_data(workdir: str, cell: str, split_record: dict) -> None:
+    """Save a cell's split record (with its ``data_hash``) in ``experiment.json``; refuse a
+    cell that was run on different data."""
     if not _is_main_process():
         return
     path = _experiment_path(workdir)
     with open(path) as f:
         record = json.load(f)
-    if cell in record["data"] and record["data"][cell]["data_hash"] != data.record["data_hash"]:
+    if cell in record["data"] and record["data"][cell]["data_hash"] != split_record["data_hash"]:
         raise ValueError(f"cell {cell!r} of {workdir} was run on different data "
                          f"(data hash {record['data'][cell]['data_hash']} != "
-                         f"{data.record['data_hash']}); use a new workdir")
-    record["data"][cell] = data.record
-    record["data_hashes"][cell] = data.record["data_hash"]
+                         f"{split_record['data_hash']}); use a new workdir")
+    record["data"][cell] = split_record
+    record["data_hashes"][cell] = split_record["data_hash"]
     atomic.write_bytes(path, json.dumps(record, indent=2, sort_keys=True).encode())
 
 

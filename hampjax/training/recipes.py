@@ -30,6 +30,7 @@ import optax
 
 from hampjax import validation
 from hampjax.defenses.baselines import _cross_entropy as _ce  # jitted core, no re-validation
+from hampjax.defenses.baselines import _label_smoothing
 from hampjax.defenses.hamp import _hamp_loss, _soft_labels
 from hampjax.defenses.relaxloss import RELAXLOSS_PRESETS, relaxloss_loss
 from hampjax.defenses.weighted_smoothing import (
@@ -54,6 +55,8 @@ __all__ = [
     "relaxloss_recipe",
     "weighted_smoothing_recipe",
     "label_smoothing_recipe",
+    "trust_recipe",
+    "TRUST_TRAINING_VARIANTS",
     "ws_example_state",
 ]
 
@@ -303,6 +306,56 @@ def label_smoothing_recipe(dataset: str, *, entropy_threshold: float = 0.05, **o
         name="label_smoothing",
         loss=_hamp_loss_fn(entropy_threshold, 0.0, "grid", False),
         config={**base.config, "defense": "label_smoothing", "entropy_threshold": entropy_threshold},
+    )
+    return recipe.replace(**overrides) if overrides else recipe
+
+
+TRUST_TRAINING_VARIANTS = ("standard", "label_smoothing", "l2")
+
+
+def trust_recipe(
+    variant: str,
+    *,
+    learning_rate: float = 0.01,
+    epochs: int = 100,
+    batch_size: int = 64,
+    smoothing: float = 0.0083,
+    weight_decay: float = 3e-4,
+    **overrides: Any,
+) -> Recipe:
+    """The "To Trust or Not To Trust" CIFAR-10 training recipes (spec B.1).
+
+    Adam (lr 0.01 for ResNet-18, 0.001 for SalemCNN), batch 64, 100 epochs, cross-entropy,
+    shuffled batches, last-epoch model. ``variant``:
+
+    * ``"standard"``: plain cross-entropy.
+    * ``"label_smoothing"``: cross-entropy against ``optax.smooth_labels`` targets with
+      ``smoothing`` (0.0083 for CIFAR-10).
+    * ``"l2"``: coupled weight decay ``weight_decay`` (3e-4; added to the gradient before Adam).
+
+    Temperature scaling and the last-layer Laplace approximation are post-hoc transforms of
+    the standard model (:func:`hampjax.defenses.temperature_scale`,
+    :func:`hampjax.defenses.fit_last_layer_laplace`), not recipes.
+    """
+    validation.check_choice("variant", variant, TRUST_TRAINING_VARIANTS)
+    validation.check_positive("learning_rate", learning_rate)
+    validation.check_in_range("smoothing", smoothing, 0.0, 1.0, high_inclusive=False)
+    validation.check_nonnegative("weight_decay", weight_decay)
+    if variant == "label_smoothing":
+        def loss(logits, labels, ctx):
+            del ctx
+            return _label_smoothing(logits, labels, smoothing, logits.shape[-1])
+    else:
+        loss = _ce_loss
+    recipe = Recipe(
+        name=f"trust_{variant}", loss=loss,
+        optimizer=adam(weight_decay=weight_decay if variant == "l2" else 0.0),
+        learning_rate=step_schedule(learning_rate, ()), epochs=epochs, batch_size=batch_size,
+        selection="last",
+        config={"defense": f"trust_{variant}", "learning_rate": learning_rate, "epochs": epochs,
+                "batch_size": batch_size,
+                "smoothing": smoothing if variant == "label_smoothing" else 0.0,
+                "weight_decay": weight_decay if variant == "l2" else 0.0},
     )
     return recipe.replace(**overrides) if overrides else recipe
 

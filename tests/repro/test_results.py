@@ -389,18 +389,37 @@ def test_ws_sigma(tmp_path):
     assert {r["defense"] for r in rows} == {"sigma=0.5", "sigma=0.5,weighted=False"}
 
 
-def test_trust_not_supported(tmp_path):
+def test_trust_tables(tmp_path):
     workdir = str(tmp_path / "trust")
-    _experiment(workdir, "trust", ["resnet18", "digits"])
-    _write(os.path.join(workdir, "resnet18", "trust.json"), {"anything": 1})
+    _write(os.path.join(workdir, "experiment.json"), {
+        "experiment": "trust", "name": "trust", "cells": ["cifar10_resnet18", "digits_fc"],
+        "config": {"dataset": "cifar10", "model": "resnet18", "temperature": 10.0},
+        "data_hashes": {}})
+    fpr = {"test": {"max_score": 0.45, "loss": 0.4}, "scaled_x255": {"max_score": 1.0,
+                                                                      "loss": float("nan")}}
+    _write(os.path.join(workdir, "cifar10_resnet18", "summary.json"), {
+        "standard": {"train_acc": 1.0, "test_acc": 0.8, "ece": 0.1, "oe": 0.05, "mmps": 0.9,
+                     "fpr": fpr},
+        "temperature": {"train_acc": 1.0, "test_acc": 0.8, "ece": 0.5, "oe": 0.0, "mmps": 0.2,
+                        "fpr": fpr}})
     run = load_run(workdir)
-    assert run.trust_cells == ("resnet18",) and run.missing == ("digits",)
-    assert tables(run) == []
+    assert run.missing == ("digits_fc",) and list(run.trust) == ["cifar10_resnet18"]
     text = render(run)
-    assert "not supported yet" in text and "resnet18" in text
+    section = _section(text, "Trust: max-score")
+    assert _md_row(section, "cifar10_resnet18", "standard", "max_score") == [
+        "45.00 / 44.80", "100.00 / 99.80"]
+    assert _md_row(section, "cifar10_resnet18", "temperature", "max_score") == [
+        "45.00 / —", "100.00 / 100.00"]
+    other = _section(text, "Trust: FPR of the other")
+    assert _md_row(other, "cifar10_resnet18", "standard", "loss") == ["40.00", "—"]
+    calib = _section(text, "Trust: accuracy")
+    assert _md_row(calib, "cifar10_resnet18", "temperature") == [
+        "100.00", "80.00", "50.00", "0.00", "20.00"]
     rows = _csv(render(run, fmt="csv"))
-    assert [(r["table"], r["cell"]) for r in rows] == [("missing", "digits"),
-                                                       ("not_supported", "resnet18")]
+    assert ("missing", "digits_fc") in {(r["table"], r["cell"]) for r in rows}
+    _write(os.path.join(workdir, "digits_fc", "summary.json"), {"standard": {"fpr": 3}})
+    with pytest.raises(ValueError, match="summary.json must hold"):
+        load_run(workdir)
 
 
 def test_every_kind_renders_an_empty_run(tmp_path):
