@@ -399,7 +399,8 @@ def evaluate_defenses(
     """Evaluate several defenses on the same data and keep matrix; write a report to ``run_dir``.
 
     Training of each defense is resumable under ``run_dir/train/<defense>``. Returns the
-    per-defense results and the report dict (``None`` without ``run_dir``).
+    per-defense results and the report dict (``None`` without ``run_dir`` and on processes
+    other than 0, which train their share of the models but do not write the report).
     """
 
     names = [d.name for d in defenses]
@@ -412,7 +413,7 @@ def evaluate_defenses(
                                         queries=queries, settings=settings, workdir=workdir,
                                         progress=progress))
     report = None
-    if run_dir is not None:
+    if run_dir is not None and jax.process_index() == 0:  # Every process trains; one writes.
         from hampjax.report import write_report
 
         report = write_report(run_dir, to_evaluation(results, num_queries=queries.size),

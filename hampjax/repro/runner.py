@@ -105,7 +105,7 @@ def _run_cell(config, workdir: str, cell: str, data: ExperimentData, defenses: l
     t0 = time.perf_counter()
     results, _ = evaluate_defenses(
         model, defenses, data.eval_data, num_models=config.num_models, seed=config.seed,
-        run_dir=cell_dir if _is_main_process() else None, settings=settings, progress=progress,
+        run_dir=cell_dir, settings=settings, progress=progress,
         bootstrap_resamples=config.bootstrap_resamples, plots=config.get("plots", True))
     if _is_main_process():
         atomic.write_bytes(os.path.join(cell_dir, "stats.json"), json.dumps(
@@ -402,13 +402,15 @@ def run_experiment(config, workdir: str, *, progress: bool = True) -> dict:
                              if cfg.get(k) != record["config"].get(k))
             raise ValueError(f"workdir {workdir} holds a run of a different config (fields "
                              f"{changed} differ); use a new --workdir")
-    elif _is_main_process():
+    else:
         record = {"experiment": config.experiment, "name": config.name, "config": cfg,
                   "cells": [], "data": {}, "data_hashes": {}}
-        atomic.write_bytes(path, json.dumps(record, indent=2, sort_keys=True).encode())
+        if _is_main_process():
+            atomic.write_bytes(path, json.dumps(record, indent=2, sort_keys=True).encode())
     start = time.perf_counter()
     cells = EXPERIMENTS[config.experiment](config, workdir, progress)
-    if _is_main_process():
+    record["cells"] = list(cells)
+    if _is_main_process():  # Other processes return their own view; process 0 owns the file.
         with open(path) as f:
             record = json.load(f)
         record["cells"] = list(cells)

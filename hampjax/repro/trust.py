@@ -6,6 +6,9 @@ the target's and the shadow's disjoint training halves). Variants:
 
 * ``standard``, ``label_smoothing``, ``l2``: recipes of :func:`~hampjax.training.trust_recipe`;
 * ``temperature``: the standard models' logits divided by ``config.temperature`` (T = 10);
+* ``temperature_nll``: the standard models' logits divided by the temperature that minimizes the
+  NLL on each model's held-out test non-members (Guo et al.'s calibration,
+  :func:`~hampjax.defenses.fit_temperature`);
 * ``llla``: the last-layer Laplace approximation of each standard model
   (:func:`~hampjax.defenses.fit_last_layer_laplace`, prior variance on the paper's grid);
 * ``hamp``: HAMP's recipe and output modification (each model with its own random-output pool).
@@ -34,6 +37,8 @@ import dataclasses
 import json
 import os
 import time
+import warnings
+import zlib
 from typing import Any
 
 import flax.linen as nn
@@ -51,7 +56,7 @@ from hampjax.attacks.shift import (
 )
 from hampjax.data import Dataset, data_hash, load_cifar10, load_cifar100, load_digits_dataset
 from hampjax.data.transforms import permute_pixels, scale_inputs, uniform_noise_images
-from hampjax.defenses.baselines import temperature_scale
+from hampjax.defenses.baselines import fit_temperature, temperature_scale
 from hampjax.defenses.laplace import fit_last_layer_laplace
 from hampjax.defenses.output_modification import modify_output, random_image_inputs, sample_from_pool
 from hampjax.models import get_model, model_functions
@@ -60,9 +65,11 @@ from hampjax.training import hamp_recipe, predict_many, train_many, trust_recipe
 
 __all__ = ["TRUST_VARIANTS", "TrustSplit", "trust_split", "run_trust"]
 
-TRUST_VARIANTS = ("standard", "label_smoothing", "l2", "temperature", "llla", "hamp")
+TRUST_VARIANTS = ("standard", "label_smoothing", "l2", "temperature", "temperature_nll", "llla",
+                  "hamp")
 _TRAINED_BY = {"standard": "standard", "label_smoothing": "label_smoothing", "l2": "l2",
-               "temperature": "standard", "llla": "standard", "hamp": "hamp"}
+               "temperature": "standard", "temperature_nll": "standard", "llla": "standard",
+               "hamp": "hamp"}
 _ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh}
 
 
@@ -244,12 +251,13 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
     def single(variables, m):
         return jax.tree_util.tree_map(lambda a: a[m], variables)
 
-    for vi, variant in enumerate(config.variants):
+    for variant in config.variants:
         if variant in summary and os.path.exists(os.path.join(cell_dir, variant, "trust.json")):
             continue
         t0 = time.perf_counter()
         variables = trained[_TRAINED_BY[variant]]
-        vkey = jax.random.fold_in(key, 100 + vi)
+        # Keyed by the variant's name: adding or reordering variants changes no result.
+        vkey = jax.random.fold_in(key, zlib.crc32(variant.encode()))
         outputs = _variant_outputs(config, variant, model, apply_fn, variables, single, as_input,
                                    x_train, train_ds, split.train, held_out, x_test, test_ds,
                                    laplace_noise, vkey)
@@ -268,8 +276,10 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
         test_all = outputs(0, x_test[split.test[0]])
         calib = {"test": calibration_summary(test_all, test_ds.y[split.test[0]]),
                  "members": calibration_summary(member_logits, train_ds.y[members[0]])}
-        write_trust_report(os.path.join(cell_dir, variant), results, score_groups=groups,
-                           calibration=calib)
+        main = jax.process_index() == 0  # Every process computes; one writes.
+        if main:
+            write_trust_report(os.path.join(cell_dir, variant), results, score_groups=groups,
+                               calibration=calib)
         train_all = outputs(0, x_train[split.train[0]])
         summary[variant] = {
             "train_acc": float(np.mean(np.argmax(train_all, -1) == train_ds.y[split.train[0]])),
@@ -278,7 +288,8 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
             "fpr": {s: {a: r["fpr"] for a, r in per.items()} for s, per in results.items()},
             "auroc": {s: {a: r["auroc"] for a, r in per.items()} for s, per in results.items()},
         }
-        _write_json(summary_path, summary)
+        if main:
+            _write_json(summary_path, summary)
         fpr = summary[variant]["fpr"]
         scaled_text = ", ".join(f"{s} {fpr[s]['max_score']:.1%}" for s in scaled if "max_score" in fpr[s])
         print(f"[{cell}] {variant}: test acc {summary[variant]['test_acc']:.2%}, ECE "
@@ -301,6 +312,20 @@ def _variant_outputs(config, variant, model, apply_fn, variables, single, as_inp
     if variant == "temperature":
         return lambda m, images: np.asarray(temperature_scale(jnp.asarray(plain(m, images)),
                                                               config.temperature))
+    if variant == "temperature_nll":
+        lo, hi = 1e-2, 1e3
+        temps = [float(fit_temperature(jnp.asarray(plain(m, x_test[held_out[m]])),
+                                       jnp.asarray(test_ds.y[held_out[m]]), min_temperature=lo,
+                                       max_temperature=hi)) for m in range(2)]
+        print(f"  NLL-fitted temperatures (target, shadow): {temps[0]:.3f}, {temps[1]:.3f}")
+        for m, t in enumerate(temps):
+            if not lo * 1.01 < t < hi / 1.01:
+                warnings.warn(f"the NLL-fitted temperature of model {m} is {t:.3g}, at the end of "
+                              f"[{lo}, {hi}]: its {len(held_out[m])} held-out examples are "
+                              "(almost) all classified correctly; use a larger test set or "
+                              "a smaller config.attack_size", stacklevel=2)
+        return lambda m, images: np.asarray(temperature_scale(jnp.asarray(plain(m, images)),
+                                                              temps[m]))
     if variant == "hamp":
         pools = []
         for m in range(2):
