@@ -8,6 +8,7 @@ model axis; ``get_model`` builds one by name.
 
 from hampjax.models.cnn import SalemCNN
 from hampjax.models.densenet import DenseNet, densenet_channels, densenet_layers_per_block
+from hampjax.models.last_layer import last_layer_features, last_layer_params
 from hampjax.models.mlp import DEFAULT_HIDDEN_SIZES, FCNet
 from hampjax.models.registry import MODELS, count_params, get_model, model_functions
 from hampjax.models.resnet import (
@@ -39,4 +40,6 @@ __all__ = [
     "get_model",
     "model_functions",
     "count_params",
+    "last_layer_features",
+    "last_layer_params",
 ]
