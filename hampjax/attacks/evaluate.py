@@ -402,7 +402,6 @@ def evaluate_defenses(
     per-defense results and the report dict (``None`` without ``run_dir`` and on processes
     other than 0, which train their share of the models but do not write the report).
     """
-
     names = [d.name for d in defenses]
     if len(set(names)) != len(names):
         raise ValueError(f"defenses must have distinct names, got {names}")

@@ -241,7 +241,8 @@ class DefenseResult:
       train_acc: accuracy on the target's training set, in ``[0, 1]``.
       test_acc: accuracy on held-out data, in ``[0, 1]``.
       attacks: mapping ``attack name -> AttackScores`` (a ``(scores, is_member)`` pair is
-        converted), at least one; names use letters, digits and ``_.+=,-`` (``gamma=0.8``). Order is kept.
+        converted), at least one; names use letters, digits and ``_.+=,-`` (``gamma=0.8``).
+        Order is kept.
 
     Raises:
       ValueError: on accuracies outside ``[0, 1]``, no attacks, an invalid attack name or

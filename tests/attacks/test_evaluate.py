@@ -109,3 +109,15 @@ def test_boundary_attacks_on_an_engine_trained_model():
     assert np.all(cw[correct] > 0) and np.all(hsja[correct] > 0)
     # Both find a label-flipping perturbation for every correctly classified example.
     assert np.all(np.isfinite(cw)) and np.all(np.isfinite(hsja))
+
+
+def test_defense_and_settings_validation():
+    recipe = undefended_recipe("digits")
+    with pytest.raises(ValueError, match="shadow_recipe .* cannot be combined with output_modification"):
+        Defense("x", hamp_recipe("digits"), output_modification=True, shadow_recipe=recipe)
+    assert Defense("x", hamp_recipe("digits"), shadow_recipe=recipe).shadow_recipe is recipe
+    for bad in ((0.5, 0.5), (0.5, 0.0, 0.5), (0.5, 0.3, 0.3)):
+        with pytest.raises(ValueError, match="role_fractions must be three positive fractions"):
+            AttackSettings(role_fractions=bad)
+    roles = attack_roles(np.arange(200) < 100, seed=0, fractions=(0.3, 0.2, 0.5))
+    assert [int(np.sum(roles[:100] == r)) for r in (0, 1, 2)] == [30, 20, 50]

@@ -1,5 +1,6 @@
 """Recipe presets carry the authors' hyperparameters; schedules match their definitions."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -85,3 +86,55 @@ def test_replace_updates_config():
 def test_validation(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def _ctx(n):
+    from hampjax.training.recipes import LossContext
+
+    return LossContext(jnp.int32(0), None, jnp.ones(n, bool), jnp.zeros(n))
+
+
+def test_trust_recipes():
+    from hampjax.training.recipes import trust_recipe
+
+    logits = jnp.linspace(-3, 3, 40).reshape(4, 10)
+    labels = jnp.array([0, 3, 9, 9])
+    # Cross-entropy against (1 - eps) one-hot + eps / C, computed by hand.
+    eps = 0.0083
+    targets = (1 - eps) * np.eye(10)[np.asarray(labels)] + eps / 10
+    want = -np.sum(targets * np.asarray(jax_log_softmax(logits)), axis=-1)
+    ls = trust_recipe("label_smoothing")
+    np.testing.assert_allclose(ls.loss(logits, labels, _ctx(4)), want, rtol=1e-5)
+    std = trust_recipe("standard", learning_rate=0.001)
+    want_ce = -np.asarray(jax_log_softmax(logits))[np.arange(4), np.asarray(labels)]
+    np.testing.assert_allclose(std.loss(logits, labels, _ctx(4)), want_ce, rtol=1e-5)
+    assert (std.batch_size, std.epochs, std.selection) == (64, 100, "last")
+    assert float(std.learning_rate(jnp.int32(99))) == pytest.approx(0.001)
+    # L2 is coupled weight decay: with a zero gradient Adam's update is driven by wd * w alone.
+    params = {"w": jnp.array([2.0, -1.0])}
+    zero = {"w": jnp.zeros(2)}
+    for variant, moves in (("l2", True), ("standard", False)):
+        opt = trust_recipe(variant).optimizer(0.01)
+        update, _ = opt.update(zero, opt.init(params), params)
+        assert bool(jnp.any(update["w"] != 0)) == moves, variant
+        if moves:  # Adam's first step has magnitude lr in the direction of -(wd * w).
+            np.testing.assert_allclose(update["w"], -0.01 * np.sign([2.0, -1.0]), rtol=1e-3)
+    assert trust_recipe("l2").config["weight_decay"] == 3e-4
+
+
+def jax_log_softmax(x):
+    return jax.nn.log_softmax(x, axis=-1)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(variant="dropout"), "variant must be one of"),
+    (dict(variant="standard", learning_rate=0.0), "learning_rate must be"),
+    (dict(variant="label_smoothing", smoothing=1.0), r"smoothing must be in \[0, 1\)"),
+    (dict(variant="l2", weight_decay=-1.0), r"weight_decay must be in \[0, inf\)"),
+])
+def test_trust_recipe_errors(kwargs, match):
+    from hampjax.training.recipes import trust_recipe
+
+    variant = kwargs.pop("variant")
+    with pytest.raises(ValueError, match=match):
+        trust_recipe(variant, **kwargs)
