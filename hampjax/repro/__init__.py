@@ -3,7 +3,8 @@ papers' numbers and the results tables.
 
 Configs live in ``experiments/configs/`` (ml_collections); ``experiments/run.py`` runs one
 (``--config=experiments/configs/hamp_main.py:quick --workdir=runs/x``) and
-``experiments/results.py`` prints its tables next to the papers' numbers.
+``experiments/results.py`` prints its tables next to the papers' numbers
+(:mod:`hampjax.repro.results`, figures in :mod:`hampjax.repro.figures`).
 """
 
 from hampjax.repro.datasets import (
