@@ -108,8 +108,8 @@ def _run_cell(config, workdir: str, cell: str, data: ExperimentData, defenses: l
         run_dir=cell_dir, settings=settings, progress=progress,
         bootstrap_resamples=config.bootstrap_resamples, plots=config.get("plots", True))
     if _is_main_process():
-        atomic.write_bytes(os.path.join(cell_dir, "stats.json"), json.dumps(
-            {r.name: r.stats for r in results}, indent=2, sort_keys=True).encode())
+        atomic.write_json(os.path.join(cell_dir, "stats.json"),
+                          {r.name: r.stats for r in results}, sort_keys=True)
     print(f"[{cell}] {len(defenses)} defenses in {time.perf_counter() - t0:.0f} s")
 
 
@@ -209,12 +209,11 @@ def _run_relaxloss(config, workdir: str, progress: bool) -> list[str]:
     cells = []
     for cell in config.presets:
         if cell == "digits":  # The quick variant: Purchase's FC recipe on digits.
-            preset, dataset, model_name = "purchase100_fc", "digits", None
+            preset, dataset, model_name = "purchase100_fc", "digits", None  # The digits MLP.
         else:
             validation.check_choice("config.presets[]", cell, tuple(RELAXLOSS_PRESETS))
             preset = cell
-            dataset, arch = cell.split("_", 1)
-            model_name = {"fc": "fc", "resnet20": "resnet20", "vgg11_bn": "vgg11_bn"}[arch]
+            dataset, model_name = cell.split("_", 1)  # e.g. cifar10 + resnet20 (a zoo name)
         data = _data(config, dataset, scheme="relaxloss")
         _record_data(workdir, cell, data)
         alpha = config.get("digits_alpha") if dataset == "digits" else None
@@ -224,8 +223,7 @@ def _run_relaxloss(config, workdir: str, progress: bool) -> list[str]:
         defenses = [Defense("undefended", baseline),
                     Defense("relaxloss_nonadaptive", defended, shadow_recipe=baseline),
                     Defense("relaxloss_adaptive", defended)]
-        model = (default_model(dataset, data.num_classes) if model_name is None
-                 else default_model(dataset, data.num_classes, model_name))
+        model = default_model(dataset, data.num_classes, model_name)
         _run_cell(config, workdir, cell, data, defenses, model=model, progress=progress)
         cells.append(cell)
     return cells
@@ -289,7 +287,7 @@ def _run_hamp_overhead(config, workdir: str, progress: bool) -> list[str]:
     from hampjax.models import model_functions
 
     path = os.path.join(workdir, "overhead.json")
-    results = json.load(open(path)) if os.path.exists(path) else {}
+    results = atomic.read_json(path, {})
     batch = int(config.batch)
     for dataset in config.datasets:
         if dataset in results:
@@ -315,7 +313,7 @@ def _run_hamp_overhead(config, workdir: str, progress: bool) -> list[str]:
         print(f"[{dataset}] forward {results[dataset]['forward_ms']:.4f} ms/sample, output "
               f"modification {results[dataset]['modify_output_ms']:.4f} ms/sample")
         if _is_main_process():
-            atomic.write_bytes(path, json.dumps(results, indent=2).encode())
+            atomic.write_json(path, results)
     return list(config.datasets)
 
 
@@ -353,15 +351,14 @@ def record_cell_data(workdir: str, cell: str, split_record: dict) -> None:
     if not _is_main_process():
         return
     path = _experiment_path(workdir)
-    with open(path) as f:
-        record = json.load(f)
+    record = atomic.read_json(path)
     if cell in record["data"] and record["data"][cell]["data_hash"] != split_record["data_hash"]:
         raise ValueError(f"cell {cell!r} of {workdir} was run on different data "
                          f"(data hash {record['data'][cell]['data_hash']} != "
                          f"{split_record['data_hash']}); use a new workdir")
     record["data"][cell] = split_record
     record["data_hashes"][cell] = split_record["data_hash"]
-    atomic.write_bytes(path, json.dumps(record, indent=2, sort_keys=True).encode())
+    atomic.write_json(path, record, sort_keys=True)
 
 
 def _config_dict(config) -> dict:
@@ -395,8 +392,7 @@ def run_experiment(config, workdir: str, *, progress: bool = True) -> dict:
     path = _experiment_path(workdir)
     cfg = _config_dict(config)
     if os.path.exists(path):
-        with open(path) as f:
-            record = json.load(f)
+        record = atomic.read_json(path)
         if record["config"] != cfg:
             changed = sorted(k for k in set(cfg) | set(record["config"])
                              if cfg.get(k) != record["config"].get(k))
@@ -406,15 +402,14 @@ def run_experiment(config, workdir: str, *, progress: bool = True) -> dict:
         record = {"experiment": config.experiment, "name": config.name, "config": cfg,
                   "cells": [], "data": {}, "data_hashes": {}}
         if _is_main_process():
-            atomic.write_bytes(path, json.dumps(record, indent=2, sort_keys=True).encode())
+            atomic.write_json(path, record, sort_keys=True)
     start = time.perf_counter()
     cells = EXPERIMENTS[config.experiment](config, workdir, progress)
+    if _is_main_process():  # Re-read: the cells added their data records. Process 0 owns it.
+        record = atomic.read_json(path)
     record["cells"] = list(cells)
-    if _is_main_process():  # Other processes return their own view; process 0 owns the file.
-        with open(path) as f:
-            record = json.load(f)
-        record["cells"] = list(cells)
-        atomic.write_bytes(path, json.dumps(record, indent=2, sort_keys=True).encode())
+    if _is_main_process():
+        atomic.write_json(path, record, sort_keys=True)
     print(f"{config.name}: finished in {time.perf_counter() - start:.0f} s; tables: "
           f"python experiments/results.py {workdir}")
     return record

@@ -34,7 +34,6 @@ each test half is held out (the Laplace prior selection uses it).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 import warnings
@@ -61,7 +60,7 @@ from hampjax.defenses.laplace import fit_last_layer_laplace
 from hampjax.defenses.output_modification import modify_output, random_image_inputs, sample_from_pool
 from hampjax.models import get_model, model_functions
 from hampjax.report.trust import write_trust_report
-from hampjax.training import hamp_recipe, predict_many, train_many, trust_recipe
+from hampjax.training import hamp_recipe, predict_single, train_many, trust_recipe
 
 __all__ = ["TRUST_VARIANTS", "TrustSplit", "trust_split", "run_trust"]
 
@@ -181,11 +180,6 @@ def _ood_sets(config, train: Dataset, key) -> dict[str, np.ndarray]:
     return sets
 
 
-def _write_json(path: str, value: Any) -> None:
-    # Insertion order is kept: variants and non-member sets in the config's order.
-    atomic.write_bytes(path, json.dumps(value, indent=2, allow_nan=True).encode())
-
-
 def run_trust(config, workdir: str, progress: bool) -> list[str]:
     """The ``trust`` experiment kind (see the module docstring); returns its cell names."""
     for v in config.variants:
@@ -196,7 +190,7 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
     cell = f"{config.dataset}_{config.model}"
     cell_dir = os.path.join(workdir, cell)
     summary_path = os.path.join(cell_dir, "summary.json")
-    summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
+    summary = atomic.read_json(summary_path, {})
     if all(v in summary for v in config.variants):
         print(f"[{cell}] done already, skipped")
         return [cell]
@@ -289,7 +283,8 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
             "auroc": {s: {a: r["auroc"] for a, r in per.items()} for s, per in results.items()},
         }
         if main:
-            _write_json(summary_path, summary)
+            # Unsorted: variants and non-member sets stay in the config's order.
+            atomic.write_json(summary_path, summary)
         fpr = summary[variant]["fpr"]
         scaled_text = ", ".join(f"{s} {fpr[s]['max_score']:.1%}" for s in scaled if "max_score" in fpr[s])
         print(f"[{cell}] {variant}: test acc {summary[variant]['test_acc']:.2%}, ECE "
@@ -304,8 +299,7 @@ def _variant_outputs(config, variant, model, apply_fn, variables, single, as_inp
     forward = jax.jit(lambda v, x: apply_fn(v, x, train=False)[0])
 
     def plain(m, images):
-        return np.asarray(predict_many(apply_fn, jax.tree_util.tree_map(lambda a: a[m:m + 1], variables),
-                                       as_input(images))[0, :, 0])
+        return np.asarray(predict_single(apply_fn, single(variables, m), as_input(images))[:, 0])
 
     if variant in ("standard", "label_smoothing", "l2"):
         return plain

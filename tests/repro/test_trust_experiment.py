@@ -79,6 +79,9 @@ def test_trust_quick_config(tmp_path, capsys):
         assert summary["standard"]["fpr"][s]["entropy"] >= 0.95
     # HAMP's outputs on scaled inputs look like its outputs on everything else.
     assert summary["hamp"]["fpr"]["scaled_x255"]["max_score"] < 0.5
+    hamp = summary["hamp"]["fpr"]
+    for s in ("scaled_x255", "scaled_x1000"):
+        assert abs(hamp[s]["max_score"] - hamp["test"]["max_score"]) < 0.1
     text = render(load_run(workdir))
     assert "Trust: max-score attack FPR" in text and "| digits_fc | llla | max_score |" in text
     # Resuming skips the finished cell.
