@@ -142,7 +142,7 @@ def _load(config) -> tuple[Dataset, Dataset]:
             loader(config.data_dir, split="test", download=config.download))
 
 
-def _model(config, num_classes: int, image_shape):
+def _model(config, num_classes: int):
     kwargs = dict(config.get("model_kwargs", {}))
     if config.get("activation"):
         validation.check_choice("config.activation", config.activation, tuple(_ACTIVATIONS))
@@ -206,7 +206,7 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
                                                "test_half": int(split.test.shape[1]),
                                                "attack_size": split.attack_size}})
     x_train, x_test = train_ds.normalized(), test_ds.normalized()
-    model, as_input = _model(config, train_ds.num_classes, train_ds.image_shape)
+    model, as_input = _model(config, train_ds.num_classes)
     _, apply_fn = model_functions(model)
     pool_idx = np.concatenate([split.train[0], split.train[1]])
     n_half = split.train.shape[1]
@@ -262,8 +262,8 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
                                     key=jax.random.fold_in(vkey, 1), names=tuple(config.attacks_fitted),
                                     top3_max_epochs=config.top3_max_epochs)
         member_logits = outputs(0, x_train[members[0]])
-        set_logits = {name: (outputs(0, images), labels) for name, images, labels in
-                      ((n, im, lb) for n, (im, lb) in shifted.items())}
+        set_logits = {name: (outputs(0, images), labels)
+                      for name, (images, labels) in shifted.items()}
         results = evaluate_shift(attacks, member_logits, train_ds.y[members[0]], set_logits)
         groups = {"members": max_prediction_score(member_logits)}
         groups.update({name: max_prediction_score(logits) for name, (logits, _) in set_logits.items()})
@@ -286,17 +286,17 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
             # Unsorted: variants and non-member sets stay in the config's order.
             atomic.write_json(summary_path, summary)
         fpr = summary[variant]["fpr"]
-        scaled_text = ", ".join(f"{s} {fpr[s]['max_score']:.1%}" for s in scaled if "max_score" in fpr[s])
+        shown = ", ".join(f"{s} {fpr[s]['max_score']:.1%}" for s in ["test", *scaled]
+                          if "max_score" in fpr[s])
         print(f"[{cell}] {variant}: test acc {summary[variant]['test_acc']:.2%}, ECE "
-              f"{summary[variant]['ece']:.3f}; max-score FPR: test {fpr['test'].get('max_score', float('nan')):.1%}, "
-              f"{scaled_text} ({time.perf_counter() - t0:.0f} s)")
+              f"{summary[variant]['ece']:.3f}; max-score FPR: {shown} "
+              f"({time.perf_counter() - t0:.0f} s)")
     return [cell]
 
 
 def _variant_outputs(config, variant, model, apply_fn, variables, single, as_input, x_train,
                      train_ds, train_idx, held_out, x_test, test_ds, laplace_noise, key):
     """``outputs(model index, normalized images) -> [n, C]`` logits (or log-probabilities)."""
-    forward = jax.jit(lambda v, x: apply_fn(v, x, train=False)[0])
 
     def plain(m, images):
         return np.asarray(predict_single(apply_fn, single(variables, m), as_input(images))[:, 0])
@@ -325,7 +325,7 @@ def _variant_outputs(config, variant, model, apply_fn, variables, single, as_inp
         for m in range(2):
             inputs = random_image_inputs(jax.random.fold_in(key, m), config.pool_size,
                                          train_ds.image_shape, mean=train_ds.mean, std=train_ds.std)
-            pools.append(forward(single(variables, m), as_input(inputs)))
+            pools.append(jnp.asarray(plain(m, inputs)))
         counter = iter(range(1 << 30))
 
         def hamp(m, images):
