@@ -4,14 +4,16 @@ For one dataset and architecture, a target and a shadow model are trained per tr
 (one batched :func:`~hampjax.training.train_many` program each: the keep matrix has two rows,
 the target's and the shadow's disjoint training halves). Variants:
 
-* ``standard``, ``label_smoothing``, ``l2``: recipes of :func:`~hampjax.training.trust_recipe`;
+* ``standard``, ``label_smoothing``, ``l2``: the recipe specs ``config.recipes.<variant>``
+  (presets ``preset_spec("trust", variant)``);
 * ``temperature``: the standard models' logits divided by ``config.temperature`` (T = 10);
 * ``temperature_nll``: the standard models' logits divided by the temperature that minimizes the
   NLL on each model's held-out test non-members (Guo et al.'s calibration,
   :func:`~hampjax.defenses.fit_temperature`);
 * ``llla``: the last-layer Laplace approximation of each standard model
   (:func:`~hampjax.defenses.fit_last_layer_laplace`, prior variance on the paper's grid);
-* ``hamp``: HAMP's recipe and output modification (each model with its own random-output pool).
+* ``hamp``: HAMP's recipe ``config.recipes.hamp`` and its output modification (each model with
+  its own random-output pool of ``config.recipes.hamp.output.pool_size``).
 
 Every variant is applied to target and shadow alike. The score attacks (max score, entropy,
 top-3, loss) are fitted on the shadow's own attack set, then evaluated on the target's members
@@ -61,7 +63,7 @@ from hampjax.defenses.output_modification import modify_output, random_image_inp
 from hampjax.models import get_model, model_functions
 from hampjax.repro.rundir import record_cell_data
 from hampjax.report.trust import write_trust_report
-from hampjax.training import hamp_recipe, predict_single, train_many, trust_recipe
+from hampjax.training import RecipeSpec, build_recipe, predict_single, train_many
 
 __all__ = ["TRUST_VARIANTS", "TrustSplit", "trust_split", "check_trust", "run_trust"]
 
@@ -163,13 +165,19 @@ def _model(config, num_classes: int):
     return model, (lambda images: images.reshape(images.shape[0], -1)) if flat else (lambda im: im)
 
 
-def _recipe(config, name: str, dataset: str):
-    if name == "hamp":
-        recipe = hamp_recipe(dataset, selection="last")
-        return recipe.replace(epochs=config.epochs) if config.get("epochs") else recipe
-    return trust_recipe(name, learning_rate=config.learning_rate, epochs=config.epochs,
-                        batch_size=config.batch_size, smoothing=config.smoothing,
-                        weight_decay=config.weight_decay)
+def _specs(config) -> dict[str, RecipeSpec]:
+    """``{training name: RecipeSpec}`` of the recipes the variants need (``config.recipes``)."""
+    specs = {}
+    for name in sorted({_TRAINED_BY[v] for v in config.variants}):
+        if name not in config.recipes:
+            raise ValueError(f"config.recipes.{name} is missing: variants "
+                             f"{[v for v in config.variants if _TRAINED_BY[v] == name]} are "
+                             f"trained with it (config.recipes has {list(config.recipes)})")
+        try:
+            specs[name] = RecipeSpec.from_dict(config.recipes[name].to_dict())
+        except ValueError as e:
+            raise ValueError(f"config.recipes.{name}: {e}") from e
+    return specs
 
 
 def _ood_sets(config, train: Dataset, key) -> dict[str, np.ndarray]:
@@ -199,6 +207,7 @@ def check_trust(config) -> None:
         validation.check_choice("config.attacks_fitted[]", a, SCORE_ATTACKS)
     if config.dataset != "digits" and config.get("data_dir") is None:
         raise ValueError(f"config.data_dir is required for dataset {config.dataset!r}")
+    _specs(config)
 
 
 def run_trust(config, workdir: str, progress: bool) -> list[str]:
@@ -232,9 +241,10 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
     key = jax.random.fold_in(jax.random.key(config.seed), 11)
 
     trained = {}
-    for name in sorted({_TRAINED_BY[v] for v in config.variants}):
+    specs = _specs(config)
+    for name, spec in specs.items():
         t0 = time.perf_counter()
-        trained[name] = train_many(model, _recipe(config, name, config.dataset), x_pool, y_pool,
+        trained[name] = train_many(model, build_recipe(spec), x_pool, y_pool,
                                    keep, seed=config.seed, workdir=os.path.join(cell_dir, "train", name),
                                    progress=progress).variables
         print(f"[{cell}] trained {name} (target + shadow) in {time.perf_counter() - t0:.0f} s")
@@ -268,9 +278,9 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
         variables = trained[_TRAINED_BY[variant]]
         # Keyed by the variant's name: adding or reordering variants changes no result.
         vkey = _named_key(key, variant)
-        outputs = _variant_outputs(config, variant, model, apply_fn, variables, single, as_input,
-                                   x_train, train_ds, split.train, held_out, x_test, test_ds,
-                                   laplace_noise, jax.random.fold_in(vkey, _SETUP))
+        outputs = _variant_outputs(config, specs, variant, model, apply_fn, variables, single,
+                                   as_input, x_train, train_ds, split.train, held_out, x_test,
+                                   test_ds, laplace_noise, jax.random.fold_in(vkey, _SETUP))
         shadow_x = np.concatenate([x_train[members[1]], x_test[nonmembers[1]]])
         shadow_y = np.concatenate([train_ds.y[members[1]], test_ds.y[nonmembers[1]]])
         shadow_member = np.concatenate([np.ones(k, bool), np.zeros(k, bool)])
@@ -313,7 +323,7 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
     return [cell]
 
 
-def _variant_outputs(config, variant, model, apply_fn, variables, single, as_input, x_train,
+def _variant_outputs(config, specs, variant, model, apply_fn, variables, single, as_input, x_train,
                      train_ds, train_idx, held_out, x_test, test_ds, laplace_noise, key):
     """``outputs(model index, normalized images, key) -> [n, C]`` logits (or
     log-probabilities); ``key`` draws the randomness of that one call (HAMP's pool draw, the
@@ -346,7 +356,7 @@ def _variant_outputs(config, variant, model, apply_fn, variables, single, as_inp
     if variant == "hamp":
         pools = []
         for m in range(2):
-            inputs = random_image_inputs(jax.random.fold_in(key, m), config.pool_size,
+            inputs = random_image_inputs(jax.random.fold_in(key, m), specs["hamp"].output.pool_size,
                                          train_ds.image_shape, mean=train_ds.mean, std=train_ds.std)
             pools.append(jnp.asarray(plain(m, inputs)))
 
