@@ -17,6 +17,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2] / "hampjax"
 LAYERS = ("data", "models", "defenses", "training", "attacks", "report", "evaluation", "repro")
 BOTTOM = ("validation", "atomic", "scores", "metrics", "runlock")
+# Known violations in modules this test's author does not own, reported to their owners; a
+# fixed one must be removed here (test_known_violations_still_exist fails until it is).
+KNOWN_UPWARD = {
+    # Dataset.random_inputs draws HAMP's random inputs with the defense module's samplers;
+    # fix: move random_image_inputs / random_binary_inputs into hampjax.data (e.g.
+    # data/random_inputs.py) and import them from there in defenses/output_modification.py.
+    "hampjax.data.dataset -> hampjax.defenses.output_modification",
+    # Goes away with hampjax/attacks/evaluate.py (moved to hampjax/evaluation/).
+    "hampjax.attacks.evaluate -> hampjax.report",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -127,7 +137,7 @@ def test_no_import_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
 
 
-def test_no_upward_imports():
+def _upward() -> list[str]:
     bad = []
     for module, deps in sorted(_graph().items()):
         mine = _layer(module)
@@ -139,4 +149,14 @@ def test_no_upward_imports():
                 continue
             if (mine == -1 and theirs != -1) or theirs > mine:
                 bad.append(f"{module} -> {dep}")
+    return bad
+
+
+def test_no_upward_imports():
+    bad = [b for b in _upward() if b not in KNOWN_UPWARD]
     assert not bad, "upward imports (layer order " + " -> ".join(LAYERS) + "):\n" + "\n".join(bad)
+
+
+def test_known_violations_still_exist():
+    fixed = KNOWN_UPWARD - set(_upward())
+    assert not fixed, f"fixed, remove from KNOWN_UPWARD: {sorted(fixed)}"
