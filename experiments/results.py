@@ -6,7 +6,8 @@
 Prints Markdown (cells "ours / paper", footnotes) or a tidy CSV to stdout, and with ``--out``
 also writes it to that file atomically. ``--plots`` also writes the figures of the runs that
 have them (Weighted Smoothing's accuracy-vs-attack trade-off, HAMP Fig. 6 and Table V as
-curves; :func:`hampjax.repro.results.figures`) into each run directory. Unfinished cells are listed as missing. The library
+curves; :func:`hampjax.repro.results.figures`) into each run directory. Unfinished cells are
+listed as missing. The library
 call is :func:`hampjax.repro.results.render_many`; see its module for the tables per
 experiment kind. Runs in about a second (no accelerator, no models).
 """

@@ -37,9 +37,10 @@ def component_spec(dataset: str, name: str):
         spec = preset_spec("undefended", dataset)
         return spec.replace(**{"output.kind": "hamp"}) if modify else spec
     hamp = preset_spec("hamp", dataset)
+    gamma, alpha = hamp.defense.entropy_threshold, hamp.defense.alpha
     return hamp.replace(**{"name": f"hamp_{name}",
-                           "defense.entropy_threshold": hamp.defense.entropy_threshold if soft else 0.0,
-                           "defense.alpha": hamp.defense.alpha if reg else 0.0,
+                           "defense.entropy_threshold": gamma if soft else 0.0,
+                           "defense.alpha": alpha if reg else 0.0,
                            "output.kind": "hamp" if modify else "none"})
 
 

@@ -4,16 +4,16 @@ calibration variants change how much.
 
 Per variant a target and a shadow model (ResNet-18, Adam 0.01, batch 64, 100 epochs; SalemCNN
 with lr 0.001; every setting in ``config.recipes.<recipe>``, e.g.
-``--config.recipes.standard.optimizer.learning_rate=0.005``) on disjoint stratified halves of 25,000 CIFAR-10 training images; attack sets of
-2,500 members + 2,500 test non-members. Variants: standard, label smoothing (0.0083), L2 (3e-4),
-temperature T = 10 and the NLL-fitted temperature (post hoc), last-layer Laplace (KFAC, prior
-variance on logspace(0, 3, 100)), and HAMP for comparison. EfficientNet-B0 is not in
-hampjax.models and is not run.
+``--config.recipes.standard.optimizer.learning_rate=0.005``) on disjoint stratified halves of
+25,000 CIFAR-10 training images; attack sets of 2,500 members + 2,500 test non-members.
+Variants: standard, label smoothing (0.0083), L2 (3e-4), temperature T = 10 and the NLL-fitted temperature (post hoc), last-layer Laplace (KFAC, prior
+variance on logspace(0, 3, 100)), and HAMP for comparison. Config argument: the model,
+``resnet18`` (default), ``efficientnet_b0`` (Adam 0.01 as ResNet-18) or ``salem_cnn``.
 
     python experiments/run.py --config=experiments/configs/trust_cifar10.py:resnet18 \
         --config.data_dir=$HOME/hampjax_data --config.tfds_data_dir=$HOME/tensorflow_datasets \
         --workdir=runs/trust_resnet18
-    python experiments/run.py --config=experiments/configs/trust_cifar10.py:salem_cnn ... 
+    python experiments/run.py --config=experiments/configs/trust_cifar10.py:efficientnet_b0 ...
     python experiments/results.py runs/trust_resnet18
 
 The OOD sets STL-10 (monkey removed, resized to 32), SVHN and CIFAR-100 are read from prepared

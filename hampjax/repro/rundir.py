@@ -335,6 +335,7 @@ def read_run(workdir: str | os.PathLike) -> RunResults:
         workdir=workdir, kind=str(kind), name=str(exp.get("name", os.path.basename(workdir))),
         config=types.MappingProxyType(dict(exp.get("config") or {})), cells=cells,
         reports=types.MappingProxyType(reports), stats=types.MappingProxyType(stats),
-        missing=tuple(missing), data_hashes=types.MappingProxyType(dict(exp.get("data_hashes") or {})),
+        missing=tuple(missing),
+        data_hashes=types.MappingProxyType(dict(exp.get("data_hashes") or {})),
         overhead=overhead, trust=types.MappingProxyType(trust),
         cell_info=types.MappingProxyType(dict(info)))

@@ -392,9 +392,12 @@ _TRUST_PAPER_KEYS = {"standard": "resnet18", "llla": "resnet18_llla",
 
 def _trust_paper(run: RunResults, variant: str, nonmember_set: str) -> float | None:
     cfg = run.config
-    if cfg.get("dataset") != "cifar10" or cfg.get("model") != "resnet18":
+    if cfg.get("dataset") != "cifar10" or cfg.get("model") not in ("resnet18", "efficientnet_b0"):
         return None
-    key = _TRUST_PAPER_KEYS.get(variant)
+    if cfg.get("model") == "efficientnet_b0":  # The paper gives only its standard Scaled FPR.
+        key = "efficientnet_b0" if variant == "standard" else None
+    else:
+        key = _TRUST_PAPER_KEYS.get(variant)
     if variant == "temperature" and float(cfg.get("temperature", 0)) == 10.0:
         key = "resnet18_temperature10"
     if key is None:

@@ -87,7 +87,8 @@ def test_recorded_specs_train_bit_identically():
         rebuilt = recorded.replace(epochs=1, selection="last")
         a = train_many(model, build_recipe(original), x, y, keep, seed=0, progress=False)
         b = train_many(model, build_recipe(rebuilt), x, y, keep, seed=0, progress=False)
-        for u, v in zip(jax.tree_util.tree_leaves(a.variables), jax.tree_util.tree_leaves(b.variables)):
+        leaves = jax.tree_util.tree_leaves
+        for u, v in zip(leaves(a.variables), leaves(b.variables)):
             np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=f"{kind} {c}.{d}")
 
 
@@ -133,7 +134,8 @@ def test_run_reports_unknown_fields_missing_files_and_bad_workdirs(tmp_path):
     assert "under config.cells.digits.defenses.hamp.optimizer" in out.stderr
     out = _run("--config=experiments/configs/nope.py", f"--workdir={tmp_path / 'w'}")
     assert out.returncode == 2
-    assert out.stderr.strip() == "error: --config: config file 'experiments/configs/nope.py' does not exist"
+    assert out.stderr.strip() == (
+        "error: --config: config file 'experiments/configs/nope.py' does not exist")
     afile = tmp_path / "file"
     afile.write_text("x")
     out = _run(config, f"--workdir={afile}")
@@ -150,7 +152,8 @@ def test_resumed_workdir_names_the_changed_spec_field(tmp_path):
     config.cells.digits.defenses.hamp.optimizer.learning_rate = 0.2
     from hampjax.repro import run_experiment
 
-    with pytest.raises(ValueError, match=r"cells\.digits\.defenses\.hamp\.optimizer\.learning_rate"):
+    field = r"cells\.digits\.defenses\.hamp\.optimizer\.learning_rate"
+    with pytest.raises(ValueError, match=field):
         run_experiment(config, workdir, progress=False)
     out = _run(f"--config={ROOT / 'experiments' / 'configs' / 'hamp_main.py'}:quick",
                "--config.cells.digits.defenses.undefended.epochs=3", f"--workdir={workdir}")

@@ -47,11 +47,14 @@ def test_figures_per_kind(tmp_path):
         "score_cross_entropy": _defense(0.85, 0.65, 0.03, 0.04)}},
         {"cifar10": _info("cifar10", sigma_0p1=(s, 0.1), sigma_0=(s, 0.0))})
     sizes = _run(tmp_path, "hamp_sizes", {
-        "size_5000": {"undefended": _defense(0.8, 0.7, 0.1, 0.2), "hamp": _defense(0.8, 0.5, 0.01, 0.01)},
-        "size_2500": {"undefended": _defense(0.7, 0.8, 0.2, 0.3), "hamp": _defense(0.7, 0.5, 0.01, 0.02)}},
+        "size_5000": {"undefended": _defense(0.8, 0.7, 0.1, 0.2),
+                      "hamp": _defense(0.8, 0.5, 0.01, 0.01)},
+        "size_2500": {"undefended": _defense(0.7, 0.8, 0.2, 0.3),
+                      "hamp": _defense(0.7, 0.5, 0.01, 0.02)}},
         {"size_5000": _info("purchase100", 5000), "size_2500": _info("purchase100", 2500)})
     params = _run(tmp_path, "hamp_params", {"purchase100": {
-        "gamma_0p8": _defense(0.8, 0.5, 0.004, 0.004), "alpha_0p01": _defense(0.8, 0.5, 0.004, 0.004)}},
+        "gamma_0p8": _defense(0.8, 0.5, 0.004, 0.004),
+        "alpha_0p01": _defense(0.8, 0.5, 0.004, 0.004)}},
         {"purchase100": _info("purchase100", gamma_0p8=("defense.entropy_threshold", 0.8),
                               alpha_0p01=("defense.alpha", 0.01))})
     main = _run(tmp_path, "hamp_main", {"digits": {"hamp": _defense(0.9, 0.5, 0.0, 0.0)}})
@@ -70,7 +73,8 @@ def test_figures_read_recorded_values_not_names(tmp_path):
     sizes = _run(tmp_path, "hamp_sizes", {"small": {"hamp": _defense(0.7, 0.5, 0.01, 0.02)}},
                  {"small": _info("purchase100", 2500)})
     assert list(figures(load_run(sizes))) == ["hamp_sizes.png"]
-    bare = _run(tmp_path / "bare", "hamp_sizes", {"n=2500": {"hamp": _defense(0.7, 0.5, 0.01, 0.02)}})
+    bare = _run(tmp_path / "bare", "hamp_sizes",
+                {"n=2500": {"hamp": _defense(0.7, 0.5, 0.01, 0.02)}})
     assert figures(load_run(bare)) == {}
     params = _run(tmp_path, "hamp_params", {"digits": {"gamma=0.8": _defense(0.8, 0.5, 0.0, 0.0)}})
     assert figures(load_run(params)) == {}
