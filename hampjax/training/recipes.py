@@ -40,9 +40,19 @@ import numpy as np
 import optax
 
 from hampjax import validation
-from hampjax.defenses.weighted_smoothing import WS_NOISE_START_EPOCH, ws_noise_scale, ws_sample_scores
+from hampjax.defenses.weighted_smoothing import (
+    WS_NOISE_START_EPOCH,
+    ws_noise_scale,
+    ws_sample_scores,
+)
 from hampjax.training.presets import PRESETS, preset_spec
-from hampjax.training.spec import DEFENSES, ExampleStateSpec, OptimizerSpec, RecipeSpec, ScheduleSpec
+from hampjax.training.spec import (
+    DEFENSES,
+    ExampleStateSpec,
+    OptimizerSpec,
+    RecipeSpec,
+    ScheduleSpec,
+)
 
 __all__ = [
     "LossContext",
@@ -321,7 +331,9 @@ def hamp_recipe(
     return _preset("hamp", dataset, changes, overrides)
 
 
-def label_smoothing_recipe(dataset: str, *, entropy_threshold: float = 0.05, **overrides: Any) -> Recipe:
+def label_smoothing_recipe(
+    dataset: str, *, entropy_threshold: float = 0.05, **overrides: Any
+) -> Recipe:
     """The HAMP authors' label-smoothing baseline: HAMP's soft labels with a small
     ``entropy_threshold`` (0.05 -> p = 0.97 for 100 classes), no entropy regularizer, trained
     with the undefended optimizer."""

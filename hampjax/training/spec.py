@@ -36,7 +36,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from hampjax import validation
-from hampjax.defenses.baselines import confidence_penalty_loss, cross_entropy_loss, label_smoothing_loss
+from hampjax.defenses.baselines import (
+    confidence_penalty_loss,
+    cross_entropy_loss,
+    label_smoothing_loss,
+)
 from hampjax.defenses.hamp import KL_REDUCTIONS, SOFT_LABEL_METHODS, hamp_loss, hamp_soft_labels
 from hampjax.defenses.relaxloss import RELAXLOSS_SCHEDULES, RELAXLOSS_VARIANTS, relaxloss_loss
 from hampjax.defenses.weighted_smoothing import (
@@ -384,7 +388,8 @@ class DefenseParams(_Spec):
         if cls is not DefenseParams:
             kind = data.get("kind") if isinstance(data, Mapping) else None
             if kind is not None and kind != cls.kind:
-                raise ValueError(f"defense.kind must be {cls.kind!r} for {cls.__name__}, got {kind!r}")
+                raise ValueError(
+                    f"defense.kind must be {cls.kind!r} for {cls.__name__}, got {kind!r}")
             return super().from_dict(data)
         if not isinstance(data, Mapping):
             raise ValueError(f"defense must be a dict, got {type(data).__name__}")
@@ -452,7 +457,8 @@ class LabelSmoothingParams(DefenseParams):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SmoothLabelsParams(DefenseParams):
-    """Cross-entropy on ``optax.smooth_labels`` targets (:func:`hampjax.defenses.label_smoothing_loss`).
+    """Cross-entropy on ``optax.smooth_labels`` targets
+    (:func:`hampjax.defenses.label_smoothing_loss`).
 
     Attributes:
       smoothing: in [0, 1); the true class gets ``1 - smoothing + smoothing / C``.

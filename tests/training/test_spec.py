@@ -38,6 +38,13 @@ DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "demo.
 ALL_PRESETS = [(d, k) for d, table in PRESETS.items() for k in table]
 
 
+def _demo_defenses(epochs):
+    spec = importlib.util.spec_from_file_location("hampjax_demo_spec", DEMO)
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    return demo.defenses(epochs)
+
+
 def _json(spec):
     return json.loads(json.dumps(spec.to_dict()))
 
@@ -101,10 +108,10 @@ def test_moved_preset_values():
 
 def test_replace_with_dotted_keys():
     spec = preset_spec("hamp", "digits")
-    new = spec.replace(epochs=3, reset_optimizer_each_epoch=True,
-                       **{"optimizer.learning_rate": 0.2, "defense.alpha": 0, "schedule.milestones": [5]})
-    assert (new.epochs, new.optimizer.learning_rate, new.defense.alpha, new.schedule.milestones) == (
-        3, 0.2, 0.0, (5,))
+    new = spec.replace(epochs=3, reset_optimizer_each_epoch=True, **{
+        "optimizer.learning_rate": 0.2, "defense.alpha": 0, "schedule.milestones": [5]})
+    assert (new.epochs, new.optimizer.learning_rate, new.defense.alpha,
+            new.schedule.milestones) == (3, 0.2, 0.0, (5,))
     assert isinstance(new.defense.alpha, float)
     assert diff_paths(spec.to_dict(), new.to_dict()) == [
         "defense.alpha", "epochs", "optimizer.learning_rate", "reset_optimizer_each_epoch",
@@ -116,31 +123,32 @@ def test_replace_with_dotted_keys():
     assert r.spec == spec.replace(**{"optimizer.learning_rate": 0.2})
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda s: s.replace(learning_rate=0.1), r"unknown field 'learning_rate'; valid fields: name, defense"),
-    (lambda s: s.replace(**{"optimizer.lr": 0.1}), r"unknown field 'optimizer.lr'; valid fields: kind, learning_rate"),
-    (lambda s: s.replace(**{"defense.kind": "relaxloss"}), "defense.kind cannot be changed by itself"),
-    (lambda s: s.replace(**{"epochs.x": 1}), "epochs has no fields"),
-    (lambda s: s.replace(**{"optimizer.learning_rate": 0.0}), r"optimizer.learning_rate must be in \(0, inf\)"),
-    (lambda s: s.replace(**{"defense.entropy_threshold": 1.0}), r"defense.entropy_threshold must be in \[0, 1\)"),
-    (lambda s: s.replace(**{"schedule.milestones": (5, 3)}), "schedule.milestones must be strictly increasing"),
-    (lambda s: s.replace(**{"optimizer.b2": 0.9}), "optimizer.b2 is not used with optimizer.kind='sgd'"),
-    (lambda s: s.replace(**{"schedule.kind": "exponential"}), "schedule.milestones is not used"),
-    (lambda s: s.replace(**{"output.pool_size": 64}).replace(**{"output.kind": "none"}),
-     "output.pool_size is not used"),
-    (lambda s: s.replace(**{"example_state.kind": "ws_noise_scale"}), "example_state.kind must be 'none'"),
-    (lambda s: s.replace(defense=WeightedSmoothingParams(sigma=0.1)), "example_state.kind must be 'ws_noise_scale'"),
-    (lambda s: s.replace(epochs=2.0), "epochs must be an integer >= 1"),
-    (lambda s: s.replace(shuffle="never"), "shuffle must be one of"),
-    (lambda s: s.replace(reset_optimizer_each_epoch=1), "reset_optimizer_each_epoch must be a Python bool"),
-    (lambda s: s.replace(**{"optimizer.nesterov": True, "optimizer.momentum": 0.0}), "nesterov needs"),
-    (lambda s: s.replace(**{"optimizer.coupled_weight_decay": False}), "only available with optimizer.kind='adam'"),
-    (lambda s: s.replace(**{"defense.alpha": "0.1"}), "defense.alpha must be a number"),
-    (lambda s: ConfidencePenaltyParams(beta=-1.0), r"defense.beta must be in \[0, inf\)"),
+@pytest.mark.parametrize("changes,match", [
+    ({"learning_rate": 0.1}, r"unknown field 'learning_rate'; valid fields: name, defense"),
+    ({"optimizer.lr": 0.1}, r"unknown field 'optimizer.lr'; valid fields: kind, learning_rate"),
+    ({"defense.kind": "relaxloss"}, "defense.kind cannot be changed by itself"),
+    ({"epochs.x": 1}, "epochs has no fields"),
+    ({"optimizer.learning_rate": 0.0}, r"optimizer.learning_rate must be in \(0, inf\)"),
+    ({"defense.entropy_threshold": 1.0}, r"defense.entropy_threshold must be in \[0, 1\)"),
+    ({"defense.alpha": "0.1"}, "defense.alpha must be a number"),
+    ({"schedule.milestones": (5, 3)}, "schedule.milestones must be strictly increasing"),
+    ({"optimizer.b2": 0.9}, "optimizer.b2 is not used with optimizer.kind='sgd'"),
+    ({"schedule.kind": "exponential"}, "schedule.milestones is not used"),
+    ({"output.pool_size": 64, "output.kind": "none"}, "output.pool_size is not used"),
+    ({"example_state.kind": "ws_noise_scale"}, "example_state.kind must be 'none'"),
+    ({"defense": WeightedSmoothingParams(sigma=0.1)},
+     "example_state.kind must be 'ws_noise_scale'"),
+    ({"epochs": 2.0}, "epochs must be an integer >= 1"),
+    ({"shuffle": "never"}, "shuffle must be one of"),
+    ({"reset_optimizer_each_epoch": 1}, "reset_optimizer_each_epoch must be a Python bool"),
+    ({"optimizer.nesterov": True, "optimizer.momentum": 0.0}, "nesterov needs"),
+    ({"optimizer.coupled_weight_decay": False}, "only available with optimizer.kind='adam'"),
 ])
-def test_errors_name_the_field(call, match):
+def test_errors_name_the_field(changes, match):
     with pytest.raises(ValueError, match=match):
-        call(preset_spec("hamp", "purchase100"))
+        preset_spec("hamp", "purchase100").replace(**changes)
+    with pytest.raises(ValueError, match=r"defense.beta must be in \[0, inf\)"):
+        ConfidencePenaltyParams(beta=-1.0)
 
 
 def test_from_dict_errors_name_the_field():
@@ -148,11 +156,13 @@ def test_from_dict_errors_name_the_field():
     cases = [
         ({**good, "lr": 1}, "unknown field 'lr'; valid fields: name, defense, optimizer"),
         ({k: v for k, v in good.items() if k != "epochs"}, "missing field 'epochs'"),
-        ({**good, "optimizer": {**good["optimizer"], "betas": 1}}, "unknown field 'optimizer.betas'"),
+        ({**good, "optimizer": {**good["optimizer"], "betas": 1}},
+         "unknown field 'optimizer.betas'"),
         ({**good, "schedule": {"kind": "step"}}, "missing field 'schedule.milestones'"),
         ({**good, "defense": {**good["defense"], "kind": "nope"}}, "defense.kind must be one of"),
         ({**good, "defense": {"alpha": 0.1}}, "missing field 'defense.kind'"),
-        ({**good, "defense": {"kind": "hamp", "alpha": 0.1}}, "missing field 'defense.entropy_threshold'"),
+        ({**good, "defense": {"kind": "hamp", "alpha": 0.1}},
+         "missing field 'defense.entropy_threshold'"),
         ({**good, "output": [1]}, "output must be a dict or a OutputSpec"),
     ]
     for data, match in cases:
@@ -187,12 +197,14 @@ def _updates(make, grads, params, steps=3):
 
 @pytest.mark.parametrize("optimizer,chain", [
     (OptimizerSpec(kind="sgd", learning_rate=1.0, momentum=0.99, weight_decay=1e-5),
-     lambda learning_rate: optax.chain(optax.add_decayed_weights(1e-5), optax.sgd(learning_rate, momentum=0.99))),
+     lambda learning_rate: optax.chain(optax.add_decayed_weights(1e-5),
+                                       optax.sgd(learning_rate, momentum=0.99))),
     (OptimizerSpec(kind="sgd", learning_rate=1.0, momentum=0.9, nesterov=True),
      lambda learning_rate: optax.chain(optax.sgd(learning_rate, momentum=0.9, nesterov=True))),
     (OptimizerSpec(kind="adam", learning_rate=1.0, clip_norm=0.5, weight_decay=1e-3, b1=0.8),
-     lambda learning_rate: optax.chain(optax.clip_by_global_norm(0.5), optax.add_decayed_weights(1e-3),
-                            optax.adam(learning_rate, b1=0.8))),
+     lambda learning_rate: optax.chain(optax.clip_by_global_norm(0.5),
+                                       optax.add_decayed_weights(1e-3),
+                                       optax.adam(learning_rate, b1=0.8))),
     (OptimizerSpec(kind="adam", learning_rate=1.0, weight_decay=1e-2, coupled_weight_decay=False),
      lambda learning_rate: optax.chain(optax.adamw(learning_rate, weight_decay=1e-2))),
 ])
@@ -205,9 +217,10 @@ def test_optimizer_chains(optimizer, chain):
 
 def test_schedules():
     base = preset_spec("undefended", "digits")
-    lr = build_recipe(base.replace(**{"optimizer.learning_rate": 0.5},
-                                   schedule=ScheduleSpec(kind="step", milestones=(2, 4), factor=0.5)))
-    assert [float(lr.learning_rate(jnp.int32(e))) for e in range(5)] == [0.5, 0.5, 0.25, 0.25, 0.125]
+    step = ScheduleSpec(kind="step", milestones=(2, 4), factor=0.5)
+    lr = build_recipe(base.replace(schedule=step, **{"optimizer.learning_rate": 0.5}))
+    got = [float(lr.learning_rate(jnp.int32(e))) for e in range(5)]
+    assert got == [0.5, 0.5, 0.25, 0.25, 0.125]
     ex = build_recipe(base.replace(schedule=ScheduleSpec(kind="exponential", decay=0.9)))
     assert float(ex.learning_rate(jnp.int32(2))) == pytest.approx(1e-3 * 0.81)
     assert float(build_recipe(base).learning_rate(jnp.int32(59))) == pytest.approx(1e-3)
@@ -220,13 +233,6 @@ def test_parts_validate_and_default():
         "kl_reduction": "mean_over_classes"}
     with pytest.raises(ValueError, match="output.pool_size must be an integer >= 1"):
         OutputSpec(kind="hamp", pool_size=0)
-
-
-def _demo_defenses(epochs):
-    spec = importlib.util.spec_from_file_location("hampjax_demo_spec", DEMO)
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
-    return demo.defenses(epochs)
 
 
 def test_demo_records_what_it_trains():
@@ -244,33 +250,32 @@ def _clear_caches():
 def test_rebuilt_from_recorded_config_trains_bit_identically():
     from sklearn.datasets import load_digits
 
+    recipes_ = [d.recipe for d in _demo_defenses(2)]
+    recorded = [json.loads(json.dumps(r.config)) for r in recipes_]
+    # Equal specs give the identical callables, hence the identical compiled program.
+    assert [build_recipe(RecipeSpec.from_dict(c)) for c in recorded] == recipes_
+    # Weighted Smoothing (whose recorded settings once drifted) trained again from fresh
+    # callables; its noise starts at epoch 4, so let it act from epoch 1 here.
+    ws = [r.name for r in recipes_].index("weighted_smoothing")
+    original = recipes_[ws].replace(batch_size=16, **{"example_state.start_epoch": 1})
+    recorded = json.loads(json.dumps(original.config))
     digits = load_digits()
     x = (digits.data[:64] / 16.0).astype(np.float32)
     y = digits.target[:64].astype(np.int32)
     keep = balanced_keep(2, len(x), seed=0)
     model = get_model("fc", 10, hidden_sizes=(8,))
-    # Weighted Smoothing's noise starts at epoch 4 (start_epoch); let it act from epoch 1.
-    original = [d.recipe.replace(epochs=2, batch_size=16) for d in _demo_defenses(2)]
-    original = [r.replace(**{"example_state.start_epoch": 1}) if r.example_state else r
-                for r in original]
-    first = [train_many(model, r, x, y, keep, seed=3, progress=False) for r in original]
-    recorded = [json.loads(json.dumps(r.config)) for r in original]
-    rebuilt = [build_recipe(RecipeSpec.from_dict(c)) for c in recorded]
-    assert rebuilt == original  # Equal specs: the identical callables (and compiled programs).
-    # Weighted Smoothing (whose recorded settings once drifted) again from fresh callables.
-    ws = [r.name for r in original].index("weighted_smoothing")
+    want = train_many(model, original, x, y, keep, seed=3, progress=False)
     _clear_caches()
-    rebuilt[ws] = build_recipe(RecipeSpec.from_dict(recorded[ws]))
-    assert rebuilt[ws].loss is not original[ws].loss
-    for r, want in zip(rebuilt, first):
-        got = train_many(model, r, x, y, keep, seed=3, progress=False)
-        jax.tree_util.tree_map(np.testing.assert_array_equal, got.variables, want.variables)
-        np.testing.assert_array_equal(got.train_loss, want.train_loss)
+    rebuilt = build_recipe(RecipeSpec.from_dict(recorded))
+    assert rebuilt.spec == original.spec and rebuilt.loss is not original.loss
+    got = train_many(model, rebuilt, x, y, keep, seed=3, progress=False)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, got.variables, want.variables)
+    np.testing.assert_array_equal(got.train_loss, want.train_loss)
 
 
-@pytest.mark.parametrize("defense,key", ALL_PRESETS)
-def test_fresh_callables_compute_the_same(defense, key):
-    spec = preset_spec(defense, key)
+@pytest.mark.parametrize("spec", [preset_spec(d, k) for d, k in ALL_PRESETS] + [
+    d.recipe.spec for d in _demo_defenses(40)], ids=lambda spec: spec.name)
+def test_fresh_callables_compute_the_same(spec):
     logits = jnp.linspace(-3.0, 3.0, 40).reshape(4, 10)
     labels = jnp.array([0, 3, 9, 9])
     ctx = recipes.LossContext(jnp.int32(5), jax.random.key(0), jnp.ones(4, bool),
