@@ -139,7 +139,7 @@ class _Spec:
     """Shared behaviour of the frozen spec dataclasses (to_dict / from_dict / replace)."""
 
     _prefix: ClassVar[str] = ""  # Where this part sits in a RecipeSpec ("optimizer.").
-    _nested: ClassVar[Mapping[str, type]] = {}  # Field -> spec class of nested parts.
+    _nested: ClassVar[Mapping[str, type]] = types.MappingProxyType({})  # Field -> part class.
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain JSON data (tuples become lists); :meth:`from_dict` inverts it."""
