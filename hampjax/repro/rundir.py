@@ -36,6 +36,7 @@ from typing import Any
 import jax
 
 from hampjax import atomic
+from hampjax.training import diff_paths
 
 __all__ = [
     "EXPERIMENT_FILE",
@@ -43,7 +44,6 @@ __all__ = [
     "is_main_process",
     "experiment_path",
     "config_dict",
-    "diff_paths",
     "open_experiment",
     "record_cell_data",
     "record_cell_info",
@@ -70,21 +70,6 @@ def config_dict(config: Any) -> dict:
     """An ml_collections config (or mapping) as plain JSON data (tuples become lists)."""
     raw = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     return json.loads(json.dumps(raw, default=str))
-
-
-def diff_paths(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:
-    """Sorted dotted paths where two nested plain dicts differ (a key missing on one side
-    counts as a difference at that key)."""
-    out = []
-    for key in sorted(set(a) | set(b), key=str):
-        path = f"{prefix}{key}"
-        if key not in a or key not in b:
-            out.append(path)
-        elif isinstance(a[key], Mapping) and isinstance(b[key], Mapping):
-            out += diff_paths(a[key], b[key], path + ".")
-        elif a[key] != b[key]:
-            out.append(path)
-    return out
 
 
 def _read_record(path: str) -> dict:

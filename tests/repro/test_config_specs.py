@@ -16,7 +16,7 @@ from hampjax.repro import rundir, trust
 from hampjax.repro.cells import cell_specs
 from hampjax.repro.configs import cell, spec_config, sweep_key
 from hampjax.repro.datasets import default_model, load_experiment_data
-from hampjax.training import RecipeSpec, build_recipe, preset_spec, train_many
+from hampjax.training import RecipeSpec, build_recipe, diff_paths, preset_spec, train_many
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p.stem for p in (ROOT / "experiments" / "configs").glob("*.py"))
@@ -109,7 +109,7 @@ def test_relaxloss_baseline_records_what_ran():
     specs = cell_specs(config.cells.purchase100_fc, "purchase100_fc")
     base, defended = specs["undefended"], specs["relaxloss_nonadaptive"]
     assert base.defense.kind == "cross_entropy" and base.name == "undefended"
-    assert rundir.diff_paths(base.to_dict(), defended.to_dict()) == [
+    assert diff_paths(base.to_dict(), defended.to_dict()) == [
         "defense.alpha", "defense.kind", "defense.schedule", "defense.stop_gradient",
         "defense.upper", "defense.variant", "name"]
     assert config.cells.purchase100_fc.non_adaptive_shadows.relaxloss_nonadaptive == "undefended"
