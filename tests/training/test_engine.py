@@ -165,8 +165,8 @@ def test_resume_after_interruption_is_bit_identical(data, model, tmp_path, monke
         mp.setattr(engine, "_progress_bar", _interrupting_bar(5 + 2))
         with pytest.raises(_Interrupt):
             train_many(model, recipe, x, y, keep, workdir=workdir, save_every=1, **kwargs)
-    assert os.path.exists(os.path.join(workdir, "chunk_00000", "result.npz"))
-    assert not os.path.exists(os.path.join(workdir, "chunk_00001", "result.npz"))
+    assert os.path.exists(os.path.join(workdir, "models_00000-00001", "result.npz"))
+    assert not os.path.exists(os.path.join(workdir, "models_00002-00003", "result.npz"))
     ran_before = engine.TRACE_COUNTS["epochs_run"]
     resumed = train_many(model, recipe, x, y, keep, workdir=workdir, save_every=1,
                          progress=False, **kwargs)
