@@ -21,6 +21,8 @@ the requested keep matrix is refused naming ``keep``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -34,6 +36,7 @@ from hampjax.training.membership import save_keep
 
 __all__ = [
     "RunDirectory",
+    "run_fingerprint",
     "FORMAT",
     "flatten_dict",
     "unflatten_dict",
@@ -101,6 +104,41 @@ def save_npz_atomic(path: str, arrays: dict[str, np.ndarray]) -> None:
 def range_name(lo: int, hi: int) -> str:
     """Directory name of models ``lo .. hi - 1``: ``models_<lo>-<hi - 1>``."""
     return f"models_{lo:05d}-{hi - 1:05d}"
+
+
+def _sha256(*arrays) -> str:
+    digest = hashlib.sha256()
+    for a in arrays:
+        digest.update(f"{tuple(a.shape)} {np.asarray(a[:1]).dtype};".encode())
+        for start in range(0, len(a), 4096):  # in slices (a may live on a device)
+            digest.update(np.ascontiguousarray(np.asarray(a[start:start + 4096])).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def run_fingerprint(recipe, *, seed: int, x, y, val_data, snapshot_epochs) -> dict:
+    """The results-changing settings of a run, as recorded in its ``run.json``.
+
+    The full recipe config, the seed, hashes of the candidates and of the validation data,
+    the number of validation examples and the snapshot epochs. Not recorded: the number of
+    models and the keep matrix (a run is extendable; ``keep.npy`` is checked row by row), and
+    performance settings (chunk size, devices, eval batch size).
+    """
+    config = json.loads(json.dumps(dict(recipe.config), default=str))
+    config.setdefault("name", recipe.name)
+    record = {
+        "recipe": config,
+        "seed": int(seed),
+        "num_examples": int(x.shape[0]),
+        "data_sha256": _sha256(np.asarray(y), x),
+        "val_examples": 0,
+        "val_sha256": None,
+        "snapshot_epochs": [int(e) for e in snapshot_epochs],
+    }
+    if val_data is not None:
+        x_val, y_val = val_data
+        record["val_examples"] = int(np.shape(x_val)[0])
+        record["val_sha256"] = _sha256(np.asarray(y_val), np.asarray(x_val))
+    return record
 
 
 class RunDirectory:

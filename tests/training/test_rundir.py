@@ -198,6 +198,10 @@ def test_corrupt_state_files_are_named_with_a_way_out(data, model, tmp_path, mon
     _truncate(meta)
     with pytest.raises(ValueError, match=r"run\.json is corrupt or truncated.*new workdir"):
         run()
+    with open(meta, "w") as f:  # the chunk_<i> layout of older versions had no "format"
+        f.write('{"recipe": "undefended", "recipe_config": {}}')
+    with pytest.raises(ValueError, match=r"another version of hampjax.*new workdir"):
+        run()
 
 
 def test_stale_temp_files_are_removed_and_the_lock_is_held(data, model, tmp_path):
