@@ -270,6 +270,27 @@ class RunDirectory:
             raise ValueError(f"{path} does not hold {hi - lo} models; {recover}")
         return result
 
+    def remove_superseded(self) -> list[str]:
+        """Remove the checkpoints of unfinished model ranges whose models all have finished
+        results now (left by a run with another chunking). Call once every result is written."""
+        finished = self.finished_ranges()
+        removed = []
+        for name in os.listdir(self.path):
+            match = _RANGE.match(name)
+            path = os.path.join(self.path, name)
+            if not match or os.path.exists(os.path.join(path, "result.npz")):
+                continue
+            lo, hi = int(match.group(1)), int(match.group(2)) + 1
+            covered = np.zeros(hi - lo, bool)
+            for a, b in finished:
+                covered[max(a, lo) - lo:max(min(b, hi) - lo, 0)] = True
+            if covered.all():
+                if (lo, hi) in self._managers:
+                    self._managers.pop((lo, hi)).close()
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed
+
     # -- in-progress checkpoints -----------------------------------------------------------
 
     def save_checkpoint(self, lo: int, hi: int, epochs_done: int, state: Any, history: dict,

@@ -623,6 +623,8 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
             if (plan.lo, plan.hi) not in pieces:
                 pieces[(plan.lo, plan.hi)] = run.load_result(plan.lo, plan.hi)
 
+    if run is not None and distributed.process_index() == 0:
+        run.remove_superseded()  # every result is written (after the barrier, if any)
     trained = sum(plan.real for plan in mine)
     return _assemble(pieces, keep, snapshot_epochs, seconds, trained)
 

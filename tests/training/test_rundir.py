@@ -114,6 +114,9 @@ def test_resume_with_another_chunk_size(data, model, tmp_path, monkeypatch):
                          chunk_size=1, **ONE_DEVICE)
     assert engine.TRACE_COUNTS["epochs_run"] - ran == 6
     assert (resumed.models_trained, resumed.models_loaded) == (2, 2)
+    assert sorted(n for n in os.listdir(workdir) if not n.startswith(".")) == [
+        "keep.npy", "models_00000-00001", "models_00002-00002", "models_00003-00003",
+        "run.json"]  # the superseded checkpoint of 2-3 is removed
     reference = train_many(model, recipe(epochs=3), x, y, keep, seed=2, chunk_size=1,
                            **ONE_DEVICE)
     assert_equal_trees(rows(resumed.variables, 2, 4), rows(reference.variables, 2, 4))
