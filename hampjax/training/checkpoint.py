@@ -33,6 +33,7 @@ import numpy as np
 
 from hampjax import atomic
 from hampjax.training.membership import save_keep
+from hampjax.training.spec import diff_paths
 
 __all__ = [
     "RunDirectory",
@@ -40,7 +41,6 @@ __all__ = [
     "FORMAT",
     "flatten_dict",
     "unflatten_dict",
-    "nested_diff",
     "range_name",
     "write_json_atomic",
     "save_npz_atomic",
@@ -77,20 +77,6 @@ def unflatten_dict(flat: dict[str, Any]) -> dict:
             node = node.setdefault(p, {})
         node[leaf] = value
     return out
-
-
-def nested_diff(a: Any, b: Any, prefix: str = "") -> list[str]:
-    """Sorted dotted paths where two nested plain dicts differ (a leaf, or a key on one side)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for key in set(a) | set(b):
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if key not in a or key not in b:
-                out.append(path)
-            else:
-                out.extend(nested_diff(a[key], b[key], path))
-        return sorted(out)
-    return [] if a == b else [prefix or "<root>"]
 
 
 def write_json_atomic(path: str, payload: Any) -> None:
@@ -172,7 +158,7 @@ class RunDirectory:
                     f"{meta} was written by another version of hampjax (run-directory format "
                     f"{existing.get('format') if isinstance(existing, dict) else None!r}, this "
                     f"one writes {FORMAT}); {_NEW_WORKDIR}")
-            changed = nested_diff(existing, fingerprint)
+            changed = diff_paths(existing, fingerprint)
             if changed:
                 raise ValueError(
                     f"workdir {self.path!r} holds a different run (differs in: "

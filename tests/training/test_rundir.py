@@ -1,7 +1,9 @@
-"""Run directories: extendable runs, resume across chunkings, refusals, corrupt files, locking."""
+"""Run directories: extendable runs, resume across chunkings, refusals naming the changed setting
+(every leaf of the recipe spec), corrupt files, stale temp files, locking."""
 
 import glob
 import os
+import re
 
 import jax
 import numpy as np
@@ -9,8 +11,16 @@ import pytest
 
 from hampjax.models import get_model
 from hampjax.runlock import RunLock, RunLockError
-from hampjax.training import balanced_keep, train_many, undefended_recipe
-from hampjax.training import engine
+from hampjax.training import (
+    PRESETS,
+    balanced_keep,
+    build_recipe,
+    preset_spec,
+    train_many,
+    undefended_recipe,
+)
+from hampjax.training import checkpoint, engine
+from hampjax.training import spec as spec_module
 
 N, D, C = 32, 5, 3
 
@@ -124,26 +134,6 @@ def test_resume_with_another_chunk_size(data, model, tmp_path, monkeypatch):
                            resumed.variables, reference.variables)
 
 
-@pytest.mark.parametrize("change, field", [
-    (dict(epochs=1), "recipe.epochs"),
-    (dict(batch_size=4), "recipe.batch_size"),
-    (dict(shuffle="once"), "recipe.shuffle"),
-    (dict(selection="best_val"), "recipe.selection"),
-])
-def test_changed_setting_is_refused_naming_the_field(data, model, tmp_path, change, field):
-    x, y = data
-    keep = balanced_keep(2, N, seed=0)
-    workdir = str(tmp_path / "run")
-    val = (x[:4], y[:4])
-    train_many(model, recipe(epochs=2), x, y, keep[:1], seed=0, val_data=val, workdir=workdir,
-               **ONE_DEVICE)
-    ran = engine.TRACE_COUNTS["epochs_run"]
-    with pytest.raises(ValueError, match=rf"differs in: {field}\)"):
-        train_many(model, recipe(epochs=2).replace(**change), x, y, keep, seed=0, val_data=val,
-                   workdir=workdir, **ONE_DEVICE)
-    assert engine.TRACE_COUNTS["epochs_run"] == ran  # refused before training
-
-
 def test_changed_data_seed_or_snapshots_are_refused(data, model, tmp_path):
     x, y = data
     keep = balanced_keep(2, N, seed=0)[:1]
@@ -229,3 +219,92 @@ def test_stale_temp_files_are_removed_and_the_lock_is_held(data, model, tmp_path
         # A nested lock on another directory (evaluation run_dir -> train/<defense>) works.
         train_many(model, recipe(epochs=1), x, y, keep, seed=0,
                    workdir=str(workdir / "train" / "d"), **ONE_DEVICE)
+
+
+# Bases for the every-field test: one per defense kind, so that every kind's parameters are
+# leaves of some base.
+_BASES = [("undefended", "digits"), ("hamp", "digits"), ("label_smoothing", "digits"),
+          ("relaxloss", "purchase100_fc"), ("weighted_smoothing", "cifar10"),
+          ("trust", "standard"), ("trust", "label_smoothing"), ("trust", "l2")]
+
+
+def _leaves(tree, prefix=""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+_STRINGS = sorted({v for table in PRESETS.values() for s in table.values()
+                   for _, v in _leaves(s.to_dict()) if isinstance(v, str)}
+                  | {v for name in dir(spec_module) if name.isupper()
+                     for v in (getattr(spec_module, name) if isinstance(
+                         getattr(spec_module, name), tuple) else ()) if isinstance(v, str)})
+
+
+def _candidates(value):
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        return [value + 1, value - 1]
+    if isinstance(value, float):
+        return [value * 0.5, value + 0.01, 0.5, 0.1, 2.0] if value else [0.1, 0.5, 1.0]
+    if value is None:
+        return [1.0, 1, "x"]
+    if isinstance(value, list):
+        return [value + [value[-1] + 7]] if value else [[3]]
+    if isinstance(value, str):
+        return [s for s in _STRINGS if s != value] + [value + "_x"]
+    raise AssertionError(value)
+
+
+def _changed_specs(base):
+    """(dotted path, spec with only that leaf changed) for every leaf that can change alone."""
+    out, fixed = [], []
+    for path, value in _leaves(base.to_dict()):
+        for candidate in _candidates(value):
+            try:
+                changed = base.replace(**{path: candidate})
+            except (ValueError, TypeError):
+                continue
+            if spec_module.diff_paths(changed.to_dict(), base.to_dict()) == [path]:
+                out.append((path, changed))
+                break
+        else:
+            fixed.append(path)
+    return out, fixed
+
+
+def test_every_changed_spec_field_is_refused_by_name(data, model, tmp_path):
+    x, y = data
+    keep = balanced_keep(2, N, seed=0)[:1]
+    val = (x[:4], y[:4])
+    kw = dict(seed=0, val_data=val, **ONE_DEVICE)
+    leaves, covered, fixed_everywhere = set(), set(), None
+    for i, (defense, preset) in enumerate(_BASES):
+        base = preset_spec(defense, preset, epochs=1, batch_size=8)
+        workdir = str(tmp_path / f"run{i}")
+        if i == 0:  # a tiny run writes run.json ...
+            train_many(model, build_recipe(base), x, y, keep, workdir=workdir, **kw)
+        else:  # ... as opening the run directory does (no need to train every base)
+            checkpoint.RunDirectory(workdir, checkpoint.run_fingerprint(
+                build_recipe(base), seed=0, x=x, y=y, val_data=val, snapshot_epochs=()), keep)
+        ran = engine.TRACE_COUNTS["epochs_run"]
+        changes, fixed = _changed_specs(base)
+        for path, changed in changes:
+            with pytest.raises(ValueError, match=rf"differs in: recipe\.{re.escape(path)}\)"):
+                train_many(model, build_recipe(changed), x, y, keep, workdir=workdir, **kw)
+            covered.add(path)
+        assert engine.TRACE_COUNTS["epochs_run"] == ran  # every refusal came before training
+        leaves |= {path for path, _ in _leaves(base.to_dict())}
+        fixed_everywhere = set(fixed) if fixed_everywhere is None else fixed_everywhere & set(fixed)
+        if defense == "undefended":  # a kind changes with its part: another defense
+            other = base.replace(defense=preset_spec("label_smoothing", preset).defense)
+            with pytest.raises(ValueError, match=r"differs in: [^)]*recipe\.defense\.kind[,)]"):
+                train_many(model, build_recipe(other), x, y, keep, workdir=workdir, **kw)
+    # Every leaf of every base changed alone and was refused, except those that cannot change
+    # alone: a defense's kind (its parameters change with it, above), the example state its
+    # defense needs, and the one valid source of random inputs.
+    assert fixed_everywhere == {"defense.kind", "example_state.kind", "output.random_inputs"}
+    assert covered | fixed_everywhere == leaves
