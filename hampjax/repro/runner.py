@@ -6,6 +6,7 @@ records it in ``<workdir>/experiment.json`` (layout in :mod:`hampjax.repro.rundi
 the kind. The evaluation kinds (:mod:`hampjax.repro.cells`) build every defense from the
 recipe spec its config holds, so a run trains what its recorded config says.
 
+The workdir is locked while the experiment runs (:class:`hampjax.runlock.RunLock`).
 Resuming: finished cells are skipped; unfinished ones resume training from their checkpoints.
 A workdir written by a different config is refused, naming the differing dotted fields (e.g.
 ``cells.digits.defenses.hamp.optimizer.learning_rate``). Only process 0 writes; every process
@@ -16,12 +17,15 @@ trains its share of models (multi-host runs).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from typing import Any
 
 from hampjax import validation
 from hampjax.repro import rundir
 from hampjax.repro.kinds import EXPERIMENT_KINDS
+from hampjax.runlock import RunLock
 
 __all__ = ["run_experiment", "check_config"]
 
@@ -55,13 +59,21 @@ def run_experiment(config: Any, workdir: str, *, progress: bool = True) -> dict:
     Raises:
       ValueError: an unknown experiment kind, bad fields, a workdir that is a file or holds a
         run of a different config.
+      hampjax.runlock.RunLockError: another process is running an experiment in ``workdir``.
     """
     check_config(config)
-    rundir.open_experiment(workdir, kind=config.experiment, name=config.name,
-                           config=rundir.config_dict(config))
-    start = time.perf_counter()
-    cells = EXPERIMENT_KINDS[config.experiment].run(config, workdir, progress)
-    record = rundir.finish_experiment(workdir, cells)
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ValueError(f"workdir {workdir!r} is a file, not a directory")
+    # One experiment per workdir at a time; other processes of a multi-host run share
+    # process 0's workdir (and its lock) and write nothing.
+    lock = RunLock(workdir, what="experiment") if rundir.is_main_process() else (
+        contextlib.nullcontext())
+    with lock:
+        rundir.open_experiment(workdir, kind=config.experiment, name=config.name,
+                               config=rundir.config_dict(config))
+        start = time.perf_counter()
+        cells = EXPERIMENT_KINDS[config.experiment].run(config, workdir, progress)
+        record = rundir.finish_experiment(workdir, cells)
     print(f"{config.name}: finished in {time.perf_counter() - start:.0f} s; tables: "
           f"python experiments/results.py {workdir}")
     return record

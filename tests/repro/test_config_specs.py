@@ -159,3 +159,14 @@ def test_resumed_workdir_names_the_changed_spec_field(tmp_path):
                "--config.cells.digits.defenses.undefended.epochs=3", f"--workdir={workdir}")
     assert out.returncode == 2
     assert "fields differ: cells.digits.defenses.undefended.epochs" in out.stderr
+
+
+def test_a_running_experiment_locks_its_workdir(tmp_path):
+    from hampjax.repro import run_experiment
+    from hampjax.runlock import RunLock, RunLockError
+
+    config = load_config("hamp_overhead")
+    workdir = str(tmp_path / "w")
+    with RunLock(workdir, what="experiment"):
+        with pytest.raises(RunLockError, match="locked by pid"):
+            run_experiment(config, workdir, progress=False)
