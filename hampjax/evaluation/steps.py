@@ -36,6 +36,22 @@ __all__ = ["TrainedModels", "Predictions", "train_models", "output_modifier", "p
            "score_attacks", "statistics", "evaluation_keep"]
 
 
+_FUNCTIONS: dict[int, tuple[Any, Any]] = {}
+
+
+def _apply_fn(model: Any) -> Any:
+    """``model_functions(model)[1]``, one per model object: ``predict_many`` jit-compiles per
+    ``apply_fn``, so every defense and step of an evaluation reuses the compiled programs."""
+    from hampjax.models.registry import model_functions
+
+    entry = _FUNCTIONS.get(id(model))
+    if entry is None or entry[0] is not model:
+        if len(_FUNCTIONS) > 64:
+            _FUNCTIONS.clear()
+        entry = _FUNCTIONS[id(model)] = (model, model_functions(model)[1])
+    return entry[1]
+
+
 def _keys(seed: int) -> jax.Array:
     return jax.random.split(jax.random.fold_in(jax.random.key(seed), 7), 4)
 
@@ -170,10 +186,8 @@ def predict_outputs(model: Any, variables: Any, defense: Defense, data: EvalData
     Returns:
       :class:`Predictions`.
     """
-    from hampjax.models.registry import model_functions
-
     t0 = time.perf_counter()
-    _, apply_fn = model_functions(model)
+    apply_fn = _apply_fn(model)
     keys = _keys(seed)
     modifier = output_modifier(apply_fn, variables, defense, data, seed=seed)
     kwargs = lambda key: {} if modifier is None else dict(output_modifier=modifier, output_key=key)  # noqa: E731
@@ -187,9 +201,7 @@ def attack_inputs(model: Any, variables: Any, predictions: Predictions, data: Ev
                   keep: np.ndarray, *, target: int, seed: int,
                   settings: AttackSettings) -> _families.AttackInputs:
     """What the attack families read, for the target ``target``."""
-    from hampjax.models.registry import model_functions
-
-    _, apply_fn = model_functions(model)
+    apply_fn = _apply_fn(model)
     target_vars = jax.tree_util.tree_map(lambda a: a[target], variables)
     # Output modification preserves the ranking of classes, so predicted labels are those of
     # the undefended apply function.
