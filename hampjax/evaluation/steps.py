@@ -16,6 +16,7 @@ the candidates / the held-out set, ``keys[3]`` the attacks (:func:`~hampjax.eval
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from typing import Any
@@ -36,20 +37,23 @@ __all__ = ["TrainedModels", "Predictions", "train_models", "output_modifier", "p
            "score_attacks", "statistics", "evaluation_keep"]
 
 
-_FUNCTIONS: dict[int, tuple[Any, Any]] = {}
+@functools.lru_cache(maxsize=32)
+def _cached_apply_fn(model: Any) -> Any:
+    from hampjax.models.registry import model_functions
+
+    return model_functions(model)[1]
 
 
 def _apply_fn(model: Any) -> Any:
-    """``model_functions(model)[1]``, one per model object: ``predict_many`` jit-compiles per
-    ``apply_fn``, so every defense and step of an evaluation reuses the compiled programs."""
-    from hampjax.models.registry import model_functions
+    """``model_functions(model)[1]``, one per model (Flax modules hash by their fields):
+    ``predict_many`` jit-compiles per ``apply_fn``, so every defense, step and evaluation of
+    the same model reuses the compiled programs."""
+    try:
+        return _cached_apply_fn(model)
+    except TypeError:  # an unhashable module
+        from hampjax.models.registry import model_functions
 
-    entry = _FUNCTIONS.get(id(model))
-    if entry is None or entry[0] is not model:
-        if len(_FUNCTIONS) > 64:
-            _FUNCTIONS.clear()
-        entry = _FUNCTIONS[id(model)] = (model, model_functions(model)[1])
-    return entry[1]
+        return model_functions(model)[1]
 
 
 def _keys(seed: int) -> jax.Array:
