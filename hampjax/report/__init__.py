@@ -1,5 +1,7 @@
 """Run reports: JSON summary, per-sample scores, Markdown table, log-log ROC plots, LiRA I/O.
 
+* :mod:`~hampjax.report.results` - the result types :class:`Evaluation`,
+  :class:`DefenseResult`, :class:`AttackScores`.
 * :mod:`~hampjax.report.report` - :class:`Evaluation` -> run directory
   (:func:`write_report`), :func:`rebuild` from saved scores, :func:`verify_run_dir` /
   :func:`load_report` (manifest check), :func:`format_table`.
