@@ -27,14 +27,10 @@ from hampjax.defenses.output_modification import (
     sample_from_pool,
 )
 from hampjax.defenses.relaxloss import (
-    RELAXLOSS_PRESETS,
-    RelaxLossPreset,
     relaxloss_branch,
     relaxloss_loss,
 )
 from hampjax.defenses.weighted_smoothing import (
-    WS_CIFAR10_HPARAMS,
-    WS_HAM10000_HPARAMS,
     WS_NOISE_START_EPOCH,
     WS_SIGMA_GRID,
     weighted_smoothing_loss,
@@ -67,10 +63,6 @@ __all__ = [
     "random_binary_inputs",
     "random_image_inputs",
     "sample_from_pool",
-    "RELAXLOSS_PRESETS",
-    "RelaxLossPreset",
-    "WS_CIFAR10_HPARAMS",
-    "WS_HAM10000_HPARAMS",
     "WS_NOISE_START_EPOCH",
     "WS_SIGMA_GRID",
     "confidence_penalty_loss",

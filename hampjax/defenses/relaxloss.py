@@ -44,9 +44,6 @@ and ``alpha`` and ``epoch`` may be traced values, so changing the epoch does not
 
 from __future__ import annotations
 
-import dataclasses
-import types
-from collections.abc import Mapping
 from typing import Literal
 
 import jax
@@ -57,8 +54,6 @@ from hampjax import validation
 __all__ = [
     "relaxloss_loss",
     "relaxloss_branch",
-    "RelaxLossPreset",
-    "RELAXLOSS_PRESETS",
     "RELAXLOSS_VARIANTS",
     "RELAXLOSS_SCHEDULES",
     "RELAXLOSS_DESCENT",
@@ -272,63 +267,3 @@ def relaxloss_loss(
 
     loss = jnp.where(branch == RELAXLOSS_FLATTEN, flatten, relax)
     return jnp.where(valid, loss, jnp.zeros((), loss.dtype))
-
-
-# --------------------------------------------------------------------------------------------
-# Hyperparameters from the authors' configs (spec hamp-relaxloss.md section 5.2). Data only.
-
-
-@dataclasses.dataclass(frozen=True)
-class RelaxLossPreset:
-    """One RelaxLoss training recipe: SGD with momentum, coupled weight decay, step lr decay.
-
-    Attributes:
-      model: architecture name (``"resnet20"``, ``"vgg11_bn"`` or ``"fc"``).
-      alpha: target loss level.
-      upper: cap on the soft label's true-class probability.
-      epochs: training epochs (the last-epoch model is used; no model selection).
-      learning_rate: initial SGD learning rate.
-      lr_milestones: epochs at whose start the learning rate is multiplied by ``lr_decay``.
-      batch_size: minibatch size (shuffled batches).
-      weight_decay: coupled (L2-in-gradient) weight decay.
-      variant: flattening variant for :func:`relaxloss_loss`.
-      lr_decay: learning-rate factor at each milestone.
-      momentum: SGD momentum.
-    """
-
-    model: str
-    alpha: float
-    upper: float
-    epochs: int
-    learning_rate: float
-    lr_milestones: tuple[int, ...]
-    batch_size: int
-    weight_decay: float
-    variant: str
-    lr_decay: float = 0.1
-    momentum: float = 0.9
-
-
-def _cifar(model: str, alpha: float) -> RelaxLossPreset:
-    return RelaxLossPreset(
-        model=model, alpha=alpha, upper=1.0, epochs=300, learning_rate=0.1,
-        lr_milestones=(150, 225), batch_size=128, weight_decay=1e-4, variant="cifar",
-    )
-
-
-def _tabular(alpha: float, upper: float) -> RelaxLossPreset:
-    return RelaxLossPreset(
-        model="fc", alpha=alpha, upper=upper, epochs=120, learning_rate=0.1,
-        lr_milestones=(50, 100), batch_size=128, weight_decay=1e-4, variant="tabular",
-    )
-
-
-RELAXLOSS_PRESETS: Mapping[str, RelaxLossPreset] = types.MappingProxyType({
-    "cifar10_resnet20": _cifar("resnet20", 1.0),
-    "cifar10_vgg11_bn": _cifar("vgg11_bn", 0.4),
-    "cifar100_resnet20": _cifar("resnet20", 3.0),
-    "cifar100_vgg11_bn": _cifar("vgg11_bn", 0.5),
-    "purchase100_fc": _tabular(0.8, 0.3),
-    "texas100_fc": _tabular(2.5, 0.1),
-})
-"""Authors' RelaxLoss settings per dataset and model (read-only mapping)."""

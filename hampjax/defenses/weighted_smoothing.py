@@ -26,7 +26,6 @@ All array functions are pure JAX and work under ``jit`` and ``vmap``; ``sigma`` 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Literal
 
@@ -42,9 +41,6 @@ __all__ = [
     "ws_noise_scale",
     "weighted_smoothing_loss",
     "ws_optimizer",
-    "WSHyperparams",
-    "WS_CIFAR10_HPARAMS",
-    "WS_HAM10000_HPARAMS",
     "WS_NOISE_START_EPOCH",
     "WS_SIGMA_GRID",
     "WS_DEFAULT_FLOOR",
@@ -72,32 +68,6 @@ WS_SIGMA_GRID = (0.0, 1e-5, 1e-4, 6e-4, 1e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.2,
 
 WS_DEFAULT_FLOOR = math.exp(-36.0)
 """Lower clip of the renormalized probabilities (the authors' ``e^-36``)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class WSHyperparams:
-    """The authors' WS optimizer settings for one dataset (data only).
-
-    Attributes:
-      learning_rate: initial Adam learning rate.
-      decay_per_epoch: learning-rate factor applied once per epoch.
-      batch_size: minibatch size.
-      clip_norm: global gradient-norm clip.
-      weight_decay: weight decay in effect (none).
-    """
-
-    learning_rate: float
-    decay_per_epoch: float
-    batch_size: int
-    clip_norm: float = 10.0
-    weight_decay: float = 0.0
-
-
-WS_CIFAR10_HPARAMS = WSHyperparams(learning_rate=0.022, decay_per_epoch=0.991, batch_size=128)
-"""CIFAR-10 (DenseNet-BC depth 22, growth 12, compression 0.5)."""
-
-WS_HAM10000_HPARAMS = WSHyperparams(learning_rate=0.004, decay_per_epoch=0.992, batch_size=64)
-"""HAM10000."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -344,7 +314,7 @@ def ws_optimizer(
     decay.
 
     Args:
-      learning_rate: initial learning rate > 0 (e.g. ``WS_CIFAR10_HPARAMS.learning_rate``).
+      learning_rate: initial learning rate > 0 (0.022 for CIFAR-10).
       decay_per_epoch: factor in ``(0, 1]`` applied once per epoch (0.991 for CIFAR-10).
       steps_per_epoch: optimizer steps per epoch, integer >= 1.
       clip_norm: global gradient-norm clip > 0 (default 10).

@@ -16,32 +16,22 @@ from typing import Any
 import jax
 import numpy as np
 
-from hampjax import validation
 from hampjax.training import Recipe
 
 __all__ = ["Defense", "EvalData", "AttackSettings", "attack_roles", "output_config"]
 
-_NO_OUTPUT = {"kind": "none", "pool_size": 1000, "random_inputs": "dataset", "break_ties": True}
-
-
 def output_config(recipe: Recipe) -> dict[str, Any]:
-    """The recipe's test-time output transform as a plain dict (``recipe.spec.output``).
+    """The recipe's test-time output transform, ``recipe.spec.output``, as a plain dict.
 
     Keys: ``kind`` (``"none"`` or ``"hamp"``), ``pool_size``, ``random_inputs``
     (``"dataset"``: :attr:`EvalData.random_inputs`), ``break_ties``.
 
-    Raises:
-      ValueError: on an unknown kind or random-input source.
+    Example:
+      >>> from hampjax.training import hamp_recipe
+      >>> output_config(hamp_recipe("digits"))["kind"]
+      'hamp'
     """
-    spec = getattr(recipe, "spec", None)
-    output = getattr(spec, "output", None)
-    if output is None:  # A recipe without a spec releases its outputs as they are.
-        return dict(_NO_OUTPUT)
-    config = {k: getattr(output, k) for k in _NO_OUTPUT}
-    validation.check_choice("recipe.spec.output.kind", config["kind"], ("none", "hamp"))
-    validation.check_choice("recipe.spec.output.random_inputs", config["random_inputs"],
-                            ("dataset",))
-    return config
+    return recipe.spec.output.to_dict()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """Model zoo: Flax modules for the benchmarks of the HAMP, RelaxLoss and Trust papers.
 
+CIFAR variants of MobileNetV2 and ShuffleNetV2 (HAMP Appendix H) and EfficientNet-B0 (Trust)
+sit beside the ResNets, DenseNets, VGG and the FC nets.
+
 Every model is a ``flax.linen.Module`` with ``num_classes`` and ``__call__(x, *, train)``
 returning logits ``[batch, num_classes]``; images are NHWC float32. ``model_functions`` turns a
 module into the pure ``init_fn`` / ``apply_fn`` pair the batched training engine vmaps over a
@@ -8,8 +11,10 @@ model axis; ``get_model`` builds one by name.
 
 from hampjax.models.cnn import SalemCNN
 from hampjax.models.densenet import DenseNet, densenet_channels, densenet_layers_per_block
+from hampjax.models.efficientnet import EFFICIENTNET_B0_STAGES, EfficientNet
 from hampjax.models.last_layer import last_layer_features, last_layer_params
 from hampjax.models.mlp import DEFAULT_HIDDEN_SIZES, FCNet
+from hampjax.models.mobilenetv2 import MOBILENETV2_CIFAR_STAGES, MobileNetV2, make_divisible
 from hampjax.models.registry import MODELS, count_params, get_model, model_functions
 from hampjax.models.resnet import (
     SHORTCUTS,
@@ -19,6 +24,7 @@ from hampjax.models.resnet import (
     WideResNet,
     zero_pad_shortcut,
 )
+from hampjax.models.shufflenetv2 import SHUFFLENETV2_WIDTHS, ShuffleNetV2, channel_shuffle
 from hampjax.models.vgg import VGG, VGG_CONFIGS
 
 __all__ = [
@@ -36,6 +42,14 @@ __all__ = [
     "VGG",
     "VGG_CONFIGS",
     "SalemCNN",
+    "MobileNetV2",
+    "MOBILENETV2_CIFAR_STAGES",
+    "make_divisible",
+    "ShuffleNetV2",
+    "SHUFFLENETV2_WIDTHS",
+    "channel_shuffle",
+    "EfficientNet",
+    "EFFICIENTNET_B0_STAGES",
     "MODELS",
     "get_model",
     "model_functions",

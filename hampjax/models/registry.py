@@ -25,8 +25,11 @@ from hampjax import validation
 from hampjax.models import layers
 from hampjax.models.cnn import SalemCNN
 from hampjax.models.densenet import DenseNet
+from hampjax.models.efficientnet import EfficientNet
 from hampjax.models.mlp import FCNet
+from hampjax.models.mobilenetv2 import MobileNetV2
 from hampjax.models.resnet import ResNet18, ResNet20, WideResNet
+from hampjax.models.shufflenetv2 import ShuffleNetV2
 from hampjax.models.vgg import VGG, VGG_CONFIGS
 
 __all__ = ["MODELS", "get_model", "model_functions", "count_params", "InitFn", "ApplyFn"]
@@ -48,6 +51,9 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "wrn28_2": functools.partial(WideResNet, depth=28, width=2),
     "vgg11_bn": functools.partial(VGG, config=VGG_CONFIGS["vgg11"], batch_norm=True),
     "salem_cnn": SalemCNN,
+    "mobilenetv2": MobileNetV2,
+    "shufflenetv2": ShuffleNetV2,
+    "efficientnet_b0": functools.partial(EfficientNet, width_multiplier=1.0, depth_multiplier=1.0),
 }
 
 _NOT_SETTABLE = ("num_classes", "parent", "name")
@@ -58,7 +64,8 @@ def get_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
 
     Args:
       name: one of ``MODELS``: "fc", "densenet100_bc", "densenet22_bc", "resnet18",
-        "resnet20", "wrn28_2", "vgg11_bn", "salem_cnn".
+        "resnet20", "wrn28_2", "vgg11_bn", "salem_cnn", "mobilenetv2", "shufflenetv2",
+        "efficientnet_b0".
       num_classes: number of output logits k >= 2.
       **kwargs: other attributes of the model class (e.g. ``dropout_rate`` for a DenseNet,
         ``shortcut="B"`` for ResNet-20, ``hidden_sizes`` for "fc"). Attributes the name fixes
@@ -105,8 +112,13 @@ def get_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
     return constructor(num_classes=num_classes, **kwargs)
 
 
-def _uses_dropout(module: nn.Module) -> bool:
-    return float(getattr(module, "dropout_rate", 0.0)) > 0.0
+# Module attributes whose positive value draws from the "dropout" PRNG stream in train mode.
+_RANDOM_RATES = ("dropout_rate", "stochastic_depth_rate")
+
+
+def _random_rates(module: nn.Module) -> dict[str, float]:
+    rates = {name: float(getattr(module, name, 0.0)) for name in _RANDOM_RATES}
+    return {name: rate for name, rate in rates.items() if rate > 0.0}
 
 
 def model_functions(module: nn.Module) -> tuple[InitFn, ApplyFn]:
@@ -124,8 +136,8 @@ def model_functions(module: nn.Module) -> tuple[InitFn, ApplyFn]:
     ``train=False`` BatchNorm uses the running statistics (each example's logits are
     independent of the rest of the batch) and ``new_variables`` equals ``variables``.
     ``new_variables`` is always a dict with the keys of ``variables``. ``key`` seeds dropout
-    in train mode; it is required when the module's ``dropout_rate > 0`` and ``train=True``,
-    and otherwise ignored.
+    (and stochastic depth) in train mode; it is required when the module's ``dropout_rate``
+    or ``stochastic_depth_rate`` is positive and ``train=True``, and otherwise ignored.
 
     Both functions are ``vmap``-able over a leading model axis, e.g.
     ``jax.vmap(init_fn, in_axes=(0, None))(keys, sample_x)`` and
@@ -152,7 +164,8 @@ def model_functions(module: nn.Module) -> tuple[InitFn, ApplyFn]:
     """
     if not isinstance(module, nn.Module):
         raise ValueError(f"module must be a flax.linen.Module, got {type(module).__name__}")
-    needs_key = _uses_dropout(module)
+    random_rates = _random_rates(module)
+    needs_key = bool(random_rates)
 
     def init_fn(key: jax.Array, sample_x: jax.Array) -> Variables:
         return dict(module.init({"params": key}, sample_x, train=False))
@@ -162,9 +175,9 @@ def model_functions(module: nn.Module) -> tuple[InitFn, ApplyFn]:
     ) -> tuple[jax.Array, Variables]:
         layers.check_bool("train", train)
         if train and needs_key and key is None:
+            settings = ", ".join(f"{name}={rate}" for name, rate in random_rates.items())
             raise ValueError(
-                f"key is required when train=True for a model with dropout_rate="
-                f"{module.dropout_rate}; pass a PRNG key"
+                f"key is required when train=True for a model with {settings}; pass a PRNG key"
             )
         rngs = {"dropout": key} if (train and needs_key) else None
         new_variables = dict(variables)

@@ -380,7 +380,7 @@ HAMP_SIZES_TEXT: Mapping = _frozen({
 
 # ------------------------------------------------------------------------------------------
 # RelaxLoss poster: "Defense effectiveness without losing utility" (top-1 rows) and
-# "Adaptive attack" (best attack AUC, %) tables. Keys are RELAXLOSS_PRESETS keys.
+# "Adaptive attack" (best attack AUC, %) tables. Keys are hampjax.training.presets.RELAXLOSS keys.
 # ------------------------------------------------------------------------------------------
 RELAXLOSS_POSTER: Mapping[str, RelaxLossRow] = _frozen({
     "cifar10_resnet20": RelaxLossRow(70.5, 73.8, 87.3, 50.0, 56.0),    # poster, CIFAR10 (ResNet20)

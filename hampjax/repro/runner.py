@@ -36,9 +36,6 @@ import numpy as np
 
 from hampjax import atomic, validation
 from hampjax.attacks.evaluate import AttackSettings, Defense, evaluate_defenses
-from hampjax.defenses.baselines import cross_entropy_loss
-from hampjax.defenses.relaxloss import RELAXLOSS_PRESETS
-from hampjax.defenses.weighted_smoothing import WS_CIFAR10_HPARAMS
 from hampjax.repro.datasets import (
     EXPERIMENT_DATASETS,
     ExperimentData,
@@ -47,6 +44,9 @@ from hampjax.repro.datasets import (
     load_experiment_data,
 )
 from hampjax.training import (
+    PRESETS,
+    CrossEntropyParams,
+    OutputSpec,
     hamp_recipe,
     label_smoothing_recipe,
     relaxloss_recipe,
@@ -82,11 +82,6 @@ def _settings(config) -> AttackSettings:
 
 def _with_epochs(recipe, config):
     return recipe if config.get("epochs") is None else recipe.replace(epochs=int(config.epochs))
-
-
-def _ce_loss(logits, labels, ctx):
-    del ctx
-    return cross_entropy_loss(logits, labels)
 
 
 def _cell_done(cell_dir: str) -> bool:
@@ -125,9 +120,15 @@ def _model(config, data: ExperimentData):
                          **dict(config.get("model_kwargs", {})))
 
 
+def _output(config, modify: bool) -> OutputSpec:
+    # Recorded with the recipe; the Defense's output_modification flag applies it.
+    return OutputSpec(kind="hamp", pool_size=config.pool_size) if modify else OutputSpec()
+
+
 def _hamp_defense(config, dataset: str, name: str = "hamp", **kwargs) -> Defense:
-    return Defense(name, _with_epochs(hamp_recipe(dataset, **kwargs), config),
-                   output_modification=True, pool_size=config.pool_size)
+    recipe = hamp_recipe(dataset, output=_output(config, True), **kwargs)
+    return Defense(name, _with_epochs(recipe, config), output_modification=True,
+                   pool_size=config.pool_size)
 
 
 def _main_defenses(config, dataset: str) -> list[Defense]:
@@ -155,21 +156,22 @@ def _run_hamp_ablation(config, workdir: str, progress: bool) -> list[str]:
     dataset = config.dataset
     data = _data(config, dataset)
     _record_data(workdir, dataset, data)
-    defaults = hamp_recipe(dataset).config
+    defaults = hamp_recipe(dataset).spec.defense
     defenses = []
     for name in config.components:
         validation.check_choice("config.components[]", name, tuple(ABLATION_COMPONENTS))
         soft, reg, modify = ABLATION_COMPONENTS[name]
         if not (soft or reg):  # No training-time component: undefended training.
-            recipe = _with_epochs(undefended_recipe(dataset), config)
+            recipe = _with_epochs(undefended_recipe(dataset, output=_output(config, modify)),
+                                  config)
             defenses.append(Defense(name, recipe, output_modification=modify,
                                     pool_size=config.pool_size))
             continue
         # Without soft labels the targets are one-hot (gamma = 0: KL to one-hot is the CE);
         # without the regularizer alpha = 0. Both keep HAMP's optimizer and schedule.
         recipe = _with_epochs(hamp_recipe(
-            dataset, entropy_threshold=defaults["entropy_threshold"] if soft else 0.0,
-            alpha=defaults["alpha"] if reg else 0.0), config)
+            dataset, entropy_threshold=defaults.entropy_threshold if soft else 0.0,
+            alpha=defaults.alpha if reg else 0.0, output=_output(config, modify)), config)
         defenses.append(Defense(name, recipe.replace(name=f"hamp_{name}"),
                                 output_modification=modify, pool_size=config.pool_size))
     _run_cell(config, workdir, dataset, data, defenses, model=_model(config, data),
@@ -211,15 +213,14 @@ def _run_relaxloss(config, workdir: str, progress: bool) -> list[str]:
         if cell == "digits":  # The quick variant: Purchase's FC recipe on digits.
             preset, dataset, model_name = "purchase100_fc", "digits", None  # The digits MLP.
         else:
-            validation.check_choice("config.presets[]", cell, tuple(RELAXLOSS_PRESETS))
+            validation.check_choice("config.presets[]", cell, tuple(PRESETS["relaxloss"]))
             preset = cell
             dataset, model_name = cell.split("_", 1)  # e.g. cifar10 + resnet20 (a zoo name)
         data = _data(config, dataset, scheme="relaxloss")
         _record_data(workdir, cell, data)
         alpha = config.get("digits_alpha") if dataset == "digits" else None
         defended = _with_epochs(relaxloss_recipe(preset, alpha=alpha), config)
-        baseline = defended.replace(
-            name="undefended", loss=_ce_loss, config={**defended.config, "defense": "undefended"})
+        baseline = defended.replace(name="undefended", defense=CrossEntropyParams())
         defenses = [Defense("undefended", baseline),
                     Defense("relaxloss_nonadaptive", defended, shadow_recipe=baseline),
                     Defense("relaxloss_adaptive", defended)]
@@ -230,13 +231,13 @@ def _run_relaxloss(config, workdir: str, progress: bool) -> list[str]:
 
 
 def _ws_recipe(config, dataset: str, sigma: float, **options):
-    hparams = WS_CIFAR10_HPARAMS
-    if config.get("ws_learning_rate") is not None:
-        hparams = dataclasses.replace(hparams, learning_rate=config.ws_learning_rate,
-                                   decay_per_epoch=config.ws_decay_per_epoch,
-                                   batch_size=config.ws_batch_size)
     epochs = config.get("epochs") or 100
-    return weighted_smoothing_recipe(sigma=sigma, epochs=epochs, hparams=hparams, **options)
+    recipe = weighted_smoothing_recipe(sigma=sigma, epochs=epochs, **options)
+    if config.get("ws_learning_rate") is not None:
+        recipe = recipe.replace(**{"optimizer.learning_rate": config.ws_learning_rate,
+                                   "schedule.decay": config.ws_decay_per_epoch,
+                                   "batch_size": config.ws_batch_size})
+    return recipe
 
 
 def _parse_ablation(text: str) -> dict[str, str | bool]:

@@ -1,7 +1,10 @@
 """The batched shadow-model training engine.
 
 * :mod:`~hampjax.training.membership` - balanced and paired keep matrices.
-* :mod:`~hampjax.training.recipes` - loss + optimizer + schedule + selection presets.
+* :mod:`~hampjax.training.spec` - :class:`RecipeSpec`, every setting that changes results, as
+  frozen JSON-round-trippable data.
+* :mod:`~hampjax.training.presets` - the authors' settings of every defense, as spec tables.
+* :mod:`~hampjax.training.recipes` - :func:`build_recipe`: spec -> loss, optimizer, schedule.
 * :func:`train_many` - M models in one jitted program, sharded over devices, resumable.
 * :func:`predict_many` - eval-mode outputs of every model on every example and query.
 * :mod:`~hampjax.training.distributed` - multi-host setup when the environment asks.
@@ -12,10 +15,12 @@ from hampjax.training.engine import TrainResult, TrainState, epoch_batches, mode
 from hampjax.training.predict import predict_many, predict_single
 from hampjax.training.queries import Query, QuerySet
 from hampjax.training.membership import balanced_keep, check_keep, load_keep, paired_keep, save_keep
+from hampjax.training.presets import PRESETS, preset_spec
 from hampjax.training.recipes import (
     LossContext,
     Recipe,
     adam,
+    build_recipe,
     exponential_schedule,
     hamp_recipe,
     TRUST_TRAINING_VARIANTS,
@@ -27,8 +32,43 @@ from hampjax.training.recipes import (
     undefended_recipe,
     weighted_smoothing_recipe,
 )
+from hampjax.training.spec import (
+    DEFENSES,
+    ConfidencePenaltyParams,
+    CrossEntropyParams,
+    DefenseParams,
+    ExampleStateSpec,
+    HampParams,
+    LabelSmoothingParams,
+    OptimizerSpec,
+    OutputSpec,
+    RecipeSpec,
+    RelaxLossParams,
+    ScheduleSpec,
+    SmoothLabelsParams,
+    WeightedSmoothingParams,
+    diff_paths,
+)
 
 __all__ = [
+    "DEFENSES",
+    "PRESETS",
+    "ConfidencePenaltyParams",
+    "CrossEntropyParams",
+    "DefenseParams",
+    "ExampleStateSpec",
+    "HampParams",
+    "LabelSmoothingParams",
+    "OptimizerSpec",
+    "OutputSpec",
+    "RecipeSpec",
+    "RelaxLossParams",
+    "ScheduleSpec",
+    "SmoothLabelsParams",
+    "WeightedSmoothingParams",
+    "build_recipe",
+    "diff_paths",
+    "preset_spec",
     "Query",
     "QuerySet",
     "predict_many",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import chex
@@ -15,7 +14,6 @@ from hampjax.defenses.relaxloss import (
     RELAXLOSS_ASCENT,
     RELAXLOSS_DESCENT,
     RELAXLOSS_FLATTEN,
-    RELAXLOSS_PRESETS,
     relaxloss_branch,
     relaxloss_loss,
 )
@@ -363,30 +361,6 @@ def test_leading_axes_form_one_batch():
     flat = relaxloss_loss(logits, labels, alpha=0.5, epoch=1)
     nested = relaxloss_loss(logits.reshape(3, 4, C), labels.reshape(3, 4), alpha=0.5, epoch=1)
     np.testing.assert_allclose(np.asarray(nested).reshape(-1), np.asarray(flat), rtol=1e-6)
-
-
-# ---------------------------------------------------------------------------------------------
-# Presets.
-
-
-def test_presets():
-    assert set(RELAXLOSS_PRESETS) == {
-        "cifar10_resnet20", "cifar10_vgg11_bn", "cifar100_resnet20", "cifar100_vgg11_bn",
-        "purchase100_fc", "texas100_fc"}
-    t = RELAXLOSS_PRESETS["texas100_fc"]
-    assert (t.alpha, t.upper, t.epochs, t.lr_milestones, t.variant) == (2.5, 0.1, 120, (50, 100),
-                                                                          "tabular")
-    c = RELAXLOSS_PRESETS["cifar100_resnet20"]
-    assert (c.alpha, c.upper, c.epochs, c.lr_milestones, c.batch_size, c.variant) == (
-        3.0, 1.0, 300, (150, 225), 128, "cifar")
-    assert RELAXLOSS_PRESETS["cifar10_vgg11_bn"].alpha == 0.4
-    assert RELAXLOSS_PRESETS["purchase100_fc"].upper == 0.3
-    for p in RELAXLOSS_PRESETS.values():
-        assert (p.learning_rate, p.weight_decay, p.momentum, p.lr_decay) == (0.1, 1e-4, 0.9, 0.1)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        t.alpha = 1.0
-    with pytest.raises(TypeError):
-        RELAXLOSS_PRESETS["new"] = t
 
 
 # ---------------------------------------------------------------------------------------------

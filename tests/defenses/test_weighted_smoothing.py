@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import chex
@@ -13,9 +12,7 @@ import optax
 import pytest
 
 from hampjax.defenses.weighted_smoothing import (
-    WS_CIFAR10_HPARAMS,
     WS_DEFAULT_FLOOR,
-    WS_HAM10000_HPARAMS,
     WS_NOISE_START_EPOCH,
     WS_SIGMA_GRID,
     weighted_smoothing_loss,
@@ -337,13 +334,6 @@ def test_constants():
     assert WS_SIGMA_GRID[0] == 0.0 and len(WS_SIGMA_GRID) == 12 and WS_SIGMA_GRID[-1] == 1.0
     assert list(WS_SIGMA_GRID) == sorted(WS_SIGMA_GRID)
     assert WS_DEFAULT_FLOOR == math.exp(-36)
-    h = WS_CIFAR10_HPARAMS
-    assert (h.learning_rate, h.decay_per_epoch, h.batch_size, h.clip_norm) == (
-        0.022, 0.991, 128, 10.0)
-    assert (WS_HAM10000_HPARAMS.learning_rate, WS_HAM10000_HPARAMS.decay_per_epoch,
-            WS_HAM10000_HPARAMS.batch_size) == (0.004, 0.992, 64)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        WS_CIFAR10_HPARAMS.learning_rate = 1.0
 
 
 # ---------------------------------------------------------------------------------------------

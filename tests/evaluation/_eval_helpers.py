@@ -1,7 +1,5 @@
 """Shared tiny data and defenses for the evaluation tests (digits subset, fc model)."""
 
-import types
-
 import numpy as np
 
 from hampjax.defenses import random_image_inputs
@@ -28,11 +26,7 @@ def digits_data(num_candidates=300, num_test=100) -> EvalData:
 
 
 def with_hamp_output(recipe, pool_size=64):
-    # TODO(eval): once RecipeSpec is in main: recipe.replace(**{"output.kind": "hamp", ...}).
-    output = types.SimpleNamespace(kind="hamp", pool_size=pool_size, random_inputs="dataset",
-                                   break_ties=True)
-    object.__setattr__(recipe, "spec", types.SimpleNamespace(output=output))
-    return recipe
+    return recipe.replace(**{"output.kind": "hamp", "output.pool_size": pool_size})
 
 
 def defenses():

@@ -51,8 +51,9 @@ def test_defense_and_settings_validation():
     with pytest.raises(ValueError, match="shadow_recipe .* cannot be combined with an output transform"):
         Defense("x", with_hamp_output(hamp_recipe("digits")), shadow_recipe=recipe)
     assert Defense("x", with_hamp_output(hamp_recipe("digits"))).output["kind"] == "hamp"
-    assert Defense("x", hamp_recipe("digits")).output["kind"] == "none"
-    assert Defense("x", hamp_recipe("digits"), shadow_recipe=recipe).shadow_recipe is recipe
+    assert Defense("x", undefended_recipe("digits")).output["kind"] == "none"
+    no_output = hamp_recipe("digits").replace(**{"output.kind": "none"})
+    assert Defense("x", no_output, shadow_recipe=recipe).shadow_recipe is recipe
     for bad in ((0.5, 0.5), (0.5, 0.0, 0.5), (0.5, 0.3, 0.3)):
         with pytest.raises(ValueError, match="role_fractions must be three positive fractions"):
             AttackSettings(role_fractions=bad)

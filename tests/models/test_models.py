@@ -226,6 +226,9 @@ INPUTS = {
     "wrn28_2": (4, 32, 32, 3),
     "vgg11_bn": (4, 32, 32, 3),
     "salem_cnn": (4, 32, 32, 3),
+    "mobilenetv2": (4, 32, 32, 3),
+    "shufflenetv2": (4, 32, 32, 3),
+    "efficientnet_b0": (4, 32, 32, 3),
 }
 HAS_BN = {name: name not in ("fc", "salem_cnn") for name in INPUTS}
 
@@ -242,7 +245,10 @@ def test_output_shapes_and_variable_structure(name, train):
     x = jax.ShapeDtypeStruct(INPUTS[name], jnp.float32)
     variables = jax.eval_shape(init_fn, KEY, x)
     assert set(variables) == ({"params", "batch_stats"} if HAS_BN[name] else {"params"})
-    logits, new_variables = jax.eval_shape(functools.partial(apply_fn, train=train), variables, x)
+    # The key seeds dropout / stochastic depth (efficientnet_b0) and is ignored otherwise.
+    logits, new_variables = jax.eval_shape(
+        functools.partial(apply_fn, train=train, key=KEY), variables, x
+    )
     assert logits.shape == (INPUTS[name][0], k)
     assert logits.dtype == jnp.float32
     assert jax.tree.structure(new_variables) == jax.tree.structure(variables)
@@ -278,6 +284,9 @@ def test_registry_names():
         "wrn28_2",
         "vgg11_bn",
         "salem_cnn",
+        "mobilenetv2",
+        "shufflenetv2",
+        "efficientnet_b0",
     }
 
 

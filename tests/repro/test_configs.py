@@ -94,8 +94,9 @@ def check_non_adaptive(workdir):
     with open(os.path.join(workdir, "digits", "evaluation.json")) as f:
         cfg = json.load(f)["config"]
     assert cfg["relaxloss_adaptive"]["non_adaptive_shadows"] is None
-    assert cfg["relaxloss_nonadaptive"]["non_adaptive_shadows"]["defense"] == "undefended"
-    assert cfg["relaxloss_nonadaptive"]["recipe"]["defense"] == "relaxloss"
+    shadows = cfg["relaxloss_nonadaptive"]["non_adaptive_shadows"]
+    assert shadows["name"] == "undefended" and shadows["defense"] == {"kind": "cross_entropy"}
+    assert cfg["relaxloss_nonadaptive"]["recipe"]["defense"]["kind"] == "relaxloss"
     # The non-adaptive run trained its shadows and its target separately.
     train = os.path.join(workdir, "digits", "train", "relaxloss_nonadaptive")
     assert sorted(os.listdir(train)) == ["shadows", "target"]

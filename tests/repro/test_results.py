@@ -142,9 +142,9 @@ def test_paper_numbers_spot_checks():
 def test_paper_keys_match_our_names():
     from hampjax.attacks.lira import LIRA_VARIANT_NAMES
     from hampjax.attacks.metric import METRIC_SCORES
-    from hampjax.defenses.relaxloss import RELAXLOSS_PRESETS
+    from hampjax.training import PRESETS
 
-    assert set(paper.RELAXLOSS_POSTER) == set(RELAXLOSS_PRESETS)
+    assert set(paper.RELAXLOSS_POSTER) == set(PRESETS["relaxloss"])
     ours = set(METRIC_SCORES) | set(LIRA_VARIANT_NAMES) | {
         "nn", "label_only_augmentation", "label_only_boundary"}
     assert set(paper.HAMP_ATTACK_NAMES.values()) <= ours

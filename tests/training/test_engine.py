@@ -11,6 +11,8 @@ import pytest
 from hampjax.models import get_model, model_functions
 from hampjax.training import (
     LossContext,
+    OptimizerSpec,
+    ScheduleSpec,
     balanced_keep,
     epoch_batches,
     hamp_recipe,
@@ -40,8 +42,8 @@ def model():
 
 def sgd_recipe(**kw):
     recipe = undefended_recipe("digits", epochs=3, batch_size=10)
-    return recipe.replace(optimizer=lambda learning_rate: optax.sgd(learning_rate, momentum=0.9),
-                          learning_rate=lambda e: 0.05 * 0.5 ** jnp.asarray(e, jnp.float32), **kw)
+    return recipe.replace(optimizer=OptimizerSpec(kind="sgd", learning_rate=0.05, momentum=0.9),
+                          schedule=ScheduleSpec(kind="exponential", decay=0.5), **kw)
 
 
 def reference_train(model, recipe, x, y, keep_row, seed, m):

@@ -34,11 +34,11 @@ def test_exponential_schedule():
 ])
 def test_hamp_presets(dataset, gamma, alpha, epochs, batch):
     r = hamp_recipe(dataset)
-    assert (r.config["entropy_threshold"], r.config["alpha"], r.epochs, r.batch_size) == (
-        gamma, alpha, epochs, batch)
+    d = r.config["defense"]
+    assert (d["entropy_threshold"], d["alpha"], r.epochs, r.batch_size) == (gamma, alpha, epochs, batch)
     assert r.selection == "best_val" and r.shuffle == "once"
     assert r.min_improvement == (0.01 if dataset.startswith("cifar") else 0.0)
-    assert r.config["kl_reduction"] == "mean_over_classes"
+    assert d["kl_reduction"] == "mean_over_classes"
     base = 1.0 if dataset == "cifar100" else 0.5
     assert float(r.learning_rate(jnp.int32(0))) == pytest.approx(base)
     assert float(r.learning_rate(jnp.int32(60))) == pytest.approx(base * 0.1)
@@ -61,17 +61,21 @@ def test_other_presets():
     assert undefended_recipe("texas100").epochs == 20
     assert undefended_recipe("cifar10").batch_size == 64
     rl = relaxloss_recipe("texas100_fc")
-    assert (rl.config["alpha"], rl.config["upper"], rl.epochs, rl.batch_size) == (2.5, 0.1, 120, 128)
+    assert (rl.spec.defense.alpha, rl.spec.defense.upper, rl.epochs, rl.batch_size) == (2.5, 0.1, 120, 128)
     assert float(rl.learning_rate(jnp.int32(50))) == pytest.approx(0.01)
     ws = weighted_smoothing_recipe(sigma=0.01)
     assert ws.batch_size == 128 and ws.example_state is not None
     ls = label_smoothing_recipe("purchase100")
-    assert ls.config["entropy_threshold"] == 0.05
+    assert ls.config["defense"] == {"kind": "label_smoothing", "entropy_threshold": 0.05,
+                                    "method": "grid"}
 
 
 def test_replace_updates_config():
     r = hamp_recipe("digits").replace(epochs=3)
     assert r.epochs == 3 and r.config["epochs"] == 3
+    r = r.replace(**{"optimizer.learning_rate": 0.2}, reset_optimizer_each_epoch=True)
+    assert r.config["optimizer"]["learning_rate"] == 0.2 and r.config["reset_optimizer_each_epoch"]
+    assert float(r.learning_rate(jnp.int32(0))) == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize("call,match", [
@@ -119,7 +123,8 @@ def test_trust_recipes():
         assert bool(jnp.any(update["w"] != 0)) == moves, variant
         if moves:  # Adam's first step has magnitude lr in the direction of -(wd * w).
             np.testing.assert_allclose(update["w"], -0.01 * np.sign([2.0, -1.0]), rtol=1e-3)
-    assert trust_recipe("l2").config["weight_decay"] == 3e-4
+    assert trust_recipe("l2").config["optimizer"]["weight_decay"] == 3e-4
+    assert trust_recipe("standard").config["optimizer"]["weight_decay"] == 0.0
 
 
 def jax_log_softmax(x):

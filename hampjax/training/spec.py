@@ -1,0 +1,729 @@
+"""Recipe specs: every setting that changes what a model learns, as frozen plain data.
+
+A :class:`RecipeSpec` names the defense and its parameters, the optimizer, the learning-rate
+schedule, epochs, batch size, model selection, batch order, optimizer resets, per-example state
+and the test-time output transform. It holds only plain values (str / int / float / bool /
+None / tuples), round-trips through JSON (:meth:`RecipeSpec.to_dict`,
+:meth:`RecipeSpec.from_dict`) and is hashable. :func:`hampjax.training.build_recipe` derives
+the callables the engine runs from it, so what a run records is what it trained::
+
+    spec -> build_recipe(spec) -> Recipe(loss, optimizer, learning_rate, example_state, ...)
+
+Change settings with :meth:`RecipeSpec.replace`, dotted keys reaching into the parts:
+
+>>> from hampjax.training import preset_spec
+>>> spec = preset_spec("hamp", "purchase100")
+>>> fast = spec.replace(epochs=3, **{"optimizer.learning_rate": 0.1})
+>>> fast.optimizer.learning_rate, fast.schedule.milestones
+(0.1, (60, 90, 150))
+>>> diff_paths(spec.to_dict(), fast.to_dict())
+['epochs', 'optimizer.learning_rate']
+
+Defenses are registered once, in :data:`DEFENSES`: kind -> (parameter class, loss builder).
+Every value is checked when a spec is made; errors name the dotted field and the allowed range
+(``ValueError: optimizer.learning_rate must be in (0, inf), got 0.0``). Settings a kind does
+not use must keep their defaults (an SGD spec cannot carry a changed Adam ``b2``), so a recorded
+spec never holds a value that did not act.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import types
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from hampjax import validation
+from hampjax.defenses.baselines import (
+    confidence_penalty_loss,
+    cross_entropy_loss,
+    label_smoothing_loss,
+)
+from hampjax.defenses.hamp import KL_REDUCTIONS, SOFT_LABEL_METHODS, hamp_loss, hamp_soft_labels
+from hampjax.defenses.relaxloss import RELAXLOSS_SCHEDULES, RELAXLOSS_VARIANTS, relaxloss_loss
+from hampjax.defenses.weighted_smoothing import (
+    WS_DEFAULT_FLOOR,
+    WS_NOISE_START_EPOCH,
+    WS_NOISE_TARGETS,
+    WS_NORMALIZATIONS,
+    WS_SCORES,
+    WS_WEIGHTS,
+    weighted_smoothing_loss,
+)
+
+__all__ = [
+    "RecipeSpec",
+    "OptimizerSpec",
+    "ScheduleSpec",
+    "ExampleStateSpec",
+    "OutputSpec",
+    "DefenseParams",
+    "CrossEntropyParams",
+    "HampParams",
+    "LabelSmoothingParams",
+    "SmoothLabelsParams",
+    "ConfidencePenaltyParams",
+    "RelaxLossParams",
+    "WeightedSmoothingParams",
+    "DefenseKind",
+    "DEFENSES",
+    "diff_paths",
+]
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "step", "exponential")
+EXAMPLE_STATES = ("none", "ws_noise_scale")
+OUTPUTS = ("none", "hamp")
+RANDOM_INPUTS = ("dataset",)
+SELECTIONS = ("last", "best_val")
+SHUFFLES = ("every_epoch", "once")
+
+
+# ----------------------------------------------------------------------------------------------
+# Checks that also normalize (ints given for floats become floats, lists become tuples), so
+# equal settings give equal, equally-hashing specs and the same JSON.
+
+
+def _set(obj: Any, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)
+
+
+def _float(obj: Any, field: str, low: float = -math.inf, high: float = math.inf, *,
+           low_inclusive: bool = True, high_inclusive: bool = False) -> None:
+    name, value = obj._prefix + field, getattr(obj, field)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    validation.check_in_range(name, value, low, high, low_inclusive=low_inclusive,
+                              high_inclusive=high_inclusive)
+    _set(obj, field, float(value))
+
+
+def _int(obj: Any, field: str, minimum: int) -> None:
+    _set(obj, field, validation.check_positive_int(obj._prefix + field, getattr(obj, field),
+                                                   minimum=minimum))
+
+
+def _bool(obj: Any, field: str) -> None:
+    _set(obj, field, validation.check_bool(obj._prefix + field, getattr(obj, field)))
+
+
+def _choice(obj: Any, field: str, allowed: Sequence[str]) -> None:
+    validation.check_choice(obj._prefix + field, getattr(obj, field), allowed)
+
+
+def _unused(obj: Any, fields: Sequence[str]) -> None:
+    """Settings the chosen kind ignores must keep their defaults (no silent no-ops)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(obj)}
+    for field in fields:
+        if getattr(obj, field) != defaults[field]:
+            raise ValueError(
+                f"{obj._prefix}{field} is not used with {obj._prefix}kind={obj.kind!r}; leave it "
+                f"at its default {defaults[field]!r}, got {getattr(obj, field)!r}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Spec):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _unknown_field(name: str, valid: Sequence[str]) -> ValueError:
+    return ValueError(f"unknown field {name!r}; valid fields: {', '.join(valid)}")
+
+
+class _Spec:
+    """Shared behaviour of the frozen spec dataclasses (to_dict / from_dict / replace)."""
+
+    _prefix: ClassVar[str] = ""  # Where this part sits in a RecipeSpec ("optimizer.").
+    _nested: ClassVar[Mapping[str, type]] = types.MappingProxyType({})  # Field -> part class.
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain JSON data (tuples become lists); :meth:`from_dict` inverts it."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def _init_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls) if f.init]
+
+    @classmethod
+    def _coerce(cls, field: str, value: Any) -> Any:
+        nested = cls._nested.get(field)
+        if nested is not None and isinstance(value, Mapping):
+            return nested.from_dict(value)
+        if nested is not None and not isinstance(value, nested):
+            raise ValueError(f"{cls._prefix + field} must be a dict or a {nested.__name__}, "
+                             f"got {value!r}")
+        if isinstance(value, list):
+            return tuple(value)
+        return value
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]):
+        """The spec that :meth:`to_dict` wrote (every field present, no others).
+
+        Raises:
+          ValueError: naming the dotted field when one is unknown, missing or invalid.
+        """
+        where = cls._prefix[:-1] or "recipe spec"
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{where} must be a dict, got {type(data).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in names:
+                raise _unknown_field(cls._prefix + str(key), names)
+        for name in names:
+            if name not in data:
+                raise ValueError(f"missing field {cls._prefix + name!r} ({where} needs: "
+                                 f"{', '.join(names)})")
+        init = cls._init_names()
+        return cls(**{k: cls._coerce(k, data[k]) for k in init})
+
+    def replace(self, **changes: Any):
+        """A copy with some fields changed; dotted keys reach into nested parts.
+
+        ``spec.replace(epochs=3, **{"optimizer.learning_rate": 0.1})``. A nested part may also
+        be given whole, as a spec or as its :meth:`to_dict` form.
+
+        Raises:
+          ValueError: naming the dotted field when one is unknown or its new value is invalid.
+        """
+        names = self._init_names()
+        whole: dict[str, Any] = {}
+        dotted: dict[str, dict[str, Any]] = {}
+        for key, value in changes.items():
+            head, dot, rest = key.partition(".")
+            if head not in names:
+                if head in {f.name for f in dataclasses.fields(self)}:  # a params class's kind
+                    raise ValueError(
+                        f"{self._prefix + head} cannot be changed by itself; pass "
+                        f"{self._prefix[:-1]}= the parameters of the new kind, e.g. "
+                        f"defense=CrossEntropyParams()")
+                raise _unknown_field(self._prefix + key, names)
+            if dot:
+                dotted.setdefault(head, {})[rest] = value
+            else:
+                whole[head] = self._coerce(head, value)
+        values = dict(whole)
+        for head, sub in dotted.items():
+            part = values.get(head, getattr(self, head))
+            if not isinstance(part, _Spec):
+                raise ValueError(f"{self._prefix + head} has no fields; cannot set "
+                                 f"{self._prefix + head}.{next(iter(sub))}")
+            values[head] = part.replace(**sub)
+        return dataclasses.replace(self, **values)
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimizer, schedule, per-example state, output transform.
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OptimizerSpec(_Spec):
+    """The optax optimizer (built by :func:`hampjax.training.build_recipe`).
+
+    The chain is ``[clip_by_global_norm(clip_norm)] + [add_decayed_weights(weight_decay)] +
+    [sgd | adam]`` with coupled (PyTorch L2-style) decay, parts left out when unset; Adam with
+    ``coupled_weight_decay=False`` is AdamW (decay applied by optax.adamw, after the moments).
+
+    Attributes:
+      kind: ``"sgd"`` or ``"adam"``.
+      learning_rate: base learning rate > 0 (the schedule scales it per epoch).
+      momentum: SGD momentum in [0, 1) (0: plain SGD). SGD only.
+      nesterov: Nesterov momentum (needs ``momentum > 0``). SGD only.
+      b1, b2: Adam's moment decay rates in [0, 1). Adam only.
+      eps: Adam's denominator epsilon >= 0. Adam only.
+      weight_decay: >= 0.
+      coupled_weight_decay: True: decay added to the gradient before the optimizer (PyTorch's
+        ``weight_decay=``); False: decoupled (AdamW; Adam only).
+      clip_norm: global gradient-norm clip > 0, or None for none.
+    """
+
+    _prefix: ClassVar[str] = "optimizer."
+
+    kind: str
+    learning_rate: float
+    momentum: float = 0.0
+    nesterov: bool = False
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    coupled_weight_decay: bool = True
+    clip_norm: float | None = None
+
+    def __post_init__(self):
+        _choice(self, "kind", OPTIMIZERS)
+        _float(self, "learning_rate", 0.0, low_inclusive=False)
+        _float(self, "momentum", 0.0, 1.0)
+        _bool(self, "nesterov")
+        _float(self, "b1", 0.0, 1.0)
+        _float(self, "b2", 0.0, 1.0)
+        _float(self, "eps", 0.0)
+        _float(self, "weight_decay", 0.0)
+        _bool(self, "coupled_weight_decay")
+        if self.clip_norm is not None:
+            _float(self, "clip_norm", 0.0, low_inclusive=False)
+        if self.kind == "sgd":
+            _unused(self, ("b1", "b2", "eps"))
+            if self.nesterov and self.momentum == 0.0:
+                raise ValueError("optimizer.nesterov needs optimizer.momentum > 0")
+            if not self.coupled_weight_decay:
+                raise ValueError("optimizer.coupled_weight_decay=False (decoupled decay) is only "
+                                 "available with optimizer.kind='adam' (AdamW)")
+        else:
+            _unused(self, ("momentum", "nesterov"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScheduleSpec(_Spec):
+    """Learning rate per epoch, as a multiple of ``optimizer.learning_rate``.
+
+    Attributes:
+      kind: ``"constant"``; ``"step"``: times ``factor`` at the start of each milestone epoch
+        (PyTorch MultiStepLR); ``"exponential"``: times ``decay ** epoch``.
+      milestones: strictly increasing 0-based epochs (``"step"`` only).
+      factor: step factor > 0 (``"step"`` only).
+      decay: per-epoch factor > 0 (``"exponential"`` only).
+    """
+
+    _prefix: ClassVar[str] = "schedule."
+
+    kind: str = "constant"
+    milestones: tuple[int, ...] = ()
+    factor: float = 0.1
+    decay: float = 1.0
+
+    def __post_init__(self):
+        _choice(self, "kind", SCHEDULES)
+        if isinstance(self.milestones, (str, bytes)) or not isinstance(self.milestones, Sequence):
+            raise ValueError(f"schedule.milestones must be a sequence of epochs, got "
+                             f"{self.milestones!r}")
+        milestones = tuple(validation.check_positive_int(f"schedule.milestones[{i}]", m, minimum=0)
+                           for i, m in enumerate(self.milestones))
+        if any(b <= a for a, b in zip(milestones, milestones[1:])):
+            raise ValueError(f"schedule.milestones must be strictly increasing, got {milestones}")
+        _set(self, "milestones", milestones)
+        _float(self, "factor", 0.0, low_inclusive=False)
+        _float(self, "decay", 0.0, low_inclusive=False)
+        _unused(self, {"constant": ("milestones", "factor", "decay"),
+                       "step": ("decay",), "exponential": ("milestones", "factor")}[self.kind])
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ExampleStateSpec(_Spec):
+    """Per-example state computed from an eval-mode pass at the start of each epoch.
+
+    Attributes:
+      kind: ``"none"`` or ``"ws_noise_scale"`` (Weighted Smoothing's noise factors,
+        :func:`hampjax.defenses.ws_noise_scale` of :func:`hampjax.defenses.ws_sample_scores`).
+      score: ``"mentr"`` or ``"cross_entropy"``.
+      normalization: ``"zscore"`` or ``"minmax"``.
+      weight: ``"one_minus_z"`` or ``"relu_one_minus_z"``.
+      start_epoch: first 0-based epoch with nonzero state (zeros before it).
+    """
+
+    _prefix: ClassVar[str] = "example_state."
+
+    kind: str = "none"
+    score: str = "mentr"
+    normalization: str = "zscore"
+    weight: str = "one_minus_z"
+    start_epoch: int = WS_NOISE_START_EPOCH
+
+    def __post_init__(self):
+        _choice(self, "kind", EXAMPLE_STATES)
+        _choice(self, "score", WS_SCORES)
+        _choice(self, "normalization", WS_NORMALIZATIONS)
+        _choice(self, "weight", WS_WEIGHTS)
+        _int(self, "start_epoch", 0)
+        if self.kind == "none":
+            _unused(self, ("score", "normalization", "weight", "start_epoch"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OutputSpec(_Spec):
+    """The test-time output transform (HAMP's output modification), applied by the evaluation.
+
+    Attributes:
+      kind: ``"none"`` or ``"hamp"`` (:func:`hampjax.defenses.modify_output`).
+      pool_size: random outputs precomputed per model (``"hamp"``).
+      random_inputs: where random inputs come from; ``"dataset"``: the evaluation data's own
+        generator (uniform pixels for images, random bits for binary features).
+      break_ties: separate tied random values (see :func:`hampjax.defenses.modify_output`).
+    """
+
+    _prefix: ClassVar[str] = "output."
+
+    kind: str = "none"
+    pool_size: int = 1000
+    random_inputs: str = "dataset"
+    break_ties: bool = True
+
+    def __post_init__(self):
+        _choice(self, "kind", OUTPUTS)
+        _int(self, "pool_size", 1)
+        _choice(self, "random_inputs", RANDOM_INPUTS)
+        _bool(self, "break_ties")
+        if self.kind == "none":
+            _unused(self, ("pool_size", "random_inputs", "break_ties"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Defense parameters: one frozen class per kind, registered in DEFENSES with its loss.
+
+
+class DefenseParams(_Spec):
+    """Base of the defense parameter classes; ``kind`` says which one (see :data:`DEFENSES`)."""
+
+    _prefix: ClassVar[str] = "defense."
+    kind: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DefenseParams":
+        """The parameters of ``data["kind"]`` (any registered kind when called on the base)."""
+        if cls is not DefenseParams:
+            kind = data.get("kind") if isinstance(data, Mapping) else None
+            if kind is not None and kind != cls.kind:
+                raise ValueError(
+                    f"defense.kind must be {cls.kind!r} for {cls.__name__}, got {kind!r}")
+            return super().from_dict(data)
+        if not isinstance(data, Mapping):
+            raise ValueError(f"defense must be a dict, got {type(data).__name__}")
+        if "kind" not in data:
+            raise ValueError(f"missing field 'defense.kind' (one of {', '.join(DEFENSES)})")
+        validation.check_choice("defense.kind", data["kind"], tuple(DEFENSES))
+        return DEFENSES[data["kind"]].params.from_dict(data)
+
+
+def _kind(name: str):
+    return dataclasses.field(default=name, init=False)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CrossEntropyParams(DefenseParams):
+    """Plain cross-entropy (undefended training)."""
+
+    kind: str = _kind("cross_entropy")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HampParams(DefenseParams):
+    """HAMP's training objective (:func:`hampjax.defenses.hamp_loss` on
+    :func:`hampjax.defenses.hamp_soft_labels`).
+
+    Attributes:
+      entropy_threshold: gamma in [0, 1).
+      alpha: entropy-regularizer weight >= 0.
+      method: soft-label search, ``"grid"`` (authors) or ``"exact"``.
+      kl_reduction: ``"mean_over_classes"`` (the authors' PyTorch mean; the paper's alpha
+        values assume it) or ``"sum"``.
+    """
+
+    kind: str = _kind("hamp")
+    entropy_threshold: float
+    alpha: float
+    method: str = "grid"
+    kl_reduction: str = "mean_over_classes"
+
+    def __post_init__(self):
+        _float(self, "entropy_threshold", 0.0, 1.0)
+        _float(self, "alpha", 0.0)
+        _choice(self, "method", SOFT_LABEL_METHODS)
+        _choice(self, "kl_reduction", KL_REDUCTIONS)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LabelSmoothingParams(DefenseParams):
+    """The HAMP authors' label-smoothing baseline: HAMP's soft labels with a small
+    ``entropy_threshold`` (0.05 -> p = 0.97 for 100 classes), no entropy regularizer.
+
+    Attributes:
+      entropy_threshold: gamma in [0, 1).
+      method: soft-label search, ``"grid"`` or ``"exact"``.
+    """
+
+    kind: str = _kind("label_smoothing")
+    entropy_threshold: float = 0.05
+    method: str = "grid"
+
+    def __post_init__(self):
+        _float(self, "entropy_threshold", 0.0, 1.0)
+        _choice(self, "method", SOFT_LABEL_METHODS)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SmoothLabelsParams(DefenseParams):
+    """Cross-entropy on ``optax.smooth_labels`` targets
+    (:func:`hampjax.defenses.label_smoothing_loss`).
+
+    Attributes:
+      smoothing: in [0, 1); the true class gets ``1 - smoothing + smoothing / C``.
+    """
+
+    kind: str = _kind("smooth_labels")
+    smoothing: float
+
+    def __post_init__(self):
+        _float(self, "smoothing", 0.0, 1.0)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ConfidencePenaltyParams(DefenseParams):
+    """Cross-entropy minus ``beta`` times the prediction entropy
+    (:func:`hampjax.defenses.confidence_penalty_loss`).
+
+    Attributes:
+      beta: penalty weight >= 0.
+    """
+
+    kind: str = _kind("confidence_penalty")
+    beta: float
+
+    def __post_init__(self):
+        _float(self, "beta", 0.0)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RelaxLossParams(DefenseParams):
+    """RelaxLoss (:func:`hampjax.defenses.relaxloss_loss`).
+
+    Attributes:
+      alpha: target loss level >= 0.
+      upper: cap on the soft label's true-class probability, in (0, 1].
+      variant: flattening, ``"tabular"`` or ``"cifar"``.
+      schedule: branch schedule, ``"code"`` (authors' code) or ``"paper"``.
+      stop_gradient: treat the flattening target as a constant (poster) or not (code).
+    """
+
+    kind: str = _kind("relaxloss")
+    alpha: float
+    upper: float = 1.0
+    variant: str = "tabular"
+    schedule: str = "code"
+    stop_gradient: bool = False
+
+    def __post_init__(self):
+        _float(self, "alpha", 0.0)
+        _float(self, "upper", 0.0, 1.0, low_inclusive=False, high_inclusive=True)
+        _choice(self, "variant", RELAXLOSS_VARIANTS)
+        _choice(self, "schedule", RELAXLOSS_SCHEDULES)
+        _bool(self, "stop_gradient")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WeightedSmoothingParams(DefenseParams):
+    """Weighted Smoothing's noisy loss (:func:`hampjax.defenses.weighted_smoothing_loss`); the
+    per-example noise scales come from ``example_state`` (kind ``"ws_noise_scale"``).
+
+    Attributes:
+      sigma: noise standard deviation >= 0.
+      noise_on: ``"probs"`` (authors) or ``"logits"`` (ablation).
+      use_margin: scale the noise by the top-1/top-2 margin.
+      floor: lower clip of the renormalized probabilities, in (0, 1).
+    """
+
+    kind: str = _kind("weighted_smoothing")
+    sigma: float
+    noise_on: str = "probs"
+    use_margin: bool = True
+    floor: float = WS_DEFAULT_FLOOR
+
+    def __post_init__(self):
+        _float(self, "sigma", 0.0)
+        _choice(self, "noise_on", WS_NOISE_TARGETS)
+        _bool(self, "use_margin")
+        _float(self, "floor", 0.0, 1.0, low_inclusive=False)
+
+
+# Loss builders: params -> loss(logits [B, C], labels [B], ctx: LossContext) -> [B]. Called only
+# by build_recipe (which caches them, so equal params give the identical function).
+
+
+def _cross_entropy(p: CrossEntropyParams):
+    del p
+
+    def loss(logits, labels, ctx):
+        del ctx
+        return cross_entropy_loss(logits, labels)
+
+    return loss
+
+
+def _hamp(p: HampParams):
+    def loss(logits, labels, ctx):
+        del ctx
+        soft = hamp_soft_labels(labels, logits.shape[-1], p.entropy_threshold, method=p.method)
+        return hamp_loss(logits, soft, p.alpha, kl_reduction=p.kl_reduction)
+
+    return loss
+
+
+def _label_smoothing(p: LabelSmoothingParams):
+    def loss(logits, labels, ctx):
+        del ctx
+        soft = hamp_soft_labels(labels, logits.shape[-1], p.entropy_threshold, method=p.method)
+        return hamp_loss(logits, soft, 0.0, kl_reduction="sum")
+
+    return loss
+
+
+def _smooth_labels(p: SmoothLabelsParams):
+    def loss(logits, labels, ctx):
+        del ctx
+        return label_smoothing_loss(logits, labels, p.smoothing)
+
+    return loss
+
+
+def _confidence_penalty(p: ConfidencePenaltyParams):
+    def loss(logits, labels, ctx):
+        del ctx
+        return confidence_penalty_loss(logits, labels, p.beta)
+
+    return loss
+
+
+def _relaxloss(p: RelaxLossParams):
+    def loss(logits, labels, ctx):
+        return relaxloss_loss(logits, labels, alpha=p.alpha, epoch=ctx.epoch, upper=p.upper,
+                              variant=p.variant, schedule=p.schedule,
+                              stop_gradient=p.stop_gradient, where=ctx.where)
+
+    return loss
+
+
+def _weighted_smoothing(p: WeightedSmoothingParams):
+    def loss(logits, labels, ctx):
+        return weighted_smoothing_loss(logits, labels, ctx.example_state, ctx.key, sigma=p.sigma,
+                                       use_margin=p.use_margin, noise_on=p.noise_on,
+                                       floor=p.floor)
+
+    return loss
+
+
+@dataclasses.dataclass(frozen=True)
+class DefenseKind:
+    """One registered defense kind.
+
+    Attributes:
+      params: its frozen parameter class.
+      loss: ``params -> loss(logits, labels, ctx) -> per-example loss``.
+      example_state: the ``example_state`` kind its loss reads (``"none"``: it reads none).
+    """
+
+    params: type
+    loss: Callable[[Any], Callable]
+    example_state: str = "none"
+
+
+DEFENSES: Mapping[str, DefenseKind] = types.MappingProxyType({
+    "cross_entropy": DefenseKind(CrossEntropyParams, _cross_entropy),
+    "hamp": DefenseKind(HampParams, _hamp),
+    "label_smoothing": DefenseKind(LabelSmoothingParams, _label_smoothing),
+    "smooth_labels": DefenseKind(SmoothLabelsParams, _smooth_labels),
+    "confidence_penalty": DefenseKind(ConfidencePenaltyParams, _confidence_penalty),
+    "relaxloss": DefenseKind(RelaxLossParams, _relaxloss),
+    "weighted_smoothing": DefenseKind(WeightedSmoothingParams, _weighted_smoothing,
+                                      example_state="ws_noise_scale"),
+})
+"""Every defense kind: its parameter class, how its loss is built, the state it needs."""
+
+
+# ----------------------------------------------------------------------------------------------
+# The recipe spec.
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RecipeSpec(_Spec):
+    """Every setting that changes what a model learns (performance settings live elsewhere).
+
+    Attributes:
+      name: short identifier for run directories and reports.
+      defense: the training objective, a registered :class:`DefenseParams` (see :data:`DEFENSES`).
+      optimizer: :class:`OptimizerSpec`.
+      schedule: :class:`ScheduleSpec` (learning rate per epoch).
+      epochs: >= 1.
+      batch_size: >= 1 (the last partial batch of an epoch is kept).
+      selection: ``"last"`` or ``"best_val"`` (best validation accuracy; needs validation data).
+      min_improvement: ``"best_val"`` only: a new epoch wins only if its validation accuracy is
+        higher by more than this fraction (HAMP's CIFAR rule: 0.01).
+      shuffle: ``"every_epoch"`` or ``"once"`` (one fixed order, as the HAMP authors).
+      reset_optimizer_each_epoch: re-initialize the optimizer state every epoch (the HAMP
+        authors re-create their optimizer per epoch).
+      example_state: :class:`ExampleStateSpec`; must be the kind the defense reads.
+      output: :class:`OutputSpec`, the test-time output transform.
+    """
+
+    _nested: ClassVar[Mapping[str, type]] = types.MappingProxyType({
+        "defense": DefenseParams, "optimizer": OptimizerSpec, "schedule": ScheduleSpec,
+        "example_state": ExampleStateSpec, "output": OutputSpec,
+    })
+
+    name: str
+    defense: DefenseParams
+    optimizer: OptimizerSpec
+    schedule: ScheduleSpec = ScheduleSpec()
+    epochs: int
+    batch_size: int
+    selection: str = "last"
+    min_improvement: float = 0.0
+    shuffle: str = "every_epoch"
+    reset_optimizer_each_epoch: bool = False
+    example_state: ExampleStateSpec = ExampleStateSpec()
+    output: OutputSpec = OutputSpec()
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        for field, cls in self._nested.items():
+            value = getattr(self, field)
+            if not isinstance(value, cls) or (cls is DefenseParams and (
+                    value.kind not in DEFENSES or type(value) is not DEFENSES[value.kind].params)):
+                raise ValueError(f"{field} must be a {cls.__name__}"
+                                 + (f" of a kind in {', '.join(DEFENSES)}"
+                                    if cls is DefenseParams else "") + f", got {value!r}")
+        _int(self, "epochs", 1)
+        _int(self, "batch_size", 1)
+        _choice(self, "selection", SELECTIONS)
+        _float(self, "min_improvement", 0.0, 1.0)
+        _choice(self, "shuffle", SHUFFLES)
+        _bool(self, "reset_optimizer_each_epoch")
+        needs = DEFENSES[self.defense.kind].example_state
+        if self.example_state.kind != needs:
+            raise ValueError(
+                f"example_state.kind must be {needs!r} for defense.kind="
+                f"{self.defense.kind!r}, got {self.example_state.kind!r}")
+
+
+def diff_paths(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Sorted dotted paths where two nested plain dicts differ (missing keys count).
+
+    Lists and tuples compare as sequences; nested dicts are compared key by key.
+
+    Example:
+      >>> diff_paths({"epochs": 3, "optimizer": {"learning_rate": 0.1, "kind": "sgd"}},
+      ...            {"epochs": 3, "optimizer": {"learning_rate": 0.2, "kind": "sgd"}, "x": 1})
+      ['optimizer.learning_rate', 'x']
+    """
+    out = []
+
+    def walk(x, y, prefix):
+        for key in set(x) | set(y):
+            path = f"{prefix}{key}"
+            if key not in x or key not in y:
+                out.append(path)
+            elif isinstance(x[key], Mapping) and isinstance(y[key], Mapping):
+                walk(x[key], y[key], path + ".")
+            elif _as_list(x[key]) != _as_list(y[key]):
+                out.append(path)
+
+    walk(a, b, "")
+    return sorted(out)
+
+
+def _as_list(value: Any) -> Any:
+    return [_as_list(v) for v in value] if isinstance(value, (list, tuple)) else value
