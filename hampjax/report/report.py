@@ -376,8 +376,7 @@ def _read_json_file(path: str, *, recover: str) -> Any:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON (a truncated or corrupt write?): {err}; "
-                         f"{recover}") from None
+        raise ValueError(f"{path} is corrupt or truncated (not valid JSON: {err}); {recover}") from None
 
 
 def _load_npz_file(path: str, *, recover: str) -> dict[str, np.ndarray]:
@@ -386,8 +385,10 @@ def _load_npz_file(path: str, *, recover: str) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
-        raise ValueError(f"{path} is not a readable .npz archive of arrays (a truncated or "
-                         f"corrupt write?): {type(err).__name__}: {err}; {recover}") from None
+        text = str(err).split("\n")[0]
+        text = "holds pickled objects" if "allow_pickle" in text else text
+        raise ValueError(f"{path} is corrupt or truncated ({type(err).__name__}: {text}); "
+                         f"{recover}") from None
 
 
 def _load_sources(run_dir: str) -> tuple[Evaluation, dict[str, int]]:

@@ -81,8 +81,8 @@ def test_sources_from_two_writes_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("name, content, match", [
-    ("evaluation.json", b'{"format": "hampjax.evalu', "evaluation.json is not valid JSON"),
-    ("scores.npz", b"PK\x03\x04 truncated", "scores.npz is not a readable .npz archive"),
+    ("evaluation.json", b'{"format": "hampjax.evalu', "evaluation.json is corrupt or truncated"),
+    ("scores.npz", b"PK\x03\x04 truncated", "scores.npz is corrupt or truncated"),
 ])
 def test_corrupt_sources_name_the_file_and_the_fix(tmp_path, name, content, match):
     write_report(tmp_path, _evaluation(), bootstrap_resamples=0, seed=0, plots=False)
@@ -94,9 +94,9 @@ def test_corrupt_sources_name_the_file_and_the_fix(tmp_path, name, content, matc
     for fn in (load_evaluation, rebuild):
         with pytest.raises(ValueError, match=match + ".*rerun the evaluation") as info:
             fn(tmp_path)
-        assert str(tmp_path / name) in str(info.value)
+        assert str(tmp_path / name) in str(info.value) and "allow_pickle" not in str(info.value)
     (tmp_path / "manifest.json").write_bytes(b"{")
-    with pytest.raises(ValueError, match="manifest.json is not valid JSON.*rebuild"):
+    with pytest.raises(ValueError, match="manifest.json is corrupt or truncated.*rebuild"):
         verify_run_dir(tmp_path)
 
 
@@ -109,3 +109,14 @@ def test_defense_result_extras_validation():
         DefenseResult(1.0, 0.5, {"loss": ([1.0, 0.0], [1, 0])}, models_trained=-1)
     with pytest.raises(ValueError, match="config must be JSON-serializable"):
         DefenseResult(1.0, 0.5, {"loss": ([1.0, 0.0], [1, 0])}, config={"f": object()})
+
+
+def test_pickled_scores_are_refused_without_a_pickle_hint(tmp_path):
+    write_report(tmp_path, _evaluation(), bootstrap_resamples=0, seed=0, plots=False)
+    meta = json.loads((tmp_path / "evaluation.json").read_text())
+    del meta["scores_sha256"]
+    (tmp_path / "evaluation.json").write_text(json.dumps(meta))
+    np.savez(tmp_path / "scores.npz", **{"keep": np.array([{"a": 1}], dtype=object)})
+    with pytest.raises(ValueError, match="scores.npz is corrupt or truncated") as info:
+        load_evaluation(tmp_path)
+    assert "allow_pickle" not in str(info.value)
