@@ -16,21 +16,29 @@ along a leading model axis, and one jitted function runs a whole epoch for every
 * per-model randomness comes from ``fold_in(key(seed), global model index)``, so a model's result
   does not depend on the chunk size or the number of devices.
 
+The step is a module-level function, :func:`train_step` (one model, one minibatch), run by
+:func:`scan_steps` over a range of steps; :func:`train_epoch` is one model's epoch (example
+state, steps, validation, selection), vmapped over the models of a chunk. What changes results
+(the :class:`~hampjax.training.Recipe`) stays apart from what only changes speed (chunk size,
+devices, eval batch size).
+
 The model axis of a chunk is sharded across devices with ``NamedSharding`` over a
 ``("models",)`` mesh; models beyond what fits are trained chunk after chunk. With a ``workdir``
-every chunk checkpoints with orbax every ``save_every`` epochs and writes its result atomically;
-a killed run started again skips finished chunks and resumes the others from their last
-checkpoint, bit-identically on CPU. On several hosts (``jax.distributed``), each process trains
-the chunks ``i`` with ``i % process_count == process_index`` on its local devices.
+(:mod:`hampjax.training.checkpoint`) every chunk checkpoints with orbax every ``save_every``
+epochs and its finished models are stored by model range: a killed run started again (with any
+chunk size or devices) loads the finished models and resumes the others from their last
+checkpoint, bit-identically on CPU, and a run asked for more models trains only the new ones.
+On several hosts (``jax.distributed``), each process trains the chunks ``i`` with
+``i % process_count == process_index`` on its local devices; only process 0 writes the shared
+files and holds the workdir's lock.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
-import hashlib
-import json
 import math
 import os
 import time
@@ -44,14 +52,38 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from hampjax import validation
+from hampjax.runlock import RunLock
 from hampjax.training import checkpoint as ckpt
 from hampjax.training.membership import check_keep
-from hampjax.training.recipes import LossContext, Recipe
+from hampjax.training.checkpoint import run_fingerprint
+from hampjax.training.recipes import Recipe
+from hampjax.training.step import (
+    Batch,
+    EpochSteps,
+    EpochSums,
+    StepFns,
+    StepState,
+    _select,
+    scan_steps,
+    train_step,
+)
 
 __all__ = [
     "TrainState",
     "TrainResult",
     "train_many",
+    "train_step",
+    "train_epoch",
+    "scan_steps",
+    "StepFns",
+    "StepState",
+    "Batch",
+    "EpochConfig",
+    "TrainData",
+    "ChunkPlan",
+    "RunContext",
+    "plan_chunks",
+    "run_fingerprint",
     "epoch_batches",
     "model_key",
     "auto_chunk_size",
@@ -97,7 +129,10 @@ class TrainResult:
       train_loss, train_acc, val_acc: ``[M, epochs]`` per-epoch histories.
       best_epoch: ``[M]`` the selected epoch (0-based).
       snapshots: ``{epoch: variables [M, ...]}`` for the requested snapshot epochs.
-      seconds: wall time of the training this call did (0 for chunks loaded from disk).
+      seconds: wall time of the training this call did (0 for models loaded from disk).
+      models_trained: models this call trained on this process (resumed ones included).
+      models_loaded: models read from finished results in ``workdir`` (by earlier calls, or
+        by the other processes of a multi-process run); ``models_trained + models_loaded == M``.
     """
 
     variables: dict
@@ -108,6 +143,8 @@ class TrainResult:
     best_epoch: np.ndarray
     snapshots: dict
     seconds: float
+    models_trained: int
+    models_loaded: int
 
 
 def model_key(seed: int, model_index: int | jax.Array) -> jax.Array:
@@ -144,10 +181,6 @@ def epoch_batches(
     return indices.reshape(num_steps, batch_size), where.reshape(num_steps, batch_size)
 
 
-def _select(flag: jax.Array, new: Any, old: Any) -> Any:
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(flag, a, b), new, old)
-
-
 def _with_learning_rate(opt_state: Any, learning_rate: jax.Array) -> Any:
     hyper = dict(opt_state.hyperparams)
     hyper["learning_rate"] = jnp.asarray(learning_rate, hyper["learning_rate"].dtype)
@@ -166,103 +199,122 @@ def _eval_logits(apply_fn, variables, x, eval_batch_size: int) -> jax.Array:
     return logits.reshape((num * size,) + logits.shape[2:])[:n]
 
 
-def _make_epoch_fn(apply_fn, recipe: Recipe, optimizer, *, num_steps: int, full_steps: int,
-                   has_val: bool, eval_batch_size: int, donate: bool):
-    """The jitted one-epoch program for a chunk of models."""
+class TrainData(NamedTuple):
+    """The data every model of a run sees (replicated on every device)."""
 
-    def one_model(state: TrainState, key, keep_row, epoch, x, y, x_val, y_val):
-        if recipe.example_state is not None:
-            all_logits = _eval_logits(apply_fn, state.variables, x, eval_batch_size)
-            example_state = recipe.example_state(all_logits, y, keep_row, epoch).astype(jnp.float32)
+    x: jax.Array  # [N, ...] candidates
+    y: jax.Array  # [N] int32
+    x_val: jax.Array  # [V, ...] validation inputs (a dummy row without validation data)
+    y_val: jax.Array  # [V] int32
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochConfig:
+    """What one model's epoch needs besides its state and data (static for a run).
+
+    Attributes:
+      recipe: the training recipe (results-changing settings).
+      fns: the step's functions.
+      num_steps: steps per epoch (of the model with the most members).
+      full_steps: leading steps in which every model of the run has real examples.
+      has_val: whether validation data is given.
+      eval_batch_size: batch size of eval-mode passes (a performance setting).
+    """
+
+    recipe: Recipe
+    fns: StepFns
+    num_steps: int
+    full_steps: int
+    has_val: bool
+    eval_batch_size: int
+
+
+def train_epoch(config: EpochConfig, state: TrainState, key: jax.Array, keep_row: jax.Array,
+                epoch: jax.Array, data: TrainData) -> tuple[TrainState, EpochMetrics]:
+    """One epoch of one model: per-epoch example state, the steps, validation and selection.
+
+    Args:
+      config: the recipe, step functions and static epoch shape.
+      state: the model's :class:`TrainState` (no model axis).
+      key: the model's base key (:func:`model_key`).
+      keep_row: bool ``[N]``, the model's members.
+      epoch: int32 scalar, 0-based.
+      data: the candidates and validation data.
+
+    Returns:
+      ``(new_state, EpochMetrics)``.
+    """
+    recipe, fns = config.recipe, config.fns
+    x, y = data.x, data.y
+    if recipe.example_state is not None:
+        all_logits = _eval_logits(fns.apply_fn, state.variables, x, config.eval_batch_size)
+        example_state = recipe.example_state(all_logits, y, keep_row, epoch).astype(jnp.float32)
+    else:
+        example_state = state.example_state
+
+    opt_state = state.opt_state
+    if recipe.reset_optimizer_each_epoch:
+        opt_state = fns.optimizer.init(state.variables["params"])
+    opt_state = _with_learning_rate(opt_state, recipe.learning_rate(epoch))
+
+    num_steps, full_steps = config.num_steps, config.full_steps
+    indices, where = epoch_batches(key, keep_row, epoch, batch_size=recipe.batch_size,
+                                   num_steps=num_steps, shuffle=recipe.shuffle)
+    step_key = jax.random.fold_in(jax.random.fold_in(key, _STEP), epoch)
+    # All step keys of the epoch in one vectorized call: a per-step fold_in/split inside the
+    # scan costs about as much as the FC net's whole training step on CPU.
+    keys_per_step = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(step_key, i)))(
+        jnp.arange(num_steps))
+    steps = EpochSteps(indices, where, keys_per_step)
+    step_state = StepState(state.variables, opt_state)
+    sums = EpochSums(jnp.float32(0), jnp.float32(0), jnp.float32(0))
+    # The first `full_steps` steps have real examples for every model (static, from keep):
+    # they skip the select that guards the remaining steps of models with fewer members.
+    head = jax.tree_util.tree_map(lambda a: a[:full_steps], steps)
+    step_state, sums = scan_steps(fns, step_state, sums, head, x, y, example_state, epoch,
+                                  guard=False)
+    if full_steps < num_steps:
+        tail = jax.tree_util.tree_map(lambda a: a[full_steps:], steps)
+        step_state, sums = scan_steps(fns, step_state, sums, tail, x, y, example_state, epoch,
+                                      guard=True)
+    variables, opt_state = step_state
+
+    if config.has_val:
+        val_logits = _eval_logits(fns.apply_fn, variables, data.x_val, config.eval_batch_size)
+        val_acc = jnp.mean((jnp.argmax(val_logits, -1) == data.y_val).astype(jnp.float32))
+        if recipe.selection == "best_val":
+            improved = val_acc > state.best_val_acc + recipe.min_improvement
         else:
-            example_state = state.example_state
-
-        opt_state = state.opt_state
-        if recipe.reset_optimizer_each_epoch:
-            opt_state = optimizer.init(state.variables["params"])
-        opt_state = _with_learning_rate(opt_state, recipe.learning_rate(epoch))
-
-        indices, where = epoch_batches(key, keep_row, epoch, batch_size=recipe.batch_size,
-                                       num_steps=num_steps, shuffle=recipe.shuffle)
-        step_key = jax.random.fold_in(jax.random.fold_in(key, _STEP), epoch)
-
-        def step(carry, inputs, *, guard: bool):
-            variables, opt_state, loss_sum, correct, seen = carry
-            s, idx, valid, step_keys = inputs
-            xb, yb = x[idx], y[idx]
-            k_loss, k_dropout = step_keys[0], step_keys[1]
-            ctx = LossContext(epoch=epoch, key=k_loss, where=valid,
-                              example_state=example_state[idx])
-            count = jnp.sum(valid).astype(jnp.float32)
-
-            def loss_fn(params):
-                logits, new_variables = apply_fn({**variables, "params": params}, xb, train=True,
-                                                 key=k_dropout)
-                per_example = jnp.where(valid, recipe.loss(logits, yb, ctx), 0.0)
-                return jnp.sum(per_example) / jnp.maximum(count, 1.0), (new_variables, logits)
-
-            (loss, (new_variables, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                variables["params"])
-            updates, new_opt_state = optimizer.update(grads, opt_state, variables["params"])
-            new_variables = {**new_variables,
-                             "params": optax.apply_updates(variables["params"], updates)}
-            if guard:  # a step without real examples must leave model and optimizer untouched
-                any_valid = count > 0
-                new_variables = _select(any_valid, new_variables, variables)
-                new_opt_state = _select(any_valid, new_opt_state, opt_state)
-            variables, opt_state = new_variables, new_opt_state
-            hits = jnp.sum(jnp.where(valid, jnp.argmax(logits, -1) == yb, False))
-            carry = (variables, opt_state, loss_sum + loss * count, correct + hits, seen + count)
-            return carry, None
-
-        carry = (state.variables, opt_state, jnp.float32(0), jnp.float32(0), jnp.float32(0))
-        # All step keys of the epoch in one vectorized call: a per-step fold_in/split inside the
-        # scan costs about as much as the FC net's whole training step on CPU.
-        keys_per_step = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(step_key, i)))(
-            jnp.arange(num_steps))
-        steps = (jnp.arange(num_steps, dtype=jnp.int32), indices, where, keys_per_step)
-        # The first `full_steps` steps have real examples for every model (static, from keep):
-        # they skip the select that guards the remaining steps of models with fewer members.
-        head = jax.tree_util.tree_map(lambda a: a[:full_steps], steps)
-        carry, _ = jax.lax.scan(functools.partial(step, guard=False), carry, head)
-        if full_steps < num_steps:
-            tail = jax.tree_util.tree_map(lambda a: a[full_steps:], steps)
-            carry, _ = jax.lax.scan(functools.partial(step, guard=True), carry, tail)
-        variables, opt_state, loss_sum, correct, seen = carry
-
-        if has_val:
-            val_logits = _eval_logits(apply_fn, variables, x_val, eval_batch_size)
-            val_acc = jnp.mean((jnp.argmax(val_logits, -1) == y_val).astype(jnp.float32))
-            if recipe.selection == "best_val":
-                improved = val_acc > state.best_val_acc + recipe.min_improvement
-            else:
-                improved = jnp.bool_(True)
-        else:
-            val_acc = jnp.float32(jnp.nan)
             improved = jnp.bool_(True)
-        best_variables = _select(improved, variables, state.best_variables)
-        new_state = TrainState(
-            variables=variables,
-            opt_state=opt_state,
-            best_variables=best_variables,
-            best_val_acc=jnp.where(improved, jnp.nan_to_num(val_acc, nan=0.0), state.best_val_acc),
-            best_epoch=jnp.where(improved, epoch, state.best_epoch).astype(jnp.int32),
-            example_state=example_state,
-        )
-        metrics = EpochMetrics(loss_sum / jnp.maximum(seen, 1.0), correct / jnp.maximum(seen, 1.0),
-                               val_acc)
-        return new_state, metrics
+    else:
+        val_acc = jnp.float32(jnp.nan)
+        improved = jnp.bool_(True)
+    best_variables = _select(improved, variables, state.best_variables)
+    new_state = TrainState(
+        variables=variables,
+        opt_state=opt_state,
+        best_variables=best_variables,
+        best_val_acc=jnp.where(improved, jnp.nan_to_num(val_acc, nan=0.0), state.best_val_acc),
+        best_epoch=jnp.where(improved, epoch, state.best_epoch).astype(jnp.int32),
+        example_state=example_state,
+    )
+    seen = jnp.maximum(sums.seen, 1.0)
+    return new_state, EpochMetrics(sums.loss / seen, sums.correct / seen, val_acc)
 
-    def epoch_fn(state, keys, keep, epoch, x, y, x_val, y_val):
+
+def _make_epoch_fn(config: EpochConfig, *, donate: bool):
+    """The jitted one-epoch program of a chunk: ``(state, keys, keep, epoch, data)``."""
+    one_model = functools.partial(train_epoch, config)
+
+    def epoch_fn(state, keys, keep, epoch, data):
         TRACE_COUNTS["epoch"] += 1
         if keep.shape[0] == 1:
             # One model: drop the size-1 model axis instead of vmapping over it, so that XLA
             # sees plain (not batched) matmuls; on CPU this runs ~1.5x faster than vmap.
             squeeze = lambda t: jax.tree_util.tree_map(lambda a: a[0], t)
-            out = one_model(squeeze(state), keys[0], keep[0], epoch, x, y, x_val, y_val)
+            out = one_model(squeeze(state), keys[0], keep[0], epoch, data)
             return jax.tree_util.tree_map(lambda a: a[None], out)
-        return jax.vmap(one_model, in_axes=(0, 0, 0, None, None, None, None, None))(
-            state, keys, keep, epoch, x, y, x_val, y_val)
+        return jax.vmap(one_model, in_axes=(0, 0, 0, None, None))(state, keys, keep, epoch, data)
 
     return jax.jit(epoch_fn, donate_argnums=(0,) if donate else ())
 
@@ -291,20 +343,32 @@ _PROGRAMS: collections.OrderedDict = collections.OrderedDict()
 _MAX_PROGRAMS = 8
 
 
-def _programs(model, init_fn, apply_fn, recipe: Recipe, **static):
+class Programs(NamedTuple):
+    """The compiled pieces of a run."""
+
+    optimizer: optax.GradientTransformation
+    init_chunk: Callable  # (keys [M], sample_x) -> TrainState
+    epoch_fn: Callable  # (state, keys, keep, epoch, TrainData) -> (TrainState, EpochMetrics)
+
+
+def _programs(model, init_fn, apply_fn, recipe: Recipe, *, num_steps: int, full_steps: int,
+              has_val: bool, eval_batch_size: int, donate: bool, num_examples: int) -> Programs:
     recipe_key = (recipe.loss, recipe.optimizer, recipe.learning_rate, recipe.batch_size,
                   recipe.selection, recipe.min_improvement, recipe.reset_optimizer_each_epoch,
                   recipe.shuffle, recipe.example_state)
-    key = (model, recipe_key, tuple(sorted(static.items())))
+    static = (num_steps, full_steps, has_val, eval_batch_size, donate, num_examples)
+    key = (model, recipe_key, static)
     if key in _PROGRAMS:
         _PROGRAMS.move_to_end(key)
         return _PROGRAMS[key]
     optimizer = optax.inject_hyperparams(recipe.optimizer)(learning_rate=recipe.learning_rate(0))
-    num_examples = static.pop("num_examples")
-    programs = (
+    config = EpochConfig(recipe=recipe, fns=StepFns(apply_fn, recipe.loss, optimizer),
+                         num_steps=num_steps, full_steps=full_steps, has_val=has_val,
+                         eval_batch_size=eval_batch_size)
+    programs = Programs(
         optimizer,
         _make_init_fn(init_fn, optimizer, recipe.learning_rate, num_examples),
-        _make_epoch_fn(apply_fn, recipe, optimizer, **static),
+        _make_epoch_fn(config, donate=donate),
     )
     _PROGRAMS[key] = programs
     while len(_PROGRAMS) > _MAX_PROGRAMS:
@@ -312,25 +376,72 @@ def _programs(model, init_fn, apply_fn, recipe: Recipe, **static):
     return programs
 
 
-def _run_fingerprint(recipe: Recipe, keep: np.ndarray, seed: int, x, y, extra: dict) -> dict:
-    digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(keep).tobytes())
-    keep_hash = digest.hexdigest()[:16]
-    data = hashlib.sha256()
-    data.update(np.ascontiguousarray(np.asarray(y)).tobytes())
-    data.update(f"{tuple(x.shape)} {np.asarray(x[:1]).dtype}".encode())
-    for start in range(0, len(x), 4096):  # all of x, in slices (x may live on a device)
-        data.update(np.ascontiguousarray(np.asarray(x[start:start + 4096])).tobytes())
-    return {
-        "recipe": recipe.name,
-        "recipe_config": json.loads(json.dumps(dict(recipe.config), default=str)),
-        "seed": seed,
-        "num_models": int(keep.shape[0]),
-        "num_examples": int(keep.shape[1]),
-        "keep_sha256": keep_hash,
-        "data_sha256": data.hexdigest()[:16],
-        **extra,
-    }
+@dataclasses.dataclass(frozen=True)
+class ChunkPlan:
+    """Models ``lo .. hi - 1`` trained together, padded to ``size`` models (a multiple of the
+    number of devices); padding models repeat model ``lo`` and are discarded."""
+
+    lo: int
+    hi: int
+    size: int
+
+    @property
+    def real(self) -> int:
+        return self.hi - self.lo
+
+    def model_index(self) -> np.ndarray:
+        index = np.arange(self.lo, self.lo + self.size)
+        index[self.real:] = self.lo
+        return index
+
+
+def plan_chunks(num_models: int, finished: Sequence[tuple[int, int]], chunk: int) -> list[ChunkPlan]:
+    """Chunks of at most ``chunk`` models over the models ``0 .. num_models - 1`` that are not
+    in a ``finished`` range; each chunk is a contiguous range."""
+    done = np.zeros(num_models, bool)
+    for lo, hi in finished:
+        done[lo:hi] = True
+    plans = []
+    m = 0
+    while m < num_models:
+        if done[m]:
+            m += 1
+            continue
+        end = m
+        while end < num_models and not done[end] and end - m < chunk:
+            end += 1
+        plans.append(ChunkPlan(m, end, chunk))
+        m = end
+    return plans
+
+
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """What every chunk of a run shares.
+
+    Attributes:
+      recipe: the training recipe.
+      seed: the run's seed.
+      keep: bool ``[M, N]`` (host).
+      programs: the compiled init and epoch programs.
+      data: the replicated candidates and validation data.
+      sharded: sharding of a chunk's model axis.
+      run: the run directory, or None.
+      save_every: checkpoint period in epochs.
+      snapshot_epochs: epochs after which the variables are also kept.
+      bar: the progress bar.
+    """
+
+    recipe: Recipe
+    seed: int
+    keep: np.ndarray
+    programs: Programs
+    data: TrainData
+    sharded: NamedSharding
+    run: ckpt.RunDirectory | None
+    save_every: int
+    snapshot_epochs: tuple[int, ...]
+    bar: Any
 
 
 def train_many(
@@ -363,11 +474,14 @@ def train_many(
       seed: integer >= 0; every model's randomness derives from ``(seed, model index)``.
       val_data: optional ``(x_val, y_val)`` for per-epoch validation accuracy (required by
         ``selection="best_val"``).
-      workdir: optional run directory for checkpoints and results (resumable).
+      workdir: optional run directory (see :mod:`hampjax.training.checkpoint`): resumable with
+        any chunk size or devices, and extendable (with more rows of ``keep``, only the new
+        models train). Locked (:class:`hampjax.runlock.RunLock`) while training.
       chunk_size: models trained together in one program, rounded up to a multiple of the
         number of devices (default: on accelerators as many as a quarter of device memory
-        holds, see :func:`auto_chunk_size`; one model per device on CPU, where that is faster). Smaller chunks bound memory. Padding models fill a partial chunk
-        and are discarded. A performance setting: results do not depend on it.
+        holds, see :func:`auto_chunk_size`; one model per device on CPU, where that is
+        faster). Smaller chunks bound memory. Padding models fill a partial chunk and are
+        discarded. A performance setting: results do not depend on it.
       devices: devices to shard the model axis over (default: this process's local devices).
       save_every: checkpoint period in epochs (with ``workdir``).
       snapshot_epochs: 0-based epochs after which the models are also kept (early stopping).
@@ -379,8 +493,27 @@ def train_many(
 
     Raises:
       ValueError: on inconsistent shapes, a keep row with no member, missing validation data
-        for ``best_val``, or a ``workdir`` that holds a different run.
+        for ``best_val``, a ``workdir`` that holds a different run (the message names the
+        differing setting, e.g. ``recipe.epochs``, or ``keep``), or a corrupt state file.
+      hampjax.runlock.RunLockError: when another process is training in ``workdir``.
     """
+    from hampjax.training import distributed
+
+    if workdir is None or distributed.process_index() != 0:
+        lock = contextlib.nullcontext()  # other processes share process 0's workdir and lock
+    else:
+        lock = RunLock(workdir, what="training")
+    with lock:
+        return _train_many(model, recipe, x, y, keep, seed=seed, val_data=val_data,
+                           workdir=workdir, chunk_size=chunk_size, devices=devices,
+                           save_every=save_every, snapshot_epochs=snapshot_epochs,
+                           eval_batch_size=eval_batch_size, progress=progress)
+
+
+def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_size, devices,
+                save_every, snapshot_epochs, eval_batch_size, progress) -> TrainResult:
+    from hampjax.training import distributed
+
     init_fn, apply_fn = _model_functions(model)
     seed = validation.check_positive_int("seed", seed, minimum=0)
     x = np.asarray(x) if not isinstance(x, jax.Array) else x
@@ -398,8 +531,17 @@ def train_many(
     snapshot_epochs = tuple(sorted(set(int(e) for e in snapshot_epochs)))
     for e in snapshot_epochs:
         validation.check_in_range("snapshot_epochs", e, 0, recipe.epochs)
+    if val_data is not None:
+        validation.check_shape("val_data[1]", np.asarray(val_data[1]), (np.shape(val_data[0])[0],),
+                               what="(len(x_val),)")
 
-    from hampjax.training import distributed
+    # Open the run directory before any device work: a different run is refused at once.
+    run = None
+    if workdir is not None:
+        fingerprint = run_fingerprint(recipe, seed=seed, x=x, y=y, val_data=val_data,
+                                      snapshot_epochs=snapshot_epochs)
+        run = ckpt.RunDirectory(workdir, fingerprint, keep,
+                                writer=distributed.process_index() == 0)
 
     devices = list(devices) if devices is not None else jax.local_devices()
     num_devices = len(devices)
@@ -417,7 +559,6 @@ def train_many(
         chunk = validation.check_positive_int("chunk_size", chunk_size)
     chunk = min(chunk, num_models)
     chunk = math.ceil(chunk / num_devices) * num_devices
-    num_chunks = math.ceil(num_models / chunk)
     num_steps = _num_steps(keep, recipe.batch_size)
 
     mesh = Mesh(np.asarray(devices), ("models",))
@@ -426,100 +567,108 @@ def train_many(
 
     if val_data is not None:
         x_val, y_val = val_data
-        validation.check_shape("val_data[1]", np.asarray(y_val), (np.shape(x_val)[0],),
-                               what="(len(x_val),)")
         x_val = jax.device_put(np.asarray(x_val), replicated)
         y_val = jax.device_put(np.asarray(y_val).astype(np.int32), replicated)
     else:
         x_val = jax.device_put(np.zeros((1,) + tuple(x.shape[1:]), x.dtype), replicated)
         y_val = jax.device_put(np.zeros((1,), np.int32), replicated)
-    x_dev = jax.device_put(x, replicated)
-    y_dev = jax.device_put(y.astype(np.int32), replicated)
+    data = TrainData(jax.device_put(x, replicated), jax.device_put(y.astype(np.int32), replicated),
+                     x_val, y_val)
 
     full_steps = math.ceil(int(keep.sum(axis=1).min()) / recipe.batch_size)
-    optimizer, init_chunk, epoch_fn = _programs(
+    programs = _programs(
         model, init_fn, apply_fn, recipe, num_steps=num_steps, full_steps=full_steps,
         has_val=val_data is not None, eval_batch_size=eval_batch_size,
         donate=devices[0].platform != "cpu",  # CPU cannot donate buffers
         num_examples=num_examples)
 
-    run = None
-    if workdir is not None:
-        fingerprint = _run_fingerprint(recipe, keep, seed, x, y, {
-            "val_examples": int(x_val.shape[0]) if val_data is not None else 0,
-            "chunk_size": chunk, "snapshot_epochs": list(snapshot_epochs)})
-        run = ckpt.RunDirectory(workdir, fingerprint, keep)
+    # Finished model ranges (of any earlier chunking); the rest is planned in chunks and dealt
+    # out to the processes. Every process must plan from the same listing: scan after process
+    # 0 has opened the directory and before anyone writes a result.
+    pieces: dict[tuple[int, int], dict] = {}
+    if run is not None:
+        distributed.barrier("hampjax_train_many_open")
+        stored = [(lo, hi) for lo, hi in run.finished_ranges() if lo < num_models]
+        distributed.barrier("hampjax_train_many_planned")
+        finished = [(lo, min(hi, num_models)) for lo, hi in stored]  # fewer models than stored
+        for (lo, hi), (_, top) in zip(stored, finished):
+            pieces[(lo, top)] = _rows(run.load_result(lo, hi), 0, top - lo)
+    else:
+        finished = []
+    plans = plan_chunks(num_models, finished, chunk)
+    mine = plans[distributed.process_index()::distributed.process_count()]
+    if len(mine) != len(plans) and run is None:
+        raise ValueError("workdir is required when training on several processes")
 
-    mine = [c for c in range(num_chunks) if c % distributed.process_count() == distributed.process_index()]
     bar = _progress_bar(num_models * recipe.epochs, enabled=progress)
-    results: dict[int, dict] = {}
+    context = RunContext(recipe, seed, keep, programs, data, sharded, run, save_every,
+                         snapshot_epochs, bar)
     seconds = 0.0
     try:
-        for c in mine:
-            lo, hi = c * chunk, min((c + 1) * chunk, num_models)
-            if run is not None and run.chunk_done(c):
-                results[c] = run.load_chunk(c)
-                bar.update((hi - lo) * recipe.epochs)
-                continue
+        if finished:
+            bar.update(sum(hi - lo for lo, hi in finished) * recipe.epochs)
+        for plan in mine:
             t0 = time.perf_counter()
-            results[c] = _train_chunk(
-                init_chunk, epoch_fn, recipe, keep, lo, hi, chunk, seed, x_dev, y_dev,
-                x_val, y_val, sharded, run, c, save_every, snapshot_epochs, bar)
+            result = _train_chunk(plan, context)
             seconds += time.perf_counter() - t0
             if run is not None:
-                run.save_chunk(c, results[c])
+                run.save_result(plan.lo, plan.hi, result)
+            pieces[(plan.lo, plan.hi)] = result
     finally:
         bar.close()
 
-    if len(mine) != num_chunks:  # other processes trained the rest: read them from workdir.
-        if run is None:
-            raise ValueError("workdir is required when training on several processes")
+    if len(mine) != len(plans):  # other processes trained the rest: read them from workdir.
         distributed.barrier("hampjax_train_many")
-        for c in range(num_chunks):
-            if c not in results:
-                results[c] = run.load_chunk(c)
+        for plan in plans:
+            if (plan.lo, plan.hi) not in pieces:
+                pieces[(plan.lo, plan.hi)] = run.load_result(plan.lo, plan.hi)
 
-    return _assemble(results, num_chunks, keep, snapshot_epochs, seconds)
+    if run is not None and distributed.process_index() == 0:
+        run.remove_superseded()  # every result is written (after the barrier, if any)
+    trained = sum(plan.real for plan in mine)
+    return _assemble(pieces, keep, snapshot_epochs, seconds, trained)
 
 
-def _train_chunk(init_chunk, epoch_fn, recipe, keep, lo, hi, chunk, seed, x_dev, y_dev,
-                 x_val, y_val, sharded, run, c, save_every, snapshot_epochs, bar) -> dict:
-    real = hi - lo
-    index = np.arange(lo, lo + chunk)
-    index[real:] = lo  # padding models repeat the chunk's first model; dropped below
-    keep_chunk = jax.device_put(keep[index], sharded)
-    keys = jax.device_put(jax.vmap(lambda i: model_key(seed, i))(jnp.asarray(index)), sharded)
-    sample_x = x_dev[:1]
+def _rows(result: dict, start: int, stop: int) -> dict:
+    return jax.tree_util.tree_map(lambda a: a[start:stop], result)
 
-    state = jax.device_put(init_chunk(keys, sample_x), sharded)
+
+def _train_chunk(plan: ChunkPlan, ctx: RunContext) -> dict:
+    """Train models ``plan.lo .. plan.hi - 1`` (resuming from their checkpoint, if any)."""
+    recipe, run, bar = ctx.recipe, ctx.run, ctx.bar
+    real, index = plan.real, plan.model_index()
+    keep_chunk = jax.device_put(ctx.keep[index], ctx.sharded)
+    keys = jax.device_put(jax.vmap(lambda i: model_key(ctx.seed, i))(jnp.asarray(index)),
+                          ctx.sharded)
+    state = jax.device_put(ctx.programs.init_chunk(keys, ctx.data.x[:1]), ctx.sharded)
     history = {"train_loss": [], "train_acc": [], "val_acc": []}
     snapshots = {}
     start = 0
     if run is not None:
-        restored = run.restore(c, state)
+        restored = run.restore(plan.lo, plan.hi, state)
         if restored is not None:
             state, history, snapshots, start = restored
-            state = jax.device_put(state, sharded)
+            state = jax.device_put(state, ctx.sharded)
             bar.update(real * start)
-    members = keep[index[:real]].sum()
+    members = ctx.keep[index[:real]].sum()
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
-        state, metrics = epoch_fn(state, keys, keep_chunk, jnp.int32(epoch), x_dev, y_dev, x_val, y_val)
+        state, metrics = ctx.programs.epoch_fn(state, keys, keep_chunk, jnp.int32(epoch), ctx.data)
         metrics = jax.device_get(metrics)
         TRACE_COUNTS["epochs_run"] += 1
         for name in history:
             history[name].append(np.asarray(getattr(metrics, name))[:real])
-        if epoch in snapshot_epochs:
+        if epoch in ctx.snapshot_epochs:
             snapshots[epoch] = _host(state.variables, real)
         elapsed = time.perf_counter() - t0
         bar.update(real)
-        bar.set_postfix(chunk=c, epoch=epoch, examples_per_s=f"{members / max(elapsed, 1e-9):,.0f}")
+        bar.set_postfix(models=f"{plan.lo}-{plan.hi - 1}", epoch=epoch,
+                        examples_per_s=f"{members / max(elapsed, 1e-9):,.0f}")
         done = epoch + 1
-        if run is not None and (done % save_every == 0) and done < recipe.epochs:
-            run.save_checkpoint(c, done, state, history, snapshots)
-    selected = state.best_variables
+        if run is not None and (done % ctx.save_every == 0) and done < recipe.epochs:
+            run.save_checkpoint(plan.lo, plan.hi, done, state, history, snapshots)
     return {
-        "variables": _host(selected, real),
+        "variables": _host(state.best_variables, real),
         "train_loss": np.stack(history["train_loss"], axis=1),
         "train_acc": np.stack(history["train_acc"], axis=1),
         "val_acc": np.stack(history["val_acc"], axis=1),
@@ -561,8 +710,12 @@ def _host(tree, real: int):
     return jax.tree_util.tree_map(lambda a: np.asarray(a)[:real], tree)
 
 
-def _assemble(results, num_chunks, keep, snapshot_epochs, seconds) -> TrainResult:
-    parts = [results[c] for c in range(num_chunks)]
+def _assemble(pieces: dict, keep, snapshot_epochs, seconds, trained: int) -> TrainResult:
+    ranges = sorted(pieces)
+    num_models = keep.shape[0]
+    if [lo for lo, _ in ranges] != [0] + [hi for _, hi in ranges[:-1]] or ranges[-1][1] != num_models:
+        raise AssertionError(f"model ranges {ranges} do not tile 0..{num_models - 1}")
+    parts = [pieces[r] for r in ranges]
 
     def cat(trees):
         return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *trees)
@@ -576,6 +729,8 @@ def _assemble(results, num_chunks, keep, snapshot_epochs, seconds) -> TrainResul
         best_epoch=np.concatenate([p["best_epoch"] for p in parts]),
         snapshots={e: cat([p["snapshots"][e] for p in parts]) for e in snapshot_epochs},
         seconds=seconds,
+        models_trained=trained,
+        models_loaded=num_models - trained,
     )
 
 

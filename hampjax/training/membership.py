@@ -137,5 +137,9 @@ def save_keep(path: str | os.PathLike, keep: np.ndarray) -> None:
 
 
 def load_keep(path: str | os.PathLike) -> np.ndarray:
-    """Read a keep matrix written by :func:`save_keep` (or LiRA's ``keep.npy``)."""
-    return check_keep(np.load(os.fspath(path), allow_pickle=False).astype(bool))
+    """Read a keep matrix written by :func:`save_keep` (or LiRA's ``keep.npy``).
+
+    Raises:
+      ValueError: naming the file when it is corrupt or truncated, or not a keep matrix.
+    """
+    return check_keep(atomic.load_npy(path).astype(bool))

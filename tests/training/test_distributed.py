@@ -54,7 +54,7 @@ def test_two_process_run_matches_single_process(tmp_path):
         assert p.returncode == 0, out[-3000:]
     # Each process trained its own chunks (0, 2 and 1, 3) and read the others from workdir.
     for c in range(4):
-        assert os.path.exists(os.path.join(workdir, f"chunk_{c:05d}", "result.npz"))
+        assert os.path.exists(os.path.join(workdir, f"models_{c:05d}-{c:05d}", "result.npz"))
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 6)).astype(np.float32)
