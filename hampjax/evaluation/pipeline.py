@@ -38,10 +38,11 @@ from typing import Any
 
 import jax
 
-from hampjax import validation
+from hampjax import atomic, validation
 from hampjax.evaluation import steps
 from hampjax.evaluation.setup import AttackSettings, Defense, EvalData
 from hampjax.report import DefenseResult, Evaluation, verify_run_dir, write_report
+from hampjax.runlock import RunLock
 from hampjax.training import QuerySet
 
 __all__ = ["evaluate_defense", "evaluate_defenses", "defense_config", "run_config"]
@@ -127,12 +128,7 @@ def evaluate_defense(
 def _run_lock(run_dir: str | None):
     if run_dir is None:
         return contextlib.nullcontext()
-    try:
-        from hampjax.runlock import RunLock
-    except ImportError:  # TODO(lead): drop once hampjax.runlock (engine branch) is in main.
-        return contextlib.nullcontext()
-    os.makedirs(run_dir, exist_ok=True)
-    return RunLock(run_dir)
+    return RunLock(run_dir, what="evaluation")
 
 
 def evaluate_defenses(
@@ -154,7 +150,8 @@ def evaluate_defenses(
     Training of each defense resumes from ``run_dir/train/<defense>`` and its finished attack
     families from ``run_dir/attacks/<defense>``; asking a finished run for more models trains
     only the new ones (the keep matrix is prefix-stable). ``run_dir`` is locked for the
-    duration (``hampjax.runlock.RunLock``). A report left stale by an interrupted earlier
+    duration (``hampjax.runlock.RunLock``) and temp files of interrupted writes in it are
+    removed (``hampjax.atomic.clean_stale_temps``). A report left stale by an interrupted earlier
     write is detected (``hampjax.report.verify_run_dir``), warned about and rewritten.
 
     Args:
@@ -171,11 +168,14 @@ def evaluate_defenses(
 
     Raises:
       ValueError: on repeated defense names or invalid arguments.
+      hampjax.runlock.RunLockError: when another live process holds ``run_dir``.
     """
     names = [d.name for d in defenses]
     if not names or len(set(names)) != len(names):
         raise ValueError(f"defenses must be a non-empty list with distinct names, got {names}")
     with _run_lock(run_dir):
+        if run_dir is not None:
+            atomic.clean_stale_temps(run_dir)
         if run_dir is not None and os.path.isfile(os.path.join(run_dir, "report.json")):
             try:
                 verify_run_dir(run_dir)

@@ -76,24 +76,20 @@ class TrainedModels:
     Attributes:
       variables: every model's variables, stacked ``[M, ...]`` (host arrays).
       keep: the keep matrix ``[M, N]``.
-      models_trained, models_loaded: models this call trained / loaded from finished runs
-        (``None`` when the engine does not report them).
+      models_trained, models_loaded: models this call trained / loaded from finished runs.
       seconds: wall time of the step.
     """
 
     variables: Any
     keep: np.ndarray
-    models_trained: int | None
-    models_loaded: int | None
+    models_trained: int
+    models_loaded: int
     seconds: float
 
 
-def _counts(*results: Any) -> tuple[int | None, int | None]:
-    trained = [getattr(r, "models_trained", None) for r in results]
-    loaded = [getattr(r, "models_loaded", None) for r in results]
-    if any(v is None for v in trained + loaded):
-        return None, None
-    return int(sum(trained)), int(sum(loaded))
+def _counts(*results: Any) -> tuple[int, int]:
+    return (sum(int(r.models_trained) for r in results),
+            sum(int(r.models_loaded) for r in results))
 
 
 def train_models(model: Any, defense: Defense, data: EvalData, *, num_models: int, seed: int,

@@ -71,7 +71,6 @@ import io
 import json
 import os
 import warnings
-import zipfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -370,27 +369,6 @@ def _rerun_hint(run_dir: str) -> str:
             "families are loaded from its run directory, so only the report is recomputed)")
 
 
-def _read_json_file(path: str, *, recover: str) -> Any:
-    # TODO(lead): switch to hampjax.atomic.read_json once the engine branch lands it.
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is corrupt or truncated (not valid JSON: {err}); {recover}") from None
-
-
-def _load_npz_file(path: str, *, recover: str) -> dict[str, np.ndarray]:
-    # TODO(lead): switch to hampjax.atomic.load_npz once the engine branch lands it.
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as err:
-        text = str(err).split("\n")[0]
-        text = "holds pickled objects" if "allow_pickle" in text else text
-        raise ValueError(f"{path} is corrupt or truncated ({type(err).__name__}: {text}); "
-                         f"{recover}") from None
-
-
 def _load_sources(run_dir: str) -> tuple[Evaluation, dict[str, int]]:
     missing = [f for f in _SOURCES if not os.path.isfile(os.path.join(run_dir, f))]
     if missing:
@@ -400,7 +378,7 @@ def _load_sources(run_dir: str) -> tuple[Evaluation, dict[str, int]]:
         )
     recover = _rerun_hint(run_dir)
     meta_path, scores_path = (os.path.join(run_dir, f) for f in _SOURCES[::-1])
-    meta = _read_json_file(meta_path, recover=recover)
+    meta = atomic.read_json(meta_path, recover=recover)
     if not isinstance(meta, dict) or meta.get("format") not in _EVALUATION_FORMATS:
         raise ValueError(f"{meta_path} must have format {EVALUATION_FORMAT!r}; {recover}")
     recorded = meta.get("scores_sha256")
@@ -408,7 +386,7 @@ def _load_sources(run_dir: str) -> tuple[Evaluation, dict[str, int]]:
         raise ValueError(
             f"{scores_path} is not the one {meta_path} was written with (its SHA-256 differs: "
             f"an interrupted write_report or a file copied from another run); {recover}")
-    arrays = _load_npz_file(scores_path, recover=recover)
+    arrays = atomic.load_npz(scores_path, recover=recover)
 
     def array(key: str) -> np.ndarray:
         if key not in arrays:
@@ -468,7 +446,7 @@ def verify_run_dir(run_dir: str | os.PathLike) -> None:
     if not os.path.isfile(path):
         raise ValueError(f"{path} is missing: the report in {run_dir!r} was not completely "
                          f"written (or predates manifests); {fix}")
-    manifest = _read_json_file(path, recover=fix)
+    manifest = atomic.read_json(path, recover=fix)
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise ValueError(f"{path} must have format {MANIFEST_FORMAT!r}; {fix}")
     for name in _SOURCES + _OUTPUTS:
@@ -504,7 +482,7 @@ def load_report(run_dir: str | os.PathLike) -> dict[str, Any]:
     """
     run_dir = _check_run_dir(run_dir)
     verify_run_dir(run_dir)
-    return _read_json_file(os.path.join(run_dir, "report.json"),
+    return atomic.read_json(os.path.join(run_dir, "report.json"),
                            recover=f"run `python -m hampjax.report.rebuild {run_dir}`")
 
 

@@ -26,6 +26,7 @@ from hampjax.evaluation import (
     train_models,
 )
 from hampjax.evaluation import families as families_module
+from hampjax.evaluation import pipeline as pipeline_module
 from hampjax.models import get_model, model_functions
 from hampjax.report import load_evaluation, rebuild, verify_run_dir
 from hampjax.training import paired_keep, predict_many
@@ -61,6 +62,8 @@ def test_step1_train_models_on_the_paired_keep_matrix(trained):
     np.testing.assert_array_equal(result.keep, paired_keep(NUM_MODELS, len(data.x), seed=0))
     assert np.all(result.keep[0] == ~result.keep[1]) and np.all(result.keep[2] == ~result.keep[3])
     assert all(leaf.shape[0] == NUM_MODELS for leaf in jax.tree_util.tree_leaves(result.variables))
+    # The module's evaluate_defenses run trained them; this call loads the finished workdir.
+    assert (result.models_trained, result.models_loaded) == (0, NUM_MODELS)
 
 
 def test_step2_predict_plain_and_through_hamp_output_modification(trained):
@@ -185,6 +188,7 @@ def test_evaluate_defenses_result_report_and_rebuild(run):
     assert hamp.config["num_models"] == NUM_MODELS and hamp.config["settings"]["nn_epochs"] == 1
     assert set(hamp.timings) == {"train", "predict", *FAMILY_ORDER}
     assert set(hamp.stats) == {"entropy_members", "entropy_nonmembers"}
+    assert (hamp.models_trained, hamp.models_loaded) == (NUM_MODELS, 0)
     # Output modification keeps the top-1 label: correctness equals the gap attack.
     np.testing.assert_array_equal(hamp.attacks["correctness"].scores, hamp.attacks["label_only_gap"].scores)
     np.testing.assert_array_equal(evaluation.keep, paired_keep(NUM_MODELS, len(data.x), seed=0))
@@ -203,6 +207,14 @@ def test_evaluate_defenses_result_report_and_rebuild(run):
 
 def test_a_rerun_loads_every_family_and_reproduces_the_scores(run, monkeypatch):
     data, run_dir, evaluation, _ = run
+    locked = []
+
+    class RecordingLock(pipeline_module.RunLock):
+        def __enter__(self):
+            locked.append((self.directory, self.what))
+            return super().__enter__()
+
+    monkeypatch.setattr(pipeline_module, "RunLock", RecordingLock)
 
     def not_again(x):
         raise AssertionError("a finished family was recomputed")
@@ -216,6 +228,8 @@ def test_a_rerun_loads_every_family_and_reproduces_the_scores(run, monkeypatch):
         for a, scores in result.attacks.items():
             np.testing.assert_array_equal(again.defenses[d].attacks[a].scores, scores.scores)
     assert report["defenses"]["hamp"]["attacks"] == run[3]["defenses"]["hamp"]["attacks"]
+    assert [(r.models_trained, r.models_loaded) for r in again.defenses.values()] == [(0, 4)] * 2
+    assert locked == [(os.path.abspath(run_dir), "evaluation")]
     verify_run_dir(run_dir)
 
 
