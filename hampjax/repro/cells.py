@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hampjax import atomic, validation
-from hampjax.attacks.evaluate import AttackSettings, Defense, evaluate_defenses
+from hampjax.evaluation import AttackSettings, Defense, evaluate_defenses
 from hampjax.data import DATASETS
 from hampjax.models import get_model
 from hampjax.repro import rundir
@@ -99,11 +99,9 @@ def cell_defenses(cell: Any, specs: Mapping[str, RecipeSpec]) -> list[Defense]:
     """The cell's defenses (recipes built from their specs), in the config's order."""
     recipes = {name: build_recipe(spec) for name, spec in specs.items()}
     defenses = []
-    for name, recipe in recipes.items():
+    for name, recipe in recipes.items():  # The output transform is the spec's (spec.output).
         shadow = cell.non_adaptive_shadows.get(name)
-        output = specs[name].output
-        defenses.append(Defense(name, recipe, output_modification=output.kind == "hamp",
-                                pool_size=output.pool_size,
+        defenses.append(Defense(name, recipe,
                                 shadow_recipe=None if shadow is None else recipes[shadow]))
     return defenses
 
@@ -159,13 +157,14 @@ def run_cells(config: Any, workdir: str, progress: bool) -> list[str]:
         model = get_model(cell.model, data.num_classes, **_plain(cell.model_kwargs))
         defenses = cell_defenses(cell, specs)
         t0 = time.perf_counter()
-        results, _ = evaluate_defenses(
+        evaluation, _ = evaluate_defenses(
             model, defenses, data.eval_data, num_models=config.num_models, seed=config.seed,
             run_dir=cell_dir, settings=_settings(config, cell), progress=progress,
             bootstrap_resamples=config.bootstrap_resamples, plots=config.plots)
         if rundir.is_main_process():
             atomic.write_json(os.path.join(cell_dir, "stats.json"),
-                              {r.name: r.stats for r in results}, sort_keys=True)
+                              {name: dict(r.stats) for name, r in evaluation.defenses.items()},
+                              sort_keys=True)
         print(f"[{name}] {len(defenses)} defenses in {time.perf_counter() - t0:.0f} s")
     return list(config.cells)
 

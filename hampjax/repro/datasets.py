@@ -1,9 +1,9 @@
 """Datasets, splits and models for the reproduction experiments.
 
-:func:`load_experiment_data` turns a dataset name into what :func:`hampjax.attacks.evaluate_defense`
-needs: the candidate pool (members and non-members of the target, from which every shadow model
-also draws a balanced half), a validation set, a test set, HAMP's random-input generator, and the
-paper's model for that dataset.
+:func:`load_experiment_data` turns a dataset name into what
+:func:`hampjax.evaluation.evaluate_defense` needs: the candidate pool (members and non-members
+of the target, from which every shadow model also draws a balanced half), a validation set, a
+test set, HAMP's random-input generator, and the paper's model for that dataset.
 
 Split schemes (all consecutive slices of a seeded permutation, recorded with a data hash):
 
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from hampjax import validation
-from hampjax.attacks.evaluate import EvalData
+from hampjax.evaluation import EvalData
 from hampjax.data import (
     DATASETS,
     HAMP_SPLIT_SIZES,

@@ -24,7 +24,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hampjax.report import plots as _plots
+from hampjax.report import plots
 from hampjax.repro.rundir import RunResults
 from hampjax.repro.tables import SWEEP_PARAMETERS
 
@@ -40,7 +40,7 @@ def _pct(value: Any) -> float:
 def _panels_png(panels: Sequence[Mapping[str, Any]], *, title: str) -> bytes:
     """One row of panels; each panel: ``xlabel``, ``ylabel``, ``log_x``, ``series`` =
     ``{name: (xs, ys, point labels or None, joined)}``."""
-    figure_cls, canvas_cls = _plots._import_matplotlib()
+    figure_cls, canvas_cls = plots.import_matplotlib()
     fig = figure_cls(figsize=(5.0 * len(panels), 4.2))
     for i, panel in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)

@@ -20,7 +20,7 @@ import numpy as np
 
 from hampjax import atomic, validation
 from hampjax.data import DATASET_INFO, DATASETS
-from hampjax.defenses.output_modification import modify_output, sample_from_pool
+from hampjax.defenses.output_modification import OutputModifier
 from hampjax.models import model_functions
 from hampjax.repro import rundir
 from hampjax.repro.datasets import default_model
@@ -77,9 +77,10 @@ def run_overhead(config: Any, workdir: str, progress: bool) -> list[str]:
         pool = forward(variables, jax.random.normal(jax.random.fold_in(key, _POOL),
                                                     (config.pool_size,) + shape, jnp.float32))
         draw_key = jax.random.fold_in(key, _DRAW)
-        modify = jax.jit(lambda out, p, k: modify_output(out, sample_from_pool(p, k, out.shape[0])))
+        modifier = OutputModifier.from_pool(pool)  # A pytree: jit traces the pool as an input.
+        modify = jax.jit(lambda mod, out, k: mod(out, k))
         t_forward = _median_seconds(lambda: forward(variables, x), config.repeats)
-        t_modify = _median_seconds(lambda: modify(logits, pool, draw_key), config.repeats)
+        t_modify = _median_seconds(lambda: modify(modifier, logits, draw_key), config.repeats)
         results[dataset] = {
             "forward_ms": 1e3 * t_forward / batch, "modify_output_ms": 1e3 * t_modify / batch,
             "hamp_ms": 1e3 * (t_forward + t_modify) / batch, "batch": batch,

@@ -59,7 +59,7 @@ from hampjax.data import Dataset, data_hash, load_cifar10, load_cifar100, load_d
 from hampjax.data.transforms import permute_pixels, scale_inputs, uniform_noise_images
 from hampjax.defenses.baselines import fit_temperature, temperature_scale
 from hampjax.defenses.laplace import fit_last_layer_laplace
-from hampjax.defenses.output_modification import modify_output, random_image_inputs, sample_from_pool
+from hampjax.defenses.output_modification import OutputModifier, random_image_inputs
 from hampjax.models import get_model, model_functions
 from hampjax.repro.rundir import record_cell_data
 from hampjax.report.trust import write_trust_report
@@ -354,16 +354,19 @@ def _variant_outputs(config, specs, variant, model, apply_fn, variables, single,
         return lambda m, images, key: np.asarray(temperature_scale(
             jnp.asarray(plain(m, images)), temps[m]))
     if variant == "hamp":
-        pools = []
+        # The one output-modification API: each model's pool of outputs on its own random
+        # inputs, applied in the same prediction step as every other output.
+        output = specs["hamp"].output
+        modifiers = []
         for m in range(2):
-            inputs = random_image_inputs(jax.random.fold_in(key, m), specs["hamp"].output.pool_size,
+            inputs = random_image_inputs(jax.random.fold_in(key, m), output.pool_size,
                                          train_ds.image_shape, mean=train_ds.mean, std=train_ds.std)
-            pools.append(jnp.asarray(plain(m, inputs)))
+            modifiers.append(OutputModifier.from_pool(jnp.asarray(plain(m, inputs)),
+                                                      break_ties=output.break_ties))
 
         def hamp(m, images, key):
-            logits = jnp.asarray(plain(m, images))
-            draw = sample_from_pool(pools[m], key, logits.shape[0])
-            return np.asarray(modify_output(logits, draw))
+            return np.asarray(predict_single(apply_fn, single(variables, m), as_input(images),
+                                             output_modifier=modifiers[m], output_key=key)[:, 0])
         return hamp
     # llla: one Laplace approximation per model, fitted on that model's own members; the prior
     # variance is chosen on its held-out test non-members and uniform-noise images.

@@ -24,8 +24,6 @@ KNOWN_UPWARD = {
     # fix: move random_image_inputs / random_binary_inputs into hampjax.data (e.g.
     # data/random_inputs.py) and import them from there in defenses/output_modification.py.
     "hampjax.data.dataset -> hampjax.defenses.output_modification",
-    # Goes away with hampjax/attacks/evaluate.py (moved to hampjax/evaluation/).
-    "hampjax.attacks.evaluate -> hampjax.report",
 }
 
 

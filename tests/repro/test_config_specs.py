@@ -1,11 +1,9 @@
 """Experiment configs hold recipe specs: every config's recorded spec round-trips, a recipe
-rebuilt from the recorded spec trains bit-identically, and experiments/run.py reports
-command-line mistakes in one line (exit 2)."""
+rebuilt from the recorded spec trains bit-identically, the RelaxLoss baseline records what ran,
+and a running experiment locks its workdir. (experiments/run.py: tests/experiments/test_run.py.)"""
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -20,7 +18,6 @@ from hampjax.training import RecipeSpec, build_recipe, diff_paths, preset_spec, 
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p.stem for p in (ROOT / "experiments" / "configs").glob("*.py"))
-RUN = str(ROOT / "experiments" / "run.py")
 
 
 def load_config(name: str, arg: str | None = "quick"):
@@ -113,52 +110,6 @@ def test_relaxloss_baseline_records_what_ran():
         "defense.alpha", "defense.kind", "defense.schedule", "defense.stop_gradient",
         "defense.upper", "defense.variant", "name"]
     assert config.cells.purchase100_fc.non_adaptive_shadows.relaxloss_nonadaptive == "undefended"
-
-
-def _run(*args, timeout=120):
-    return subprocess.run([sys.executable, RUN, *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
-
-
-def test_run_reports_unknown_fields_missing_files_and_bad_workdirs(tmp_path):
-    config = f"--config={ROOT / 'experiments' / 'configs' / 'hamp_main.py'}:quick"
-    out = _run(config, "--config.no_such_field=1", f"--workdir={tmp_path / 'w'}")
-    assert out.returncode == 2
-    lines = out.stderr.strip().splitlines()
-    assert lines == [lines[0]] and lines[0].startswith(
-        "error: --config.no_such_field: unknown field; valid fields: ")
-    assert "cells" in lines[0] and "num_models" in lines[0] and "Traceback" not in out.stderr
-    out = _run(config, "--config.cells.digits.defenses.hamp.optimizer.lr=0.1",
-               f"--workdir={tmp_path / 'w'}")
-    assert out.returncode == 2 and "learning_rate" in out.stderr
-    assert "under config.cells.digits.defenses.hamp.optimizer" in out.stderr
-    out = _run("--config=experiments/configs/nope.py", f"--workdir={tmp_path / 'w'}")
-    assert out.returncode == 2
-    assert out.stderr.strip() == (
-        "error: --config: config file 'experiments/configs/nope.py' does not exist")
-    afile = tmp_path / "file"
-    afile.write_text("x")
-    out = _run(config, f"--workdir={afile}")
-    assert out.returncode == 2 and out.stderr.strip() == (
-        f"error: --workdir: '{afile}' is a file, not a directory")
-    assert not (tmp_path / "w").exists()  # Nothing ran.
-
-
-def test_resumed_workdir_names_the_changed_spec_field(tmp_path):
-    config = load_config("hamp_main")
-    workdir = str(tmp_path / "w")
-    rundir.open_experiment(workdir, kind=config.experiment, name=config.name,
-                           config=rundir.config_dict(config))
-    config.cells.digits.defenses.hamp.optimizer.learning_rate = 0.2
-    from hampjax.repro import run_experiment
-
-    field = r"cells\.digits\.defenses\.hamp\.optimizer\.learning_rate"
-    with pytest.raises(ValueError, match=field):
-        run_experiment(config, workdir, progress=False)
-    out = _run(f"--config={ROOT / 'experiments' / 'configs' / 'hamp_main.py'}:quick",
-               "--config.cells.digits.defenses.undefended.epochs=3", f"--workdir={workdir}")
-    assert out.returncode == 2
-    assert "fields differ: cells.digits.defenses.undefended.epochs" in out.stderr
 
 
 def test_a_running_experiment_locks_its_workdir(tmp_path):

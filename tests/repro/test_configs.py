@@ -85,9 +85,9 @@ def test_quick_variant_runs(name, tmp_path, capsys):
 
 def check_non_adaptive(workdir):
     with open(os.path.join(workdir, "digits", "evaluation.json")) as f:
-        cfg = json.load(f)["config"]
-    assert cfg["relaxloss_adaptive"]["non_adaptive_shadows"] is None
-    shadows = cfg["relaxloss_nonadaptive"]["non_adaptive_shadows"]
+        cfg = {d["name"]: d["config"] for d in json.load(f)["defenses"]}
+    assert cfg["relaxloss_adaptive"]["shadow_recipe"] is None
+    shadows = cfg["relaxloss_nonadaptive"]["shadow_recipe"]
     assert shadows["name"] == "undefended" and shadows["defense"] == {"kind": "cross_entropy"}
     assert cfg["relaxloss_nonadaptive"]["recipe"]["defense"]["kind"] == "relaxloss"
     # The baseline is the RelaxLoss recipe with a cross-entropy loss: same optimizer.
