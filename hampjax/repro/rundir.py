@@ -73,11 +73,7 @@ def config_dict(config: Any) -> dict:
 
 
 def _read_record(path: str) -> dict:
-    try:
-        record = atomic.read_json(path)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); it was written by an interrupted "
-                         "or foreign process: move it away or use a new --workdir") from e
+    record = atomic.read_json(path, recover="move it away or use a new --workdir")
     if not isinstance(record, dict):
         raise ValueError(f"{path} must hold a JSON object, got {type(record).__name__}")
     return record

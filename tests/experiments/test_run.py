@@ -65,3 +65,13 @@ def test_resumed_workdir_names_the_changed_spec_field(tmp_path):
                "--config.cells.digits.defenses.undefended.epochs=3", f"--workdir={workdir}")
     assert out.returncode == 2
     assert "fields differ: cells.digits.defenses.undefended.epochs" in out.stderr
+
+
+def test_corrupt_experiment_json_is_one_clear_line(tmp_path):
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    (workdir / "experiment.json").write_text("{trunc")
+    out = _run(f"--config={ROOT / 'experiments' / 'configs' / 'hamp_main.py'}:quick",
+               f"--workdir={workdir}")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "experiment.json is corrupt or truncated" in out.stderr

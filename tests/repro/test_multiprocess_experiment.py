@@ -42,7 +42,7 @@ def test_two_processes_match_one(tmp_path, monkeypatch):
     assert rc == 0, logs[-4000:]
     # Both processes trained chunks: 4 models, one chunk each, chunks 0 and 2 on process 0.
     train = workdir / "digits" / "train" / "undefended"
-    assert len([c for c in os.listdir(train) if c.startswith("chunk_")]) == 4
+    assert len([c for c in os.listdir(train) if c.startswith("models_")]) == 4
     with open(workdir / "digits" / "report.json") as f:
         multi = json.load(f)
 
