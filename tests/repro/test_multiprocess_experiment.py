@@ -40,7 +40,7 @@ def test_two_processes_match_one(tmp_path, monkeypatch):
                       f"--config={CONFIG}:quick,undefended", "--progress=false"])
     logs = "".join(p.read_text() for p in sorted((tmp_path / "logs").iterdir()))
     assert rc == 0, logs[-4000:]
-    # Both processes trained chunks: 4 models, one chunk each, chunks 0 and 2 on process 0.
+    # Both processes trained their share: 4 models, one model range each (engine layout).
     train = workdir / "digits" / "train" / "undefended"
     assert len([c for c in os.listdir(train) if c.startswith("models_")]) == 4
     with open(workdir / "digits" / "report.json") as f:
