@@ -8,6 +8,7 @@ class (label 1).
 * :mod:`~hampjax.attacks.lira` - LiRA online/offline, fixed/per-example variance, leave-one-out.
 * :mod:`~hampjax.attacks.rmia` - RMIA with an O((N + Z) log Z) sorted path.
 * :mod:`~hampjax.attacks.shokri` - Shokri et al. per-class shadow-model attack models.
+* :mod:`~hampjax.attacks.risk_score` - Song & Mittal's privacy risk score.
 * :mod:`~hampjax.attacks.nn` - the Nasr et al. NN attack and the Salem et al. top-3 attack.
 * :mod:`~hampjax.attacks.label_only` - gap, noise and augmentation robustness, HopSkipJump and
   CW-L2 boundary distances.
@@ -62,6 +63,7 @@ from hampjax.attacks.nn import (
     train_top3_attack,
 )
 from hampjax.attacks.rmia import rmia, true_class_probs, tune_offline_a
+from hampjax.attacks.risk_score import privacy_risk_scores
 from hampjax.attacks.shokri import (
     SHOKRI_FEATURES,
     ShokriAttack,
@@ -83,6 +85,7 @@ from hampjax.attacks.shift import (
 )
 
 __all__ = [
+    "privacy_risk_scores",
     "SHOKRI_FEATURES",
     "ShokriAttack",
     "shokri_attack_scores",
