@@ -9,6 +9,7 @@ class (label 1).
 * :mod:`~hampjax.attacks.rmia` - RMIA with an O((N + Z) log Z) sorted path.
 * :mod:`~hampjax.attacks.shokri` - Shokri et al. per-class shadow-model attack models.
 * :mod:`~hampjax.attacks.risk_score` - Song & Mittal's privacy risk score.
+* :mod:`~hampjax.attacks.poisoning` - Truth-Serum poisoning: poisoned candidates and evaluation.
 * :mod:`~hampjax.attacks.nn` - the Nasr et al. NN attack and the Salem et al. top-3 attack.
 * :mod:`~hampjax.attacks.label_only` - gap, noise and augmentation robustness, HopSkipJump and
   CW-L2 boundary distances.
@@ -63,6 +64,7 @@ from hampjax.attacks.nn import (
     train_top3_attack,
 )
 from hampjax.attacks.rmia import rmia, true_class_probs, tune_offline_a
+from hampjax.attacks.poisoning import PoisonedData, poison_dataset, poisoning_scores
 from hampjax.attacks.risk_score import privacy_risk_scores
 from hampjax.attacks.shokri import (
     SHOKRI_FEATURES,
@@ -85,6 +87,9 @@ from hampjax.attacks.shift import (
 )
 
 __all__ = [
+    "PoisonedData",
+    "poison_dataset",
+    "poisoning_scores",
     "privacy_risk_scores",
     "SHOKRI_FEATURES",
     "ShokriAttack",
