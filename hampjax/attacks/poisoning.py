@@ -74,7 +74,7 @@ def poison_dataset(
       >>> keep = np.array([[True, False, True], [False, True, False]])
       >>> p = poison_dataset(np.arange(3.0)[:, None], np.array([0, 1, 2]), keep,
       ...                    num_targets=1, replicas=2, num_classes=3, seed=0)
-      >>> p.x.shape, p.keep[:, 3:].all(), bool(p.poison_labels[0] != p.y[p.target_index[0]])
+      >>> p.x.shape, bool(p.keep[:, 3:].all()), bool(p.poison_labels[0] != p.y[p.target_index[0]])
       ((5, 1), True, True)
     """
     x = np.asarray(x)
