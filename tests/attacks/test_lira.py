@@ -262,8 +262,7 @@ def slow_leave_one_out(scores, keep, targets, **config):
     return np.stack(out)
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(str(v) for v in c.values()))
-def test_leave_one_out_exactly_equals_per_target(config):
+def _exactness_setup():
     rng = np.random.default_rng(11)
     m, n, q = 9, 45, 3  # odd sizes: no shape is a multiple of a vector width
     keep = np.argsort(rng.uniform(size=(m, n)), axis=0) < 4
@@ -271,16 +270,29 @@ def test_leave_one_out_exactly_equals_per_target(config):
     scores = scores.astype(np.float32)
     scores[:, :4] = np.round(scores[:, :4])  # ties, and examples whose OUT scores all agree
     scores[:5, 4] = scores[0, 4]
+    return scores, keep
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(str(v) for v in c.values()))
+def test_leave_one_out_exactly_equals_per_target(config):
+    scores, keep = _exactness_setup()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        want = slow_leave_one_out(scores, keep, range(m), **config)
-        for chunk_size, target_chunk_size in ((8192, 32), (7, 4)):
-            got = leave_one_out(scores, keep, chunk_size=chunk_size,
-                                target_chunk_size=target_chunk_size, **config)
-            np.testing.assert_array_equal(got.scores, want)
-        sub = leave_one_out(scores, keep, targets=[8, 2], **config)
-    np.testing.assert_array_equal(sub.scores, want[[8, 2]])
+        want = slow_leave_one_out(scores, keep, range(9), **config)
+        # 3 chunks of examples x 3 groups of targets (one compiled shape of each).
+        got = leave_one_out(scores, keep, chunk_size=15, target_chunk_size=3, **config)
+    np.testing.assert_array_equal(got.scores, want)
     assert np.all(np.isfinite(want))
+
+
+def test_leave_one_out_chunking_and_targets_do_not_change_scores():
+    scores, keep = _exactness_setup()
+    config = dict(fix_variance=True, pooled_std="global", min_models_per_side=1)
+    want = leave_one_out(scores, keep, **config).scores  # one chunk, one group
+    got = leave_one_out(scores, keep, chunk_size=9, target_chunk_size=3, **config)
+    np.testing.assert_array_equal(got.scores, want)
+    np.testing.assert_array_equal(leave_one_out(scores, keep, targets=[8, 2], **config).scores,
+                                  want[[8, 2]])
 
 
 def test_leave_one_out_float64_exact():
