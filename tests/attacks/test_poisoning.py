@@ -78,3 +78,30 @@ def test_validation():
         poison_dataset(x, y, keep, **{**kw, "num_classes": 3})
     with pytest.raises(ValueError, match="keep must be a boolean mask"):
         poison_dataset(x, y, keep[:, :5], **kw)
+
+
+def test_end_to_end_tiny_training():
+    # Poison -> train_many -> predict -> logit-scaled scores -> leave-one-out on the targets.
+    import jax.numpy as jnp
+
+    from hampjax.models import get_model, model_functions
+    from hampjax.scores import logit_scaled_score
+    from hampjax.training import predict_many, train_many, undefended_recipe
+
+    rng = np.random.default_rng(0)
+    n, k, m = 64, 4, 4
+    x = rng.normal(size=(n, 8)).astype(np.float32)
+    y = rng.integers(0, k, n)
+    keep = balanced_keep(m, n, seed=0)
+    p = poison_dataset(x, y, keep, num_targets=6, replicas=4, num_classes=k, seed=0)
+    model = get_model("fc", k, hidden_sizes=(16,))
+    result = train_many(model, undefended_recipe("digits", epochs=2, batch_size=16), p.x, p.y, p.keep,
+                        seed=0, progress=False)
+    _, apply_fn = model_functions(model)
+    logits = predict_many(apply_fn, result.variables, x[p.target_index])  # [M, T, Q=1, C]
+    phi = np.asarray(logit_scaled_score(jnp.asarray(logits), jnp.asarray(y[p.target_index])[None, :, None]))
+    scores = np.zeros((m, n, phi.shape[-1]), np.float32)
+    scores[:, p.target_index] = phi
+    res = poisoning_scores(scores, p)
+    assert res.scores.shape == (m, 6) and np.all(np.isfinite(res.scores))
+    np.testing.assert_array_equal(res.labels, keep[:, p.target_index])
