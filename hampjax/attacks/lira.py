@@ -415,14 +415,16 @@ def _lira_core(
 
 def _pack_sorted(x, keep):
     """Host sort of one chunk: ``packed [M, n, Q]`` holds each example's IN scores ascending,
-    then its OUT scores ascending; ``pos [M, n, Q]`` (int32) is each model's slot in it."""
+    then its OUT scores ascending; ``pos [M, n, Q]`` (int16 up to 32767 models) is each
+    model's slot in it."""
     num_models = x.shape[0]
     by_value = np.argsort(x, axis=0, kind="stable")
     side = np.take_along_axis(np.broadcast_to(~keep[..., None], x.shape), by_value, axis=0)
     perm = np.take_along_axis(by_value, np.argsort(side, axis=0, kind="stable"), axis=0)
     packed = np.take_along_axis(x, perm, axis=0)
-    pos = np.empty(x.shape, np.int32)
-    slots = np.broadcast_to(np.arange(num_models, dtype=np.int32)[:, None, None], x.shape)
+    dtype = np.int16 if num_models <= np.iinfo(np.int16).max else np.int32
+    pos = np.empty(x.shape, dtype)
+    slots = np.broadcast_to(np.arange(num_models, dtype=dtype)[:, None, None], x.shape)
     np.put_along_axis(pos, perm, slots, axis=0)
     return packed, pos
 
@@ -438,7 +440,7 @@ def _median_without(packed, pos, base, count, targets, member):
         i = jnp.clip(base + i, 0, num_models - 1)
         return jnp.take_along_axis(packed, i[None, :, None], axis=0)[0]
 
-    r = pos[targets] - base[None, :, None]  # [T, n, Q]; meaningful for members only
+    r = pos[targets].astype(jnp.int32) - base[None, :, None]  # [T, n, Q]; members only
     lo, hi = jnp.maximum((count - 2) // 2, 0), jnp.maximum((count - 1) // 2, 0)  # k = count - 1
     pick = lambda i, v0, v1: jnp.where(i[None, :, None] >= r, v1[None], v0[None])  # noqa: E731
     with_target = 0.5 * (pick(lo, at(lo), at(lo + 1)) + pick(hi, at(hi), at(hi + 1)))
@@ -499,7 +501,6 @@ def _leave_one_out_scores(
 ):
     """``[T, N]`` leave-one-out scores: targets in groups, examples in chunks (host loops)."""
     num_examples = scores.shape[1]
-    scores_dev = jnp.asarray(scores)
     chunks = []
     for j0 in range(0, num_examples, chunk_size):
         xc, kc = scores[:, j0 : j0 + chunk_size], keep[:, j0 : j0 + chunk_size]
@@ -520,7 +521,7 @@ def _leave_one_out_scores(
             # The test runs per target, on the same shapes (hence the same program) as lira().
             pick = (lambda a: None) if mu_in is None else (lambda a: a[i])
             rows.append(np.asarray(_score_jit(
-                scores_dev[t], pick(mu_in), pick(sd_in), mu_out[i], sd_out[i],
+                jnp.asarray(scores[t]), pick(mu_in), pick(sd_in), mu_out[i], sd_out[i],
                 online=online, offline_test=offline_test,
             )))
     return np.stack(rows)
@@ -753,9 +754,10 @@ def leave_one_out(
 
     The shadows of target ``t`` are selected by masks (IN = ``keep & (m != t)``); the scores
     are exactly those of the per-target computation (see the module docstring), computed for
-    ``target_chunk_size`` targets and ``chunk_size`` examples at a time. Memory: about three
-    copies of ``all_scores`` (the sorted scores and their slots for ``center="median"``) plus
-    ``~10 * target_chunk_size * N * Q`` floats of per-target statistics.
+    ``target_chunk_size`` targets and ``chunk_size`` examples at a time. Memory besides
+    ``all_scores``: its chunks on the device, for ``center="median"`` the sorted scores and
+    their int16 slots (together ~2.5 copies of ``all_scores``), and ``~10 * target_chunk_size
+    * N * Q`` floats of per-target statistics.
 
     Args:
       all_scores: ``[M, N, Q]`` float logit-scaled scores of ``M >= 2`` trained models.
