@@ -123,8 +123,8 @@ FNRS = (1e-3,)
 CONFIDENCE = 0.95
 _SOURCES = ("scores.npz", "evaluation.json")
 HISTOGRAMS = {
-    "confidence": "Confidence in the true class",
-    "loss": "Attack score: minus the loss",
+    "confidence": "Confidence in the true class p_y",
+    "global_threshold": "Logit-scaled confidence log(p_y / (1 - p_y))",
     "label_only_boundary": "L2 distance to the decision boundary",
 }
 """Attacks drawn as member / non-member histograms (``hist_<defense>_<attack>.png``) when a
@@ -177,10 +177,10 @@ def plot_files(evaluation: Evaluation) -> dict[str, Any]:
       defense's attacks in :data:`HISTOGRAMS`, then ``roc_<attack>.png`` for every attack.
 
     Example:
-      >>> ev = Evaluation({"none": DefenseResult(1.0, 0.7, {"loss": ([0.9, 0.1], [1, 0])})},
+      >>> ev = Evaluation({"none": DefenseResult(1.0, 0.7, {"confidence": ([0.9, 0.1], [1, 0])})},
       ...                 num_models=1, num_queries=1, seeds={}, config={}, timings={})
       >>> plot_files(ev)["files"]
-      ['roc_none.png', 'hist_none_loss.png', 'roc_loss.png']
+      ['roc_none.png', 'hist_none_confidence.png', 'roc_confidence.png']
     """
     per_defense, files, attacks = {}, [], []
     for d_name, result in evaluation.defenses.items():
