@@ -176,7 +176,7 @@ def main(argv=None) -> dict | None:
     if counts:
         print(f"\nModels: {counts}.")
     print(f"\nReport: {os.path.join(args.workdir, 'report.json')} (and report.md, scores.npz, "
-          f"manifest.json, roc_*.png). Total time {time.perf_counter() - start:.0f} s.")
+          f"manifest.json, roc_*.png, hist_*.png). Total time {time.perf_counter() - start:.0f} s.")
     return report
 
 
