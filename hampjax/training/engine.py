@@ -93,6 +93,8 @@ __all__ = [
     "epoch_batches",
     "model_key",
     "auto_chunk_size",
+    "measure_footprint",
+    "Footprint",
     "TRACE_COUNTS",
 ]
 
@@ -543,6 +545,7 @@ class Programs(NamedTuple):
     init_chunk: Callable  # (keys [M], sample_x) -> TrainState
     epoch_fn: Callable  # (state, keys, keep, epoch, TrainData) -> (TrainState, EpochMetrics)
     # (a jitted train_epoch over models for loop="scan", a HostLoop for loop="host")
+    config: EpochConfig
 
 
 def _programs(model, init_fn, apply_fn, recipe: Recipe, *, num_steps: int, full_steps: int,
@@ -566,6 +569,7 @@ def _programs(model, init_fn, apply_fn, recipe: Recipe, *, num_steps: int, full_
         _make_init_fn(init_fn, optimizer, recipe.learning_rate, num_examples),
         (HostLoop(config, steps_per_call) if loop == "host"
          else _make_epoch_fn(config, donate=donate)),
+        config,
     )
     _PROGRAMS[key] = programs
     while len(_PROGRAMS) > _MAX_PROGRAMS:
@@ -756,20 +760,8 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
 
     devices = list(devices) if devices is not None else jax.local_devices()
     num_devices = len(devices)
-    if chunk_size is None:
-        # Performance default: on CPU one model per device runs plain (unbatched) matmuls,
-        # measured ~1.15x faster than vmapping several models; accelerators take as many
-        # models as their memory holds.
-        if devices[0].platform == "cpu":
-            chunk = num_devices
-        else:
-            state_bytes = _state_bytes_per_model(init_fn, x[:1], num_examples)
-            chunk = auto_chunk_size(num_models, state_bytes, _device_memory(devices[0]),
-                                    num_devices)
-    else:
-        chunk = validation.check_positive_int("chunk_size", chunk_size)
-    chunk = min(chunk, num_models)
-    chunk = math.ceil(chunk / num_devices) * num_devices
+    if chunk_size is not None:
+        chunk_size = validation.check_positive_int("chunk_size", chunk_size)
     num_steps = _num_steps(keep, recipe.batch_size)
 
     mesh = Mesh(np.asarray(devices), ("models",))
@@ -797,6 +789,20 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
         has_val=val_data is not None, eval_batch_size=eval_batch_size,
         donate=platform != "cpu",  # CPU cannot donate buffers
         num_examples=num_examples, loop=loop, steps_per_call=steps_per_call)
+    if chunk_size is None:
+        # Performance default: on CPU one model per device runs plain (unbatched) matmuls,
+        # measured ~1.15x faster than vmapping several models; accelerators take as many
+        # models as their memory holds, from the measured footprint of the epoch program.
+        if platform == "cpu":
+            chunk = num_devices
+        else:
+            footprint = measure_footprint(programs, seed, data)
+            chunk = auto_chunk_size(num_models, footprint.per_model, _device_memory(devices[0]),
+                                    num_devices, shared_bytes=footprint.shared)
+    else:
+        chunk = chunk_size
+    chunk = min(chunk, num_models)
+    chunk = math.ceil(chunk / num_devices) * num_devices
     performance = {"loop": loop, "steps_per_call": steps_per_call if loop == "host" else None,
                    "chunk_size": chunk, "devices": num_devices, "backend": platform,
                    "eval_batch_size": eval_batch_size}
@@ -897,10 +903,45 @@ def _train_chunk(plan: ChunkPlan, ctx: RunContext) -> dict:
     }
 
 
-def _state_bytes_per_model(init_fn, sample_x, num_examples: int) -> int:
-    shapes = jax.eval_shape(lambda: init_fn(jax.random.key(0), jnp.asarray(sample_x)))
-    params = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(shapes))
-    return int(params + 4 * num_examples)
+class Footprint(NamedTuple):
+    """Device memory of a chunk's epoch program: ``shared + M * per_model`` bytes for M models."""
+
+    per_model: int  # one model's arguments, outputs and temporaries
+    shared: int  # the replicated data (candidates, validation set)
+
+
+def program_bytes(compiled) -> int | None:
+    """Arguments + outputs + temporaries (less aliased buffers) of a compiled program, from
+    its ``memory_analysis()``; None where the backend does not report it."""
+    try:
+        stats = compiled.memory_analysis()
+    except Exception:  # not every backend implements it
+        return None
+    if stats is None:
+        return None
+    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
+               + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+
+
+def measure_footprint(programs: Programs, seed: int, data: TrainData) -> Footprint:
+    """The measured per-model footprint of the one-model epoch program (the "scan" program,
+    which holds the whole training state and one step's activations).
+
+    Compiles the program for one model (``jax.jit(...).lower(...).compile()``) and reads its
+    ``memory_analysis()``; the replicated data is counted once, as ``shared``. Where the backend
+    reports no figure, 16x the model's state (variables, best snapshot, optimizer state,
+    example state) stands in for it.
+    """
+    keys = jax.vmap(lambda i: model_key(seed, i))(jnp.arange(1))
+    state = jax.eval_shape(programs.init_chunk, keys, data.x[:1])
+    keep = jax.ShapeDtypeStruct((1, data.x.shape[0]), jnp.bool_)
+    shared = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(data))
+    program = _make_epoch_fn(programs.config, donate=False)
+    total = program_bytes(program.lower(state, keys, keep, jnp.int32(0), data).compile())
+    if total is None:
+        state_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(state))
+        return Footprint(16 * int(state_bytes), int(shared))
+    return Footprint(max(1, total - int(shared)), int(shared))
 
 
 def _device_memory(device) -> int | None:
@@ -911,18 +952,24 @@ def _device_memory(device) -> int | None:
     return stats.get("bytes_limit")
 
 
-def auto_chunk_size(num_models: int, state_bytes_per_model: int, device_bytes: int | None,
-                    num_devices: int, *, budget: float = 0.25) -> int:
-    """Models per chunk so that their training state fits a share of device memory.
+def auto_chunk_size(num_models: int, per_model_bytes: int, device_bytes: int | None,
+                    num_devices: int, *, shared_bytes: int = 0, budget: float = 0.8) -> int:
+    """Models per chunk so that a chunk's epoch program fits ``budget`` of device memory.
 
-    One model's state is about 4x its variables (variables, best snapshot, optimizer state
-    with momentum or Adam's two moments) plus per-example state; ``budget`` is the fraction of
-    each device's memory that state may use (the rest is left to activations and data). Without
-    a memory figure all models form one chunk.
+    Each device holds the replicated data (``shared_bytes``) and its models' share of the
+    program (``per_model_bytes`` each, as measured by :func:`measure_footprint`); the rest of
+    the memory is headroom for the allocator. Without a memory figure all models form one
+    chunk; at least one model per device.
+
+    Example:
+      >>> gb = 1 << 30  # 128 models of 0.5 GB each, 0.25 GB of data, one 16 GB device
+      >>> auto_chunk_size(128, gb // 2, 16 * gb, 1, shared_bytes=gb // 4)
+      25
     """
     if not device_bytes:
         return num_models
-    per_device = max(1, int(budget * device_bytes) // max(1, 4 * state_bytes_per_model))
+    free = budget * device_bytes - shared_bytes
+    per_device = max(1, int(free // max(1, per_model_bytes)))
     return max(1, min(num_models, per_device * num_devices))
 
 
