@@ -80,6 +80,8 @@ __all__ = [
     "epoch_end",
     "HostLoop",
     "choose_loop",
+    "choose_precision",
+    "mixed_precision_apply",
     "scan_steps",
     "StepFns",
     "StepState",
@@ -476,6 +478,43 @@ class HostLoop:
 
 
 LOOPS = ("auto", "scan", "host")
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def choose_precision(precision: str, platform: str) -> str:
+    """``"float32"`` or ``"bfloat16"``: ``"auto"`` is bfloat16 on GPU/TPU, float32 on CPU.
+
+    Example:
+      >>> choose_precision("auto", "cpu"), choose_precision("auto", "gpu")
+      ('float32', 'bfloat16')
+    """
+    validation.check_choice("precision", precision, PRECISIONS)
+    if precision != "auto":
+        return precision
+    return "float32" if platform == "cpu" else "bfloat16"
+
+
+def mixed_precision_apply(apply_fn: ApplyFn, compute_dtype=jnp.bfloat16) -> ApplyFn:
+    """``apply_fn`` computing in ``compute_dtype`` on float32 variables.
+
+    Floating variables and inputs are cast to ``compute_dtype`` for the forward pass (so
+    gradients reach the float32 parameters through the cast); the logits come back as
+    float32 (the loss and softmax run in float32) and updated floating variables (BatchNorm
+    statistics) are cast back to their stored dtype.
+    """
+
+    def cast(tree, dtype):
+        return jax.tree_util.tree_map(
+            lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+    def apply(variables, x, *, train, key=None):
+        logits, new_variables = apply_fn(cast(variables, compute_dtype),
+                                         cast(x, compute_dtype), train=train, key=key)
+        new_variables = jax.tree_util.tree_map(lambda new, old: new.astype(old.dtype),
+                                               new_variables, variables)
+        return logits.astype(jnp.float32), new_variables
+
+    return apply
 DEFAULT_STEPS_PER_CALL = 4
 
 
@@ -663,6 +702,7 @@ def train_many(
     progress: bool = True,
     loop: str = "auto",
     steps_per_call: int | None = None,
+    precision: str = "auto",
 ) -> TrainResult:
     """Train ``M = keep.shape[0]`` models with one recipe, batched and sharded.
 
@@ -697,6 +737,12 @@ def train_many(
         for models with convolutions on CPU, ``"scan"`` otherwise.
       steps_per_call: steps per call of the ``"host"`` strategy (default 4); larger values
         cost compile time and save dispatch.
+      precision: ``"float32"``, ``"bfloat16"`` (forward and backward passes in bfloat16;
+        parameters, optimizer state, BatchNorm statistics, loss and softmax in float32, see
+        :func:`mixed_precision_apply`) or ``"auto"`` (default: bfloat16 on GPU/TPU, float32 on
+        CPU, :func:`choose_precision`). It changes results, so a bfloat16 run records it in its
+        fingerprint (``run.json["precision"]``) and a workdir refuses to resume with another
+        precision; float32 runs record nothing (their run directories are unchanged).
 
     Returns:
       A :class:`TrainResult`.
@@ -718,12 +764,12 @@ def train_many(
                            workdir=workdir, chunk_size=chunk_size, devices=devices,
                            save_every=save_every, snapshot_epochs=snapshot_epochs,
                            eval_batch_size=eval_batch_size, progress=progress, loop=loop,
-                           steps_per_call=steps_per_call)
+                           steps_per_call=steps_per_call, precision=precision)
 
 
 def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_size, devices,
                 save_every, snapshot_epochs, eval_batch_size, progress, loop,
-                steps_per_call) -> TrainResult:
+                steps_per_call, precision) -> TrainResult:
     from hampjax.training import distributed
 
     init_fn, apply_fn = _model_functions(model)
@@ -741,6 +787,7 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
     save_every = validation.check_positive_int("save_every", save_every)
     eval_batch_size = validation.check_positive_int("eval_batch_size", eval_batch_size)
     validation.check_choice("loop", loop, LOOPS)
+    validation.check_choice("precision", precision, PRECISIONS)
     steps_per_call = validation.check_positive_int(
         "steps_per_call", DEFAULT_STEPS_PER_CALL if steps_per_call is None else steps_per_call)
     snapshot_epochs = tuple(sorted(set(int(e) for e in snapshot_epochs)))
@@ -750,15 +797,23 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
         validation.check_shape("val_data[1]", np.asarray(val_data[1]), (np.shape(val_data[0])[0],),
                                what="(len(x_val),)")
 
+    devices = list(devices) if devices is not None else jax.local_devices()
+    platform = devices[0].platform
+    precision = choose_precision(precision, platform)
+    if precision == "bfloat16":
+        apply_fn = mixed_precision_apply(apply_fn)
+        model = (model, "bfloat16")  # compiled programs are cached per model and precision
+
     # Open the run directory before any device work: a different run is refused at once.
     run = None
     if workdir is not None:
         fingerprint = run_fingerprint(recipe, seed=seed, x=x, y=y, val_data=val_data,
                                       snapshot_epochs=snapshot_epochs)
+        if precision != "float32":  # results-changing; float32 run directories unchanged
+            fingerprint["precision"] = precision
         run = ckpt.RunDirectory(workdir, fingerprint, keep,
                                 writer=distributed.process_index() == 0)
 
-    devices = list(devices) if devices is not None else jax.local_devices()
     num_devices = len(devices)
     if chunk_size is not None:
         chunk_size = validation.check_positive_int("chunk_size", chunk_size)
@@ -779,7 +834,6 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
                      x_val, y_val)
 
     full_steps = math.ceil(int(keep.sum(axis=1).min()) / recipe.batch_size)
-    platform = devices[0].platform
     if loop == "auto":
         variables_shape = jax.eval_shape(lambda: init_fn(jax.random.key(0), jnp.asarray(x[:1])))
         loop = choose_loop(loop, platform, has_conv=has_convolution(
@@ -803,7 +857,8 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
         chunk = chunk_size
     chunk = min(chunk, num_models)
     chunk = math.ceil(chunk / num_devices) * num_devices
-    performance = {"loop": loop, "steps_per_call": steps_per_call if loop == "host" else None,
+    performance = {"precision": precision, "loop": loop,
+                   "steps_per_call": steps_per_call if loop == "host" else None,
                    "chunk_size": chunk, "devices": num_devices, "backend": platform,
                    "eval_batch_size": eval_batch_size}
 
