@@ -5,7 +5,11 @@ Smoothing, label smoothing) it trains a target and the attacker's shadow models 
 recipe (an adaptive attacker; one batched ``train_many`` program per defense), runs every attack
 (metric attacks, five LiRA variants, RMIA, the NN and top-3 attacks, label-only attacks) and
 writes a report directory (``report.json``, ``scores.npz``, ``report.md``, log-log ROC plots).
-Training resumes from ``--workdir`` if the demo is interrupted.
+Training and the attacks resume from ``--workdir`` if the demo is interrupted, and a finished
+run extends: ``--models 8`` after ``--models 4`` trains only the 4 new models per defense (the
+keep matrix is made of complementary pairs and is prefix-stable). With several processes
+(``HAMPJAX_DISTRIBUTED=1`` or ``JAX_COORDINATOR_ADDRESS``) each trains its share of the models
+and process 0 writes and prints the report.
 
     python experiments/demo.py [--workdir runs/demo] [--models 18] [--epochs 40] [--seed 0]
                                [--defenses undefended,hamp]
@@ -20,13 +24,15 @@ import argparse
 import os
 import time
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hampjax.attacks import AttackSettings, Defense, EvalData, evaluate_defenses
+from hampjax.evaluation import AttackSettings, Defense, EvalData, evaluate_defenses
 from hampjax.defenses import random_image_inputs
 from hampjax.models import get_model
 from hampjax.training import (
+    maybe_initialize,
     hamp_recipe,
     label_smoothing_recipe,
     relaxloss_recipe,
@@ -59,8 +65,7 @@ def load_digits_data(seed: int, num_test: int = 397) -> EvalData:
 def defenses(epochs: int) -> list[Defense]:
     return [
         Defense("undefended", undefended_recipe("digits", epochs=epochs)),
-        Defense("hamp", hamp_recipe("digits", epochs=epochs), output_modification=True,
-                pool_size=1000),
+        Defense("hamp", hamp_recipe("digits", epochs=epochs)),  # output: HAMP, pool of 1000
         Defense("relaxloss", relaxloss_recipe("purchase100_fc", alpha=0.3, epochs=epochs,
                                               batch_size=32)),
         # The CIFAR-10 preset with digits-sized settings: Adam 1e-3, x0.99 per epoch, batch 32.
@@ -97,7 +102,7 @@ def print_tables(report: dict) -> None:
           "one at rate 0+.")
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> dict | None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", default="runs/demo", help="run directory (resumable)")
     p.add_argument("--models", type=int, default=18, help="target + shadow models per defense")
@@ -109,6 +114,12 @@ def main(argv=None) -> dict:
                         "weighted_smoothing, label_smoothing")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
+    if args.models < 4 or args.models % 2:
+        p.error(f"--models must be an even number >= 4, got {args.models}")
+    for name in ("epochs", "nn_epochs"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    maybe_initialize()  # jax.distributed, when the environment asks; before any computation.
     chosen = defenses(args.epochs)
     if args.defenses != "all":
         names = args.defenses.split(",")
@@ -116,24 +127,28 @@ def main(argv=None) -> dict:
         if unknown:
             p.error(f"--defenses: unknown {unknown}; choose from {[d.name for d in chosen]}")
         chosen = [d for d in chosen if d.name in names]
-    if args.models < 4 or args.models % 2:
-        p.error(f"--models must be an even number >= 4, got {args.models}")
-    for name in ("epochs", "nn_epochs"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
 
+    main_process = jax.process_index() == 0
     start = time.perf_counter()
     data = load_digits_data(args.seed)
-    print(f"digits: {len(data.x)} candidates, {len(data.x_test)} held out; {args.models} models "
-          f"per defense ({args.models - 1} shadows), {args.epochs} epochs; workdir {args.workdir}")
+    if main_process:
+        print(f"digits: {len(data.x)} candidates, {len(data.x_test)} held out; {args.models} "
+              f"models per defense ({args.models - 1} shadows), {args.epochs} epochs; workdir "
+              f"{args.workdir}")
     model = get_model("fc", 10, hidden_sizes=(256, 128))
     settings = AttackSettings(nn_epochs=args.nn_epochs, top3_max_epochs=200, noise_variants=0)
-    _, report = evaluate_defenses(model, chosen, data, num_models=args.models,
-                                  seed=args.seed, run_dir=args.workdir, settings=settings,
-                                  progress=not args.quiet)
+    evaluation, report = evaluate_defenses(model, chosen, data, num_models=args.models,
+                                           seed=args.seed, run_dir=args.workdir,
+                                           settings=settings, progress=not args.quiet)
+    if not main_process:  # Every process trains its share; process 0 writes and prints.
+        return None
     print_tables(report)
+    counts = ", ".join(f"{name} {r.models_trained} trained / {r.models_loaded} loaded"
+                       for name, r in evaluation.defenses.items() if r.models_trained is not None)
+    if counts:
+        print(f"\nModels: {counts}.")
     print(f"\nReport: {os.path.join(args.workdir, 'report.json')} (and report.md, scores.npz, "
-          f"roc_*.png). Total time {time.perf_counter() - start:.0f} s.")
+          f"manifest.json, roc_*.png). Total time {time.perf_counter() - start:.0f} s.")
     return report
 
 

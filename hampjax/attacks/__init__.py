@@ -1,4 +1,4 @@
-"""Membership inference attacks and the adaptive evaluation pipeline.
+"""Membership inference attacks.
 
 Convention everywhere: a higher score means "more likely member"; members are the positive
 class (label 1).
@@ -10,19 +10,11 @@ class (label 1).
 * :mod:`~hampjax.attacks.nn` - the Nasr et al. NN attack and the Salem et al. top-3 attack.
 * :mod:`~hampjax.attacks.label_only` - gap, noise and augmentation robustness, HopSkipJump and
   CW-L2 boundary distances.
-* :mod:`~hampjax.attacks.evaluate` - train target + shadows with a defense, run every attack.
+* :mod:`~hampjax.attacks.shift` - fitted score attacks under non-member distribution shift.
+
+The adaptive evaluation (train target + shadows, run every attack) is :mod:`hampjax.evaluation`.
 """
 
-from hampjax.attacks.evaluate import (
-    AttackSettings,
-    Defense,
-    DefenseEvaluation,
-    EvalData,
-    attack_roles,
-    evaluate_defense,
-    evaluate_defenses,
-    to_evaluation,
-)
 from hampjax.attacks.label_only import (
     augmentation_scores,
     cw_l2_distance,
@@ -85,13 +77,13 @@ __all__ = [
     "fit_score_attacks",
     "evaluate_shift",
     "calibration_summary",
-    "AttackSettings", "Defense", "DefenseEvaluation", "EvalData", "LIRA_VARIANT_NAMES",
+    "LIRA_VARIANT_NAMES",
     "LeaveOneOutMetrics", "LeaveOneOutResult", "METRIC_SCORES", "NNAttack", "Thresholds",
-    "Top3Attack", "apply_thresholds", "attack_roles", "augmentation_scores", "cw_l2_distance",
-    "distance_to_score", "evaluate_defense", "evaluate_defenses", "fit_thresholds",
+    "Top3Attack", "apply_thresholds", "augmentation_scores", "cw_l2_distance",
+    "distance_to_score", "fit_thresholds",
     "gap_attack_scores", "global_threshold_score", "hop_skip_jump_distance",
     "labels_from_logits", "leave_one_out", "leave_one_out_metrics", "lira", "lira_variants",
     "metric_attack_scores", "nn_attack_scores", "noise_robustness_scores", "rmia",
-    "to_evaluation", "top3_attack_scores", "train_nn_attack", "train_top3_attack",
+    "top3_attack_scores", "train_nn_attack", "train_top3_attack",
     "true_class_probs", "tune_offline_a", "yeom_predict", "yeom_threshold", "youden_threshold",
 ]

@@ -63,6 +63,7 @@ from hampjax.metrics.calibration import (
     overconfidence_error,
 )
 from hampjax.metrics.roc import auc, roc_curve
+from hampjax.metrics.shift_keys import COUNT_KEYS, FLOAT_KEYS
 
 __all__ = [
     "SCORE_ATTACKS",
@@ -83,17 +84,6 @@ SCORE_ATTACKS: tuple[str, ...] = ("max_score", "entropy", "top3", "loss")
 LABEL_AWARE_ATTACKS: frozenset[str] = frozenset({"loss"})
 """Attacks that need the class label of every example they score."""
 
-FLOAT_KEYS: tuple[str, ...] = (
-    "threshold", "fpr", "precision", "recall", "accuracy", "auroc", "aupr", "fpr@95%tpr",
-    "mmps_tp", "mmps_fp", "mmps_fn", "mmps_tn", "fpr_argmax_eq_label", "fpr_argmax_ne_label",
-)
-"""Float entries of every :func:`evaluate_shift` result (NaN where undefined)."""
-
-COUNT_KEYS: tuple[str, ...] = (
-    "num_members", "num_nonmembers", "tp", "fp", "fn", "tn",
-    "num_argmax_eq_label", "num_argmax_ne_label",
-)
-"""Integer entries of every :func:`evaluate_shift` result."""
 
 
 # --------------------------------------------------------------------------------------------

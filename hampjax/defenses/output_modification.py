@@ -18,7 +18,10 @@ This module provides:
 * the model outputs on random inputs, either precomputed once as a pool
   (:func:`make_random_output_pool`, :func:`sample_from_pool`; the paper's Appendix F scheme) or
   drawn afresh for each query batch (:func:`fresh_random_outputs`; the authors' code);
-* :class:`OutputModifier`, a small pure object that applies the defense in either mode.
+* :class:`OutputModifier`, the one object-level API: a model's pool (or fresh draws), the
+  draw and the modification, ``modifier(outputs, key)``. A stack of per-model modifiers
+  (:meth:`OutputModifier.from_pools`) is what :func:`hampjax.training.predict_many` takes
+  as ``output_modifier``.
 
 Randomness always comes from an explicit ``key``.
 
@@ -636,6 +639,39 @@ class OutputModifier:
         return cls(pool=jnp.asarray(pool), break_ties=bool(break_ties))
 
     @classmethod
+    def from_pools(cls, pools: jax.Array, *, break_ties: bool = True) -> OutputModifier:
+        """One pool-mode modifier per model, stacked on a leading model axis.
+
+        ``pools`` is ``[M, pool_size, C]``: model ``m``'s outputs on its random inputs. The
+        stack is the ``output_modifier`` of :func:`hampjax.training.predict_many`, which gives
+        model ``m`` the modifier ``OutputModifier.from_pool(pools[m])``; it cannot be called
+        directly.
+
+        Raises:
+          ValueError: unless ``pools`` is ``[M >= 1, pool_size >= 1, C >= 2]`` floats.
+
+        Example:
+          >>> import jax, jax.numpy as jnp
+          >>> from hampjax.models.registry import get_model, model_functions
+          >>> from hampjax.training import predict_many
+          >>> init_fn, apply_fn = model_functions(get_model("fc", 3, hidden_sizes=(8,)))
+          >>> variables = jax.vmap(init_fn, in_axes=(0, None))(
+          ...     jax.random.split(jax.random.key(0), 2), jnp.zeros((1, 4)))
+          >>> pools = predict_many(apply_fn, variables, jnp.zeros((5, 4)))[:, :, 0]  # [M, P, C]
+          >>> out = predict_many(apply_fn, variables, jnp.ones((6, 4)),
+          ...                    output_modifier=OutputModifier.from_pools(pools),
+          ...                    output_key=jax.random.key(1))
+          >>> out.shape
+          (2, 6, 1, 3)
+        """
+        shape = tuple(np.shape(pools))
+        if len(shape) != 3 or shape[0] < 1:
+            raise ValueError(f"pools must have 3 dimensions [M, pool_size, C] with M >= 1, got "
+                             f"shape {shape}")
+        _check_pool(jnp.asarray(pools)[0])
+        return cls(pool=jnp.asarray(pools), break_ties=bool(break_ties))
+
+    @classmethod
     def fresh(
         cls, apply_fn: ApplyFn, sample_inputs: SampleInputsFn, *, break_ties: bool = True
     ) -> OutputModifier:
@@ -657,6 +693,11 @@ class OutputModifier:
         in fresh mode, if ``batch_shape`` is empty of rows).
         """
         batch_shape = validation.as_shape("batch_shape", batch_shape, allow_empty=True, minimum=0)
+        if self.pool is not None and self.pool.ndim == 3:
+            raise ValueError(
+                "this OutputModifier stacks one pool per model (from_pools, pool shape "
+                f"{tuple(self.pool.shape)}): pass it to predict_many(output_modifier=...), or "
+                "call OutputModifier.from_pool(pools[m]) for model m")
         if self.pool is not None:
             return sample_from_pool(self.pool, key, batch_shape)
         if self.apply_fn is None or self.sample_inputs is None:
@@ -682,7 +723,7 @@ class OutputModifier:
         """
         outputs = jnp.asarray(outputs)
         _check_outputs("outputs", outputs)
-        if self.pool is not None:
+        if self.pool is not None and self.pool.ndim == 2:
             validation.check_last_dim("outputs", outputs, self.pool.shape[-1])
         random_outputs = self.random_outputs(key, tuple(outputs.shape[:-1]))
         validation.check_same_shape(("outputs", "random outputs"), outputs, random_outputs)

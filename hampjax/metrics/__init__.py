@@ -12,7 +12,13 @@ from hampjax.metrics.calibration import (
     reliability_diagram_data,
     wasserstein_distance,
 )
-from hampjax.metrics.intervals import Interval, bootstrap_interval, clopper_pearson
+from hampjax.metrics.intervals import (
+    Interval,
+    bootstrap_interval,
+    bootstrap_summary,
+    clopper_pearson,
+    summary_metric_keys,
+)
 from hampjax.metrics.roc import (
     ResolutionWarning,
     RocCurve,
@@ -41,6 +47,7 @@ __all__ = [
     "balanced_accuracy",
     "below_resolution_key",
     "bootstrap_interval",
+    "bootstrap_summary",
     "clopper_pearson",
     "expected_calibration_error",
     "format_rate",
@@ -51,6 +58,7 @@ __all__ = [
     "reliability_diagram_data",
     "roc_curve",
     "summarize",
+    "summary_metric_keys",
     "tnr_at_fnr",
     "tnr_at_fnr_key",
     "tpr_at_fpr",

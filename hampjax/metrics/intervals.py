@@ -6,18 +6,31 @@ Host-side NumPy. The bootstrap takes an integer ``seed`` (required, no default) 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from hampjax import validation
-from hampjax.metrics.roc import _validated
+from hampjax.metrics.roc import (
+    _advantage,
+    _auc,
+    _check_rate,
+    _Counts,
+    _tnr_at_fnr,
+    _tpr_at_fpr,
+    _validated,
+    summarize,
+    tnr_at_fnr_key,
+    tpr_at_fpr_key,
+)
 
 __all__ = [
     "Interval",
     "bootstrap_interval",
+    "bootstrap_summary",
     "clopper_pearson",
+    "summary_metric_keys",
 ]
 
 
@@ -125,6 +138,104 @@ def bootstrap_interval(
     alpha = 1.0 - confidence
     low, high = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0])
     return Interval(estimate=estimate, low=float(low), high=float(high))
+
+
+def summary_metric_keys(fprs: Sequence[float], fnrs: Sequence[float]) -> list[str]:
+    """The metric keys of :func:`bootstrap_summary`, in order.
+
+    ``"auc"``, ``"balanced_accuracy"``, ``"attacker_advantage"``, then the TPR reading of
+    every target in ``fprs`` and the TNR reading of every target in ``fnrs``.
+
+    Example:
+      >>> summary_metric_keys((1e-3,), (1e-3,))
+      ['auc', 'balanced_accuracy', 'attacker_advantage', 'tpr@0.1%fpr', 'tnr@0.1%fnr']
+    """
+    return (["auc", "balanced_accuracy", "attacker_advantage"]
+            + [tpr_at_fpr_key(_check_rate("fprs", t)) for t in fprs]
+            + [tnr_at_fnr_key(_check_rate("fnrs", t)) for t in fnrs])
+
+
+def bootstrap_summary(
+    scores: Any,
+    labels: Any,
+    *,
+    fprs: Sequence[float],
+    fnrs: Sequence[float],
+    seed: int,
+    num_resamples: int,
+    confidence: float = 0.95,
+) -> dict[str, Interval]:
+    """Stratified percentile bootstrap of every :func:`~hampjax.metrics.summarize` metric at once.
+
+    Draws exactly as :func:`bootstrap_interval` with ``stratified=True`` and the same seed,
+    so each interval equals the one that function gives for that metric alone (with the
+    strict reading for positive targets, the non-strict one at 0, as :func:`summarize`).
+    Instead of re-sorting every resample, the scores are sorted once and a resample is the
+    vector of draw counts per example: its ROC in integer counts is a weighted cumulative
+    sum along that one order. Examples not drawn only add repeated ROC points, which change
+    no reading, so the values equal ``summarize`` on the resample exactly. Cost: one pass
+    over ``N`` scores per resample.
+
+    Args:
+      scores: ``[N]`` finite scores, higher = more likely member.
+      labels: ``[N]`` 0/1 membership labels; both classes present.
+      fprs: target FPRs of the TPR readings; fnrs: target FNRs of the TNR readings.
+      seed: integer seed ``>= 0`` for ``np.random.default_rng``. Required.
+      num_resamples: number of resamples, ``>= 1``.
+      confidence: two-sided confidence level in ``(0, 1)``.
+
+    Returns:
+      ``{metric key: Interval}`` in the order of :func:`summary_metric_keys`.
+
+    Raises:
+      ValueError: on invalid scores/labels, targets, seed, resamples or confidence.
+
+    Example:
+      >>> from hampjax.metrics.roc import auc
+      >>> rng = np.random.default_rng(0)
+      >>> y = np.repeat([1, 0], 100)
+      >>> s = rng.normal(size=200) + y
+      >>> out = bootstrap_summary(s, y, fprs=(1e-2,), fnrs=(), seed=0, num_resamples=50)
+      >>> out["auc"] == bootstrap_interval(auc, s, y, seed=0, num_resamples=50)
+      True
+    """
+    seed = validation.check_positive_int("seed", seed, minimum=0)
+    num_resamples = validation.check_positive_int("num_resamples", num_resamples)
+    confidence = _check_confidence(confidence)
+    keys = summary_metric_keys(fprs, fnrs)
+    s, member = _validated(scores, labels)
+    estimate = summarize(s, member, fprs=fprs, fnrs=fnrs)
+    order = np.argsort(s, kind="stable")[::-1]
+    s_sorted, member_sorted = s[order], member[order]
+    ends = np.append(np.flatnonzero(s_sorted[1:] != s_sorted[:-1]), s.size - 1)
+    member_idx, nonmember_idx = np.flatnonzero(member), np.flatnonzero(~member)
+    num_pos, num_neg = member_idx.size, nonmember_idx.size
+    zero = np.zeros(1, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    values = np.empty((num_resamples, len(keys)), dtype=np.float64)
+    for r in range(num_resamples):
+        idx = _resample_indices(rng, member, member_idx, nonmember_idx, True)
+        weights = np.bincount(idx, minlength=s.size)[order]
+        tps = np.cumsum(np.where(member_sorted, weights, 0), dtype=np.int64)[ends]
+        fps = np.cumsum(weights, dtype=np.int64)[ends] - tps
+        counts = _Counts(
+            fps=np.concatenate([zero, fps]),
+            tps=np.concatenate([zero, tps]),
+            thresholds=np.empty(0),  # unused by the readings
+            num_pos=num_pos,
+            num_neg=num_neg,
+        )
+        advantage = _advantage(counts)
+        resampled = [_auc(counts), 0.5 * (1.0 + advantage), advantage]
+        resampled += [_tpr_at_fpr(counts, float(t), float(t) > 0.0) for t in fprs]
+        resampled += [_tnr_at_fnr(counts, float(t), float(t) > 0.0) for t in fnrs]
+        values[r] = resampled
+    alpha = 1.0 - confidence
+    low, high = np.quantile(values, [alpha / 2.0, 1.0 - alpha / 2.0], axis=0)
+    return {
+        k: Interval(estimate=float(estimate[k]), low=float(low[i]), high=float(high[i]))
+        for i, k in enumerate(keys)
+    }
 
 
 def clopper_pearson(successes: int, trials: int, *, confidence: float = 0.95) -> tuple[float, float]:

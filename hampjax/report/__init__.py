@@ -1,7 +1,10 @@
 """Run reports: JSON summary, per-sample scores, Markdown table, log-log ROC plots, LiRA I/O.
 
+* :mod:`~hampjax.report.results` - the result types :class:`Evaluation`,
+  :class:`DefenseResult`, :class:`AttackScores`.
 * :mod:`~hampjax.report.report` - :class:`Evaluation` -> run directory
-  (:func:`write_report`), :func:`rebuild` from saved scores, :func:`format_table`.
+  (:func:`write_report`), :func:`rebuild` from saved scores, :func:`verify_run_dir` /
+  :func:`load_report` (manifest check), :func:`format_table`.
 * :mod:`~hampjax.report.tables` - Markdown: :func:`format_table`, ``report.md`` text.
 * :mod:`~hampjax.report.plots` - log-log ROC and score histograms as PNG (optional matplotlib).
 * :mod:`~hampjax.report.lira_io` - import/export of the LiRA reference layout
@@ -17,7 +20,12 @@ from hampjax.report.lira_io import (
     import_lira_layout,
     import_lira_logits,
 )
-from hampjax.report.plots import matplotlib_available, render_roc_png, render_score_histogram_png
+from hampjax.report.plots import (
+    import_matplotlib,
+    matplotlib_available,
+    render_roc_png,
+    render_score_histogram_png,
+)
 from hampjax.report.report import (
     FNRS,
     FPRS,
@@ -28,7 +36,9 @@ from hampjax.report.report import (
     collect_versions,
     config_hash,
     load_evaluation,
+    load_report,
     rebuild,
+    verify_run_dir,
     write_report,
 )
 from hampjax.report.tables import format_table, markdown_document
@@ -66,11 +76,14 @@ __all__ = [
     "format_table",
     "import_lira_layout",
     "import_lira_logits",
+    "import_matplotlib",
     "load_evaluation",
+    "load_report",
     "markdown_document",
     "matplotlib_available",
     "rebuild",
     "render_roc_png",
     "render_score_histogram_png",
+    "verify_run_dir",
     "write_report",
 ]

@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from hampjax import atomic, validation
-from hampjax.report.report import _check_name
+from hampjax.report.results import _check_name
 from hampjax.training.membership import check_keep
 
 __all__ = [

@@ -28,6 +28,7 @@ from hampjax.metrics.roc import auc, roc_curve, summarize
 
 __all__ = [
     "AXIS_MIN",
+    "import_matplotlib",
     "matplotlib_available",
     "render_roc_png",
     "render_score_histogram_png",
@@ -39,12 +40,20 @@ AXIS_MIN = 1e-5
 _OFF_AXIS = 1e-6  # where zero rates are drawn: below AXIS_MIN, so off the visible plot
 
 
-def _import_matplotlib() -> tuple[Any, Any]:
-    """Return ``(Figure, FigureCanvasAgg)``; raises ImportError if matplotlib is missing."""
+def import_matplotlib() -> tuple[Any, Any]:
+    """Return ``(Figure, FigureCanvasAgg)`` (the Agg backend, no pyplot state).
+
+    Raises:
+      ImportError: if matplotlib is missing (``pip install 'hampjax[plots]'``).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     return Figure, FigureCanvasAgg
+
+
+# TODO(lead): remove once hampjax/repro/figures.py calls import_matplotlib().
+_import_matplotlib = import_matplotlib
 
 
 def matplotlib_available() -> bool:
@@ -58,7 +67,7 @@ def matplotlib_available() -> bool:
       True
     """
     try:
-        _import_matplotlib()
+        import_matplotlib()
     except ImportError:
         return False
     return True
@@ -115,7 +124,7 @@ def render_roc_png(curves: Mapping[str, tuple[Any, Any]], *, title: str) -> byte
     for name, (scores, labels) in checked.items():
         summary = summarize(scores, labels, fprs=(1e-3,), fnrs=())
         rocs[name] = (roc_curve(scores, labels), summary)  # validates before matplotlib loads
-    figure_cls, canvas_cls = _import_matplotlib()
+    figure_cls, canvas_cls = import_matplotlib()
     fig = figure_cls(figsize=(5.0, 5.0))
     ax = fig.add_subplot(1, 1, 1)
     for name, (roc, summary) in rocs.items():
@@ -162,7 +171,7 @@ def render_score_histogram_png(scores: Any, is_member: Any, *, title: str, bins:
     s = np.asarray(scores, dtype=np.float64)
     member = np.asarray(is_member) == 1
     edges = np.histogram_bin_edges(s, bins=bins)
-    figure_cls, canvas_cls = _import_matplotlib()
+    figure_cls, canvas_cls = import_matplotlib()
     fig = figure_cls(figsize=(5.0, 3.5))
     ax = fig.add_subplot(1, 1, 1)
     ax.hist(s[~member], bins=edges, alpha=0.5, density=True, label=f"non-members ({int((~member).sum())})")

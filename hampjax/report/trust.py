@@ -51,8 +51,8 @@ from typing import Any
 import numpy as np
 
 from hampjax import atomic, validation
-from hampjax.attacks.shift import COUNT_KEYS, FLOAT_KEYS
 from hampjax.metrics.calibration import wasserstein_distance
+from hampjax.metrics.shift_keys import COUNT_KEYS, FLOAT_KEYS
 from hampjax.report import plots as _plots
 
 __all__ = [
@@ -216,7 +216,7 @@ def render_score_kde_png(groups: Mapping[str, Any], *, title: str) -> bytes:
     """
     checked = _check_groups(groups, "groups")
     grid = _grid(checked)
-    figure_cls, canvas_cls = _plots._import_matplotlib()
+    figure_cls, canvas_cls = _plots.import_matplotlib()
     fig = figure_cls(figsize=(5.5, 3.5))
     ax = fig.add_subplot(1, 1, 1)
     for name, samples in checked.items():

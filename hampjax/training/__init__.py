@@ -12,7 +12,7 @@
 
 from hampjax.training.distributed import maybe_initialize
 from hampjax.training.engine import TrainResult, TrainState, epoch_batches, model_key, train_many
-from hampjax.training.predict import OutputTransform, pool_output_transform, predict_many, predict_single
+from hampjax.training.predict import predict_many, predict_single
 from hampjax.training.queries import Query, QuerySet
 from hampjax.training.membership import balanced_keep, check_keep, load_keep, paired_keep, save_keep
 from hampjax.training.presets import PRESETS, preset_spec
@@ -69,10 +69,8 @@ __all__ = [
     "build_recipe",
     "diff_paths",
     "preset_spec",
-    "OutputTransform",
     "Query",
     "QuerySet",
-    "pool_output_transform",
     "predict_many",
     "predict_single",
     "LossContext",

@@ -9,13 +9,12 @@ inputs once and runs all models on them with ``vmap``; the models always run in 
 on the rest of its batch (the authors' LiRA and HAMP code ran inference in train mode; see
 ``hamp-relaxloss.md`` section 3 and ``attacks.md`` section 1.2 of the spec).
 
-An optional *output transform* modifies each model's outputs after the forward pass, e.g.
-HAMP's output modification (``hamp-relaxloss.md`` section 2), where every model has its own
-pool of outputs on random inputs. Its per-model state is stacked on the model axis like the
-variables, and its randomness comes from one explicit key, folded per (model, example, query)
-so that results do not depend on the batch size, the padding or the device mesh.
-:func:`pool_output_transform` builds the HAMP-style transform from any
-``modify(outputs, random_outputs)`` function.
+An optional *output modifier* (:class:`~hampjax.defenses.output_modification.OutputModifier`,
+a stack of per-model pools from :meth:`~hampjax.defenses.output_modification.OutputModifier.from_pools`)
+applies HAMP's output modification (``hamp-relaxloss.md`` section 2) to each model's outputs
+after the forward pass: every model draws from its own pool of outputs on random inputs. Its
+randomness comes from one explicit key, folded per (model, example, query) so that results do
+not depend on the batch size, the padding or the device mesh.
 
 Results can stream into a ``.npy`` file (written under a temporary name and renamed when
 complete). The model axis can be sharded across devices.
@@ -27,7 +26,7 @@ import functools
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -35,88 +34,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from hampjax import validation
+from hampjax.defenses.output_modification import OutputModifier
 from hampjax.training.queries import QuerySet
 
-__all__ = ["OutputTransform", "predict_many", "predict_single", "pool_output_transform"]
+__all__ = ["predict_many", "predict_single"]
 
 PyTree = Any
-
-
-class OutputTransform(Protocol):
-    """Per-model, per-row modification of outputs: ``(state, logits, key) -> outputs``.
-
-    Called inside the jitted program, ``vmap``-ed over models and over the ``B * Q`` rows of a
-    batch, with:
-
-    * ``state``: model ``m``'s slice of ``transform_state`` (a pytree; ``None`` when no state
-      is given);
-    * ``logits``: float32 ``[C]``, one model's outputs for one example and one query;
-    * ``key``: the row's PRNG key, ``fold_in(fold_in(fold_in(transform_key, m), j), q)`` for
-      model ``m`` (position on the model axis), example ``j`` (position in ``x``) and query
-      ``q``; ``None`` when ``transform_key`` is ``None``.
-
-    Must return ``[C']`` outputs (usually ``C' = C``) and be a pure JAX function. It is a
-    static ``jit`` argument: build it once and reuse it, or each call recompiles.
-    """
-
-    def __call__(self, state: PyTree, logits: jax.Array, key: jax.Array | None) -> jax.Array:
-        ...
-
-
-def pool_output_transform(
-    modify_fn: Callable[[jax.Array, jax.Array], jax.Array],
-) -> OutputTransform:
-    """HAMP-style transform: modify each row with a random row of the model's own pool.
-
-    The returned transform takes ``state = pool [P, C]`` (model ``m``'s outputs on ``P``
-    random inputs; pass all pools as ``transform_state [M, P, C]``), draws one pool row per
-    (example, query) row with ``jax.random.randint(key, (), 0, P)`` and returns
-    ``modify_fn(logits, pool[index])``. With HAMP's ``modify_output`` the result has the pool
-    row's values arranged in the ranking of the logits.
-
-    Args:
-      modify_fn: pure function ``(outputs [C], random_outputs [C]) -> [C]``, e.g.
-        ``hampjax.defenses.output_modification.modify_output``.
-
-    Returns:
-      An :class:`OutputTransform`; build it once and reuse it (it is a static ``jit``
-      argument).
-
-    Raises:
-      ValueError: if ``modify_fn`` is not callable; the transform raises ValueError at trace
-        time when ``predict_many`` gets no ``transform_key`` or the pool is not ``[P, C]``.
-
-    Example:
-      >>> import jax, jax.numpy as jnp
-      >>> from hampjax.models.registry import get_model, model_functions
-      >>> init_fn, apply_fn = model_functions(get_model("fc", 3, hidden_sizes=(8,)))
-      >>> variables = jax.vmap(init_fn, in_axes=(0, None))(
-      ...     jax.random.split(jax.random.key(0), 2), jnp.zeros((1, 4)))
-      >>> pools = jnp.full((2, 5, 3), 7.0)  # [M, P, C]
-      >>> replace = pool_output_transform(lambda logits, random_row: random_row)
-      >>> out = predict_many(apply_fn, variables, jnp.ones((6, 4)), output_transform=replace,
-      ...                    transform_state=pools, transform_key=jax.random.key(1))
-      >>> out.shape, float(out.min()), float(out.max())
-      ((2, 6, 1, 3), 7.0, 7.0)
-    """
-    if not callable(modify_fn):
-        raise ValueError(f"modify_fn must be callable, got {modify_fn!r}")
-
-    def transform(pool: jax.Array, logits: jax.Array, key: jax.Array | None) -> jax.Array:
-        if key is None:
-            raise ValueError(
-                "transform_key is required with a pool output transform (it draws random pool "
-                "rows); pass e.g. transform_key=jax.random.key(0)"
-            )
-        if not hasattr(pool, "ndim") or pool.ndim != 2 or pool.shape[0] < 1:
-            raise ValueError(
-                "transform_state must hold one pool [P, C] (P >= 1) per model, i.e. have shape "
-                f"[M, P, C]; one model's pool has shape {getattr(pool, 'shape', None)}"
-            )
-        index = jax.random.randint(key, (), 0, pool.shape[0])
-        return modify_fn(logits, pool[index])
-
-    return transform
 
 
 def _model_axis_size(name: str, tree: PyTree) -> int:
@@ -186,18 +109,21 @@ def _take_batch(x: jax.Array, start: jax.Array, *, size: int) -> jax.Array:
     return jnp.take(x, rows, axis=0)
 
 
-@functools.partial(jax.jit, static_argnames=("apply_fn", "queries", "output_transform"))
+def _modify_row(modifier: OutputModifier, row: jax.Array, key: jax.Array) -> jax.Array:
+    return modifier(row, key)
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn", "queries"))
 def _predict_batch(
     variables: PyTree,
-    transform_state: PyTree,
+    output_modifier: OutputModifier | None,
     model_ids: jax.Array,
     x_batch: jax.Array,
     first_example: jax.Array,
-    transform_key: jax.Array | None,
+    output_key: jax.Array | None,
     *,
     apply_fn: Callable[..., Any],
     queries: QuerySet,
-    output_transform: OutputTransform | None,
 ) -> jax.Array:
     """All models x all queries on one batch: ``[M, B, Q, C]`` float32."""
     inputs = queries.apply(x_batch)  # [Q, B, ...], shared by every model.
@@ -211,30 +137,53 @@ def _predict_batch(
     logits = jax.vmap(forward)(variables).astype(jnp.float32)  # [M, Q * B, C]
     logits = logits.reshape((logits.shape[0], num_queries, batch, logits.shape[-1]))
     logits = jnp.swapaxes(logits, 1, 2)  # [M, B, Q, C]
-    if output_transform is None:
+    if output_modifier is None:
         return logits
 
     example_ids = first_example + jnp.arange(batch, dtype=jnp.int32)
     query_ids = jnp.arange(num_queries, dtype=jnp.int32)
 
-    def per_model(state: PyTree, model_id: jax.Array, rows: jax.Array) -> jax.Array:
-        if transform_key is None:
-            per_row = lambda row: output_transform(state, row, None)  # noqa: E731
-            return jax.vmap(jax.vmap(per_row))(rows)
-        model_key = jax.random.fold_in(transform_key, model_id)
+    def per_model(modifier: OutputModifier, model_id: jax.Array, rows: jax.Array) -> jax.Array:
+        model_key = jax.random.fold_in(output_key, model_id)
 
         def per_example(example_id: jax.Array, example_rows: jax.Array) -> jax.Array:
             example_key = jax.random.fold_in(model_key, example_id)
 
             def per_query(query_id: jax.Array, row: jax.Array) -> jax.Array:
-                return output_transform(state, row, jax.random.fold_in(example_key, query_id))
+                return _modify_row(modifier, row, jax.random.fold_in(example_key, query_id))
 
             return jax.vmap(per_query)(query_ids, example_rows)
 
         return jax.vmap(per_example)(example_ids, rows)
 
-    outputs = jax.vmap(per_model)(transform_state, model_ids, logits)
+    outputs = jax.vmap(per_model)(output_modifier, model_ids, logits)
     return outputs.astype(jnp.float32)
+
+
+def _check_modifier(output_modifier: Any, output_key: Any, num_models: int, *, single: bool) -> None:
+    if output_modifier is None:
+        if output_key is not None:
+            raise ValueError("output_key must be None when output_modifier is None")
+        return
+    if not isinstance(output_modifier, OutputModifier) or output_modifier.pool is None:
+        raise ValueError(
+            "output_modifier must be a pool-mode OutputModifier ("
+            + ("OutputModifier.from_pool(pool [P, C])" if single else
+               "OutputModifier.from_pools(pools [M, P, C]), one pool per model")
+            + f"), got {output_modifier!r}")
+    shape = tuple(output_modifier.pool.shape)
+    if single:
+        if len(shape) != 2:
+            raise ValueError(f"output_modifier of predict_single must hold one pool [P, C] "
+                             f"(OutputModifier.from_pool), got pool shape {shape}")
+    elif len(shape) != 3 or shape[0] != num_models:
+        raise ValueError(
+            f"output_modifier must stack one pool per model, pool shape [M={num_models}, P, C] "
+            f"(OutputModifier.from_pools), got {shape}")
+    if output_key is None:
+        raise ValueError("output_key is required with an output_modifier (it draws the random "
+                         "pool rows); pass e.g. output_key=jax.random.key(0)")
+    validation.check_key(output_key, name="output_key")
 
 
 def _predict(
@@ -244,9 +193,8 @@ def _predict(
     *,
     queries: QuerySet,
     batch_size: int,
-    output_transform: OutputTransform | None,
-    transform_state: PyTree,
-    transform_key: jax.Array | None,
+    output_modifier: OutputModifier | None,
+    output_key: jax.Array | None,
     out_path: Any,
     devices: Any,
     single: bool,
@@ -259,22 +207,9 @@ def _predict(
     validation.check_nonempty("x", x)
     queries.check_input(x, name="x")
     num_models = _model_axis_size("variables", variables)
-    if output_transform is None:
-        if transform_state is not None:
-            raise ValueError("transform_state must be None when output_transform is None")
-        if transform_key is not None:
-            raise ValueError("transform_key must be None when output_transform is None")
-    elif not callable(output_transform):
-        raise ValueError(f"output_transform must be callable or None, got {output_transform!r}")
-    if transform_state is not None:
-        state_models = _model_axis_size("transform_state", transform_state)
-        if state_models != num_models:
-            raise ValueError(
-                f"transform_state must have leading (model) axis M={num_models} like variables, "
-                f"got {state_models}"
-            )
-    if transform_key is not None:
-        validation.check_key(transform_key, name="transform_key")
+    _check_modifier(output_modifier, output_key, num_models, single=single)
+    if single and output_modifier is not None:
+        output_modifier = jax.tree.map(lambda leaf: jnp.asarray(leaf)[None], output_modifier)
     devices = _check_devices(devices, num_models)
     path = _check_out_path(out_path)
 
@@ -288,11 +223,11 @@ def _predict(
             mesh = Mesh(np.asarray(devices), ("models",))
             models_sharding = NamedSharding(mesh, PartitionSpec("models"))
             replicated = NamedSharding(mesh, PartitionSpec())
-        variables, transform_state, model_ids = jax.device_put(
-            (variables, transform_state, model_ids), models_sharding
+        variables, output_modifier, model_ids = jax.device_put(
+            (variables, output_modifier, model_ids), models_sharding
         )
-        if transform_key is not None:
-            transform_key = jax.device_put(transform_key, replicated)
+        if output_key is not None:
+            output_key = jax.device_put(output_key, replicated)
 
     if not isinstance(x, jax.Array):
         x = np.asarray(x)
@@ -312,14 +247,13 @@ def _predict(
             x_batch = jax.device_put(x_batch, replicated)
         return _predict_batch(
             variables,
-            transform_state,
+            output_modifier,
             model_ids,
             x_batch,
             jnp.int32(start),
-            transform_key,
+            output_key,
             apply_fn=apply_fn,
             queries=queries,
-            output_transform=output_transform,
         )
 
     result: np.ndarray | None = None
@@ -371,9 +305,8 @@ def predict_many(
     *,
     queries: QuerySet = QuerySet.none(),
     batch_size: int = 1024,
-    output_transform: OutputTransform | None = None,
-    transform_state: PyTree = None,
-    transform_key: jax.Array | None = None,
+    output_modifier: OutputModifier | None = None,
+    output_key: jax.Array | None = None,
     out_path: str | os.PathLike | None = None,
     devices: Sequence[jax.Device] | None = None,
 ) -> np.ndarray:
@@ -385,9 +318,12 @@ def predict_many(
     builds the ``Q * B`` query inputs once and runs all ``M`` models on them (``vmap`` over the
     model axis) with ``apply_fn(variables_m, inputs, train=False)``: BatchNorm uses running
     statistics, so each example's outputs are independent of its batch. Then, if given,
-    ``output_transform`` modifies every (model, example, query) row; see
-    :class:`OutputTransform` for its signature and key derivation. Results are deterministic
-    for a fixed ``transform_key`` and independent of ``batch_size`` and ``devices`` (up to
+    ``output_modifier`` modifies every (model, example, query) row: model ``m``'s row gets
+    ``OutputModifier.from_pool(pools[m])(row, row_key)``, one uniformly drawn row of model
+    ``m``'s own pool in the ranking of its logits, with
+    ``row_key = fold_in(fold_in(fold_in(output_key, m), j), q)`` for example ``j`` (position in
+    ``x``) and query ``q``. Results are deterministic
+    for a fixed ``output_key`` and independent of ``batch_size`` and ``devices`` (up to
     floating-point reassociation by the compiler).
 
     Args:
@@ -400,14 +336,12 @@ def predict_many(
       queries: the test-time queries (default: the input only).
       batch_size: examples per program (performance setting); memory grows with
         ``M * Q * batch_size``.
-      output_transform: optional ``(state, logits [C], key) -> [C]``, e.g. from
-        :func:`pool_output_transform` for HAMP's output modification.
-      transform_state: optional pytree whose leaves have leading axis ``M`` (model ``m``'s
-        slice goes to the transform), e.g. random-output pools ``[M, P, C]``.
-      transform_key: optional PRNG key for the transform; row keys are
-        ``fold_in(fold_in(fold_in(transform_key, m), j), q)``. Models are indexed by their
-        position in ``variables``: when predicting a large stack in chunks, give each chunk
-        its own key.
+      output_modifier: optional HAMP output modification, one pool per model:
+        ``OutputModifier.from_pools(pools [M, P, C])``
+        (:class:`~hampjax.defenses.output_modification.OutputModifier`).
+      output_key: PRNG key of the output modifier (required with it); row keys as above.
+        Models are indexed by their position in ``variables``: when predicting a large
+        stack in chunks, give each chunk its own key.
       out_path: optional path ending in ``.npy``; the result streams batch by batch into a
         file created under a temporary name in the same directory and renamed to
         ``out_path`` when complete (a failed run removes it; a killed one never leaves a
@@ -426,9 +360,9 @@ def predict_many(
 
     Raises:
       ValueError: if ``batch_size < 1``; ``x`` is empty or does not suit ``queries`` (image
-        queries need 4-D input); the leaves of ``variables`` (or of ``transform_state``) do
-        not share one leading axis ``M``; ``transform_state`` / ``transform_key`` is given
-        without ``output_transform``; ``transform_key`` is not a key; ``M`` is not divisible
+        queries need 4-D input); the leaves of ``variables`` do not share one leading axis
+        ``M``; ``output_modifier`` is not a pool-mode modifier stacking ``M`` pools;
+        ``output_key`` is missing with it, given without it or not a key; ``M`` is not divisible
         by the number of ``devices``; ``out_path`` does not end in ``.npy`` or its directory
         does not exist.
 
@@ -443,8 +377,8 @@ def predict_many(
     """
     return _predict(
         apply_fn, variables, x, queries=queries, batch_size=batch_size,
-        output_transform=output_transform, transform_state=transform_state,
-        transform_key=transform_key, out_path=out_path, devices=devices, single=False,
+        output_modifier=output_modifier, output_key=output_key, out_path=out_path,
+        devices=devices, single=False,
     )
 
 
@@ -455,23 +389,22 @@ def predict_single(
     *,
     queries: QuerySet = QuerySet.none(),
     batch_size: int = 1024,
-    output_transform: OutputTransform | None = None,
-    transform_state: PyTree = None,
-    transform_key: jax.Array | None = None,
+    output_modifier: OutputModifier | None = None,
+    output_key: jax.Array | None = None,
     out_path: str | os.PathLike | None = None,
     devices: Sequence[jax.Device] | None = None,
 ) -> np.ndarray:
     """:func:`predict_many` for one model (variables without a model axis).
 
-    Adds a model axis of size 1 to ``variables`` and ``transform_state`` and removes it from
-    the result (also from the file written to ``out_path``). The transform's model index is
+    Adds a model axis of size 1 to ``variables`` and ``output_modifier`` and removes it from
+    the result (also from the file written to ``out_path``). The modifier's model index is
     0. ``devices`` may name at most one device.
 
     Args:
-      apply_fn, x, queries, batch_size, output_transform, transform_key, out_path, devices:
+      apply_fn, x, queries, batch_size, output_key, out_path, devices:
         as for :func:`predict_many`.
       variables: one model's variables (no leading model axis).
-      transform_state: optional state of the transform for this model (no model axis).
+      output_modifier: optional ``OutputModifier.from_pool(pool [P, C])`` of this model.
 
     Returns:
       float32 ``[N, Q, C]`` host array (a read-only ``np.memmap`` with ``out_path``).
@@ -491,11 +424,8 @@ def predict_single(
     if not jax.tree_util.tree_leaves(variables):
         raise ValueError("variables must be a non-empty pytree of arrays")
     add_axis = lambda tree: jax.tree.map(lambda leaf: jnp.asarray(leaf)[None], tree)  # noqa: E731
-    stacked_state = None if transform_state is None else add_axis(transform_state)
-    if transform_state is not None and not jax.tree_util.tree_leaves(transform_state):
-        raise ValueError("transform_state must be None or a non-empty pytree of arrays")
     return _predict(
         apply_fn, add_axis(variables), x, queries=queries, batch_size=batch_size,
-        output_transform=output_transform, transform_state=stacked_state,
-        transform_key=transform_key, out_path=out_path, devices=devices, single=True,
+        output_modifier=output_modifier, output_key=output_key, out_path=out_path,
+        devices=devices, single=True,
     )

@@ -1,23 +1,37 @@
 """Smoke test of the quickstart demo with tiny settings (the real run takes a few minutes).
 
 Two of the five defenses keep it fast; every defense's recipe is trained by
-tests/training/test_engine.py and tests/attacks/test_evaluate.py.
+tests/training/test_engine.py and tests/evaluation/test_pipeline.py. The same work directory
+is then extended from 4 to 6 models: only the 2 new models are trained.
 """
 
 import importlib.util
 import json
 import os
 
+import pytest
+
+from hampjax.report import verify_run_dir
+
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "experiments", "demo.py")
 
 
-def test_demo_quick(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def demo():
     spec = importlib.util.spec_from_file_location("hampjax_demo", DEMO)
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(demo, workdir, models, defenses="undefended,hamp"):
+    return demo.main(["--workdir", workdir, "--models", str(models), "--epochs", "1",
+                      "--nn-epochs", "1", "--defenses", defenses, "--quiet"])
+
+
+def test_demo_quick_then_extended(demo, tmp_path, capsys):
     workdir = str(tmp_path / "demo")
-    report = demo.main(["--workdir", workdir, "--models", "4", "--epochs", "1",
-                        "--nn-epochs", "1", "--defenses", "undefended,hamp", "--quiet"])
+    report = _run(demo, workdir, 4)
     out = capsys.readouterr().out
     assert "Summary (max over all attacks" in out and "hamp" in out
     with open(os.path.join(workdir, "report.json")) as f:
@@ -29,3 +43,21 @@ def test_demo_quick(tmp_path, capsys):
         assert {"train_acc", "test_acc", "max_tpr@0.1%fpr", "max_tnr@0.1%fnr"} <= set(d)
         for attack in d["attacks"].values():
             assert {"auc", "tpr@0.1%fpr", "tnr@0.1%fnr"} <= set(attack)
+    assert on_disk["defenses"]["hamp"]["config"]["output"]["kind"] == "hamp"
+    assert on_disk["defenses"]["undefended"]["config"]["output"]["kind"] == "none"
+    verify_run_dir(workdir)
+    assert [on_disk["defenses"][n]["models_trained"] for n in ("undefended", "hamp")] == [4, 4]
+
+    extended = _run(demo, workdir, 6, "undefended")  # trains only models 4 and 5
+    d = extended["defenses"]["undefended"]
+    assert (d["models_trained"], d["models_loaded"]) == (2, 4)
+    assert extended["run"]["num_models"] == 6
+    assert "undefended 2 trained / 4 loaded" in capsys.readouterr().out
+    verify_run_dir(workdir)
+
+
+def test_demo_flag_validation(demo):
+    for argv in (["--models", "5"], ["--models", "2"], ["--epochs", "0"], ["--nn-epochs", "0"],
+                 ["--defenses", "undefended,nope"]):
+        with pytest.raises(SystemExit):
+            demo.main(argv + ["--quiet"])

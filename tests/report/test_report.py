@@ -230,7 +230,7 @@ def test_write_report_files_and_scores_npz(tmp_path):
     ev = _evaluation()
     report = write_report(tmp_path, ev, bootstrap_resamples=10, seed=0, plots=False)
     files = sorted(os.listdir(tmp_path))
-    assert files == ["evaluation.json", "report.json", "report.md", "scores.npz"]
+    assert files == ["evaluation.json", "manifest.json", "report.json", "report.md", "scores.npz"]
     with open(tmp_path / "report.json") as f:
         assert json.load(f) == report
     with np.load(tmp_path / "scores.npz", allow_pickle=False) as npz:
@@ -409,7 +409,7 @@ def test_missing_matplotlib_skips_plots_with_warning(tmp_path, monkeypatch):
     def missing():
         raise ImportError("No module named 'matplotlib'")
 
-    monkeypatch.setattr(plots, "_import_matplotlib", missing)
+    monkeypatch.setattr(plots, "import_matplotlib", missing)
     assert plots.matplotlib_available() is False
     with pytest.warns(UserWarning, match="matplotlib"):
         report = write_report(tmp_path, _evaluation(n=10), bootstrap_resamples=0, seed=0)
@@ -565,13 +565,17 @@ def test_format_table_validation():
 
 
 def test_rebuild_validation(tmp_path):
-    with pytest.raises(ValueError, match="run_dir must contain evaluation.json and scores.npz"):
+    with pytest.raises(ValueError, match="run_dir must contain scores.npz and evaluation.json"):
         rebuild(tmp_path)
     with pytest.raises(ValueError, match="run_dir must be a path"):
         rebuild(None)
     write_report(tmp_path, _ev(), bootstrap_resamples=0, seed=0, plots=False)
     meta = json.loads((tmp_path / "evaluation.json").read_text())
     np.savez(tmp_path / "scores.npz", **{"scores/d/a": np.array([0.9, 0.1])})
+    with pytest.raises(ValueError, match="scores.npz is not the one .*evaluation.json was written with"):
+        rebuild(tmp_path)
+    del meta["scores_sha256"]  # a file without the hash is read on trust
+    (tmp_path / "evaluation.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="scores.npz lacks 'is_member/d/a'"):
         rebuild(tmp_path)
     meta["format"] = "other"

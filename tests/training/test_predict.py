@@ -1,5 +1,5 @@
 """Batched eval-mode inference: equality with a per-example loop, the BatchNorm eval-mode guard,
-output transforms with per-model state, streaming to .npy, sharding and validation.
+HAMP's output modifier with per-model pools, streaming to .npy, sharding and validation.
 
 Variables are filled from NumPy (``jax.eval_shape`` gives the shapes): jitted threefry draws
 compile slowly on XLA:CPU, so the tests keep the number of random programs small.
@@ -17,7 +17,8 @@ import pytest
 from hampjax.models.registry import get_model, model_functions
 from hampjax.models.resnet import ResNet20
 from hampjax.training import predict as predict_module
-from hampjax.training.predict import pool_output_transform, predict_many, predict_single
+from hampjax.defenses.output_modification import OutputModifier, modify_output, sample_from_pool
+from hampjax.training.predict import predict_many, predict_single
 from hampjax.training.queries import QuerySet
 
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -185,87 +186,54 @@ def test_eval_mode_guard_zoo_resnet(conv):
     assert np.max(np.abs(np.asarray(train_logits) - full[1, :, 0])) > 1e-2
 
 
-def test_output_transform_gets_each_models_own_state(fc):
-    apply_fn, variables, x = fc
-    offsets = np.arange(3 * 5, dtype=np.float32).reshape(3, 5) * 100.0  # [M, C]
-    keys_seen = []
-
-    def add_offset(state, logits, key):
-        keys_seen.append(key)
-        assert state.shape == (5,) and logits.shape == (5,)
-        return logits + state
-
-    plain = predict_many(apply_fn, variables, x, batch_size=3)
-    out = predict_many(apply_fn, variables, x, batch_size=3, output_transform=add_offset,
-                       transform_state=offsets)
-    np.testing.assert_allclose(out, plain + offsets[:, None, None, :], **TOL)
-    assert keys_seen == [None]  # no transform_key: the transform gets None, traced once
-
-
-def rank_preserving_replace(outputs, random_outputs):
-    """out[argsort(z)] = sort(r): the pool row's values in the ranking of the outputs."""
-    return jnp.zeros_like(outputs).at[jnp.argsort(outputs)].set(jnp.sort(random_outputs))
-
-
 @pytest.fixture(scope="module")
 def pool_setup(fc):
     apply_fn, variables, x = fc
     pools = np.random.default_rng(8).normal(size=(3, 4, 5)).astype(np.float32)  # [M, P, C]
-    return apply_fn, variables, x, pools, pool_output_transform(rank_preserving_replace)
+    return apply_fn, variables, x, pools, OutputModifier.from_pools(pools)
 
 
-def test_pool_transform_keys_and_batch_size_independence(pool_setup):
-    apply_fn, variables, x, pools, transform = pool_setup
+def test_output_modifier_rows_keys_and_batch_size_independence(pool_setup):
+    apply_fn, variables, x, pools, modifier = pool_setup
     key = jax.random.key(11)
-    queries = QuerySet.none()
-    run = functools.partial(predict_many, apply_fn, variables, x, queries=queries,
-                            output_transform=transform, transform_state=pools, transform_key=key)
+    run = functools.partial(predict_many, apply_fn, variables, x, output_modifier=modifier,
+                            output_key=key)
     out = run(batch_size=3)
     np.testing.assert_array_equal(run(batch_size=7), out)  # independent of batch composition
     logits = predict_many(apply_fn, variables, x, batch_size=3)
     for m in range(3):
+        one = OutputModifier.from_pool(pools[m])
         for j in range(7):
             row_key = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, m), j), 0)
-            index = int(jax.random.randint(row_key, (), 0, 4))
-            expected = np.asarray(rank_preserving_replace(logits[m, j, 0], pools[m, index]))
+            # Equals the pure functions on model m's own pool, and the single-model modifier.
+            expected = np.asarray(modify_output(logits[m, j, 0],
+                                                sample_from_pool(pools[m], row_key, ())))
             np.testing.assert_allclose(out[m, j, 0], expected, **TOL)
-            # Properties: values come from model m's own pool, ranking of the logits is kept.
+            np.testing.assert_allclose(out[m, j, 0], np.asarray(one(logits[m, j, 0], row_key)), **TOL)
+            index = int(jax.random.randint(row_key, (), 0, 4))
             np.testing.assert_allclose(np.sort(out[m, j, 0]), np.sort(pools[m, index]), **TOL)
             np.testing.assert_array_equal(np.argsort(out[m, j, 0]), np.argsort(logits[m, j, 0]))
     # A different key draws different pool rows somewhere.
-    assert not np.array_equal(run(batch_size=3, transform_key=jax.random.key(12)), out)
+    assert not np.array_equal(run(batch_size=3, output_key=jax.random.key(12)), out)
 
 
-def test_pool_transform_with_hamp_modify_output(pool_setup):
-    output_modification = pytest.importorskip("hampjax.defenses.output_modification")
-    apply_fn, variables, x, pools, _ = pool_setup
-    key = jax.random.key(11)
-    hamp = predict_many(
-        apply_fn, variables, x, batch_size=3, transform_state=pools, transform_key=key,
-        output_transform=pool_output_transform(output_modification.modify_output),
-    )
-    ours = predict_many(apply_fn, variables, x, batch_size=3, transform_state=pools,
-                        transform_key=key, output_transform=pool_setup[4])
-    np.testing.assert_allclose(hamp, ours, **TOL)
-
-
-def test_pool_transform_jit_vmap_and_errors():
-    transform = pool_output_transform(rank_preserving_replace)
-    pool = jnp.asarray([[1.0, 2.0, 3.0], [10.0, 20.0, 30.0]])
-    logits = jnp.asarray([[0.3, -1.0, 2.0], [5.0, 4.0, 3.0]])
-    keys = jax.random.split(jax.random.key(0), 2)
-    eager = np.stack([np.asarray(transform(pool, logits[i], keys[i])) for i in range(2)])
-    batched = jax.jit(jax.vmap(transform, in_axes=(None, 0, 0)))(pool, logits, keys)
-    np.testing.assert_allclose(batched, eager, **TOL)
-    for i in range(2):  # each row holds one pool row's values, in the logits' ranking
-        assert any(np.allclose(np.sort(eager[i]), row) for row in np.asarray(pool))
-        np.testing.assert_array_equal(np.argsort(eager[i]), np.argsort(logits[i]))
-    with pytest.raises(ValueError, match="transform_key is required"):
-        transform(pool, logits[0], None)
-    with pytest.raises(ValueError, match=r"transform_state must hold one pool \[P, C\]"):
-        transform(pool[0], logits[0], keys[0])
-    with pytest.raises(ValueError, match="modify_fn must be callable"):
-        pool_output_transform("modify_output")
+def test_output_modifier_errors(pool_setup):
+    apply_fn, variables, x, pools, modifier = pool_setup
+    call = functools.partial(predict_many, apply_fn, variables, x)
+    with pytest.raises(ValueError, match="output_key is required"):
+        call(output_modifier=modifier)
+    with pytest.raises(ValueError, match="output_key must be None when output_modifier is None"):
+        call(output_key=jax.random.key(0))
+    with pytest.raises(ValueError, match="output_key must be a jax.random key"):
+        call(output_modifier=modifier, output_key=0)
+    with pytest.raises(ValueError, match=r"pool shape \[M=3, P, C\]"):
+        call(output_modifier=OutputModifier.from_pools(pools[:2]), output_key=jax.random.key(0))
+    with pytest.raises(ValueError, match="must be a pool-mode OutputModifier"):
+        call(output_modifier="hamp", output_key=jax.random.key(0))
+    with pytest.raises(ValueError, match="stacks one pool per model"):
+        modifier(jnp.zeros((2, 5)), jax.random.key(0))
+    with pytest.raises(ValueError, match="pools must have 3 dimensions"):
+        OutputModifier.from_pools(pools[0])
 
 
 def test_out_path_streams_same_values_and_leaves_no_temp(fc, tmp_path):
@@ -305,25 +273,25 @@ def test_predict_single(fc, tmp_path):
     np.testing.assert_allclose(out, many[1], **TOL)
     path = tmp_path / "single.npy"
     saved = predict_single(apply_fn, one, x, batch_size=4, out_path=str(path),
-                           output_transform=lambda s, z, k: z + s,
-                           transform_state=np.full(5, 2.0, np.float32))
+                           output_modifier=OutputModifier.from_pool(np.full((3, 5), 2.0, np.float32)),
+                           output_key=jax.random.key(0))
     assert np.load(path).shape == (7, 1, 5)
-    np.testing.assert_allclose(saved, many[1] + 2.0, **TOL)
+    np.testing.assert_allclose(saved, np.full((7, 1, 5), 2.0), **TOL)
     with pytest.raises(ValueError, match="variables must be a non-empty pytree"):
         predict_single(apply_fn, {}, x)
-    with pytest.raises(ValueError, match="transform_state must be None or a non-empty"):
-        predict_single(apply_fn, one, x, output_transform=lambda s, z, k: z, transform_state={})
+    with pytest.raises(ValueError, match="one pool"):
+        predict_single(apply_fn, one, x, output_modifier=OutputModifier.from_pools(np.ones((1, 3, 5))),
+                       output_key=jax.random.key(0))
 
 
 def test_sharded_over_8_devices_equals_unsharded(pool_setup):
-    apply_fn, variables, x, pools, transform = pool_setup
+    apply_fn, variables, x, pools, _ = pool_setup
     devices = jax.devices()
     assert len(devices) == 8
     variables8 = jax.tree.map(lambda leaf: jnp.concatenate([leaf] * 3)[:8], variables)
     pools8 = np.concatenate([pools] * 3)[:8]
     key = jax.random.key(3)
-    kwargs = dict(batch_size=3, output_transform=transform, transform_state=pools8,
-                  transform_key=key)
+    kwargs = dict(batch_size=3, output_modifier=OutputModifier.from_pools(pools8), output_key=key)
     unsharded = predict_many(apply_fn, variables8, x, **kwargs)
     sharded = predict_many(apply_fn, variables8, jnp.asarray(x), devices=devices, **kwargs)
     np.testing.assert_allclose(sharded, unsharded, **TOL)
@@ -336,7 +304,6 @@ def test_sharded_over_8_devices_equals_unsharded(pool_setup):
 def test_validation_errors(fc, tmp_path):
     apply_fn, variables, x = fc
     call = functools.partial(predict_many, apply_fn, variables, x)
-    offset = lambda s, z, k: z  # noqa: E731
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         call(batch_size=0)
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
@@ -359,16 +326,6 @@ def test_validation_errors(fc, tmp_path):
         predict_many(apply_fn, {}, x)
     with pytest.raises(ValueError, match="variables must stack at least 1 model"):
         predict_many(apply_fn, jax.tree.map(lambda leaf: leaf[:0], variables), x)
-    with pytest.raises(ValueError, match="transform_state must be None when output_transform"):
-        call(transform_state=np.zeros((3, 5)))
-    with pytest.raises(ValueError, match="transform_key must be None when output_transform"):
-        call(transform_key=jax.random.key(0))
-    with pytest.raises(ValueError, match="output_transform must be callable"):
-        call(output_transform="hamp")
-    with pytest.raises(ValueError, match=r"transform_state must have leading \(model\) axis M=3"):
-        call(output_transform=offset, transform_state=np.zeros((2, 5)))
-    with pytest.raises(ValueError, match="transform_key must be a jax.random key"):
-        call(output_transform=offset, transform_key=0)
     with pytest.raises(ValueError, match="devices: the number of models M=3 must be divisible"):
         call(devices=jax.devices()[:2])
     with pytest.raises(ValueError, match="devices must be a non-empty sequence of jax devices"):

@@ -1,0 +1,201 @@
+"""Adaptive end-to-end evaluation: train, predict, score every attack family, report.
+
+:func:`evaluate_defense` follows the HAMP paper's threat model with an adaptive attacker
+(the steps are in :mod:`hampjax.evaluation.steps`):
+
+1. ``num_models`` models are trained with the defense's recipe in one batched
+   :func:`~hampjax.training.train_many` call on a paired keep matrix over the candidate pool
+   (complementary pairs, prefix-stable, so a finished run extends to more models). Model
+   ``target`` is the target; the others are the attacker's shadow models, trained with the
+   same recipe (the attacker knows the defense).
+2. Every model answers every query through the defended output: with HAMP's output
+   modification (``recipe.spec.output``) each model gets its own pool of outputs on random
+   inputs, and every answer is modified (shadows included).
+3. The target's members and non-members are each split into known-train (45%), known-val (5%)
+   and evaluated (50%) parts; the NN and top-3 attacks learn from the known parts (the attacker
+   knows half the members), and every attack is scored on the evaluated part
+   (:mod:`hampjax.evaluation.families`).
+4. Accuracies and output entropies of the target.
+
+The result is a :class:`hampjax.report.DefenseResult`; :func:`evaluate_defenses` collects
+them into the :class:`hampjax.report.Evaluation` that :func:`hampjax.report.write_report`
+writes. Run directory of :func:`evaluate_defenses`::
+
+    RUN_DIR/
+      train/<defense>/           train_many's resumable workdir (non-adaptive: shadows/, target/)
+      attacks/<defense>/<family>.npz   finished attack families (hampjax.evaluation.store)
+      scores.npz, evaluation.json, report.json, report.md, roc_*.png, manifest.json
+                                 hampjax.report (manifest.json last)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import warnings
+from typing import Any
+
+import jax
+
+from hampjax import atomic, validation
+from hampjax.evaluation import steps
+from hampjax.evaluation.setup import AttackSettings, Defense, EvalData
+from hampjax.report import DefenseResult, Evaluation, verify_run_dir, write_report
+from hampjax.runlock import RunLock
+from hampjax.training import QuerySet
+
+__all__ = ["evaluate_defense", "evaluate_defenses", "defense_config", "run_config"]
+
+
+def run_config(*, num_models: int, seed: int, target: int, queries: QuerySet,
+               settings: AttackSettings) -> dict[str, Any]:
+    """The settings an evaluation shares across its defenses (``Evaluation.config``)."""
+    return {"num_models": num_models, "seed": seed, "target": target,
+            "queries": list(queries.names), "settings": dataclasses.asdict(settings)}
+
+
+def defense_config(defense: Defense, **run: Any) -> dict[str, Any]:
+    """A defense's config (``DefenseResult.config``): recipe spec, output transform, shadow
+    recipe (non-adaptive attacker) and the run's settings (:func:`run_config` keywords)."""
+    return {"recipe": dict(defense.recipe.config), "output": defense.output,
+            "shadow_recipe": None if defense.shadow_recipe is None
+            else dict(defense.shadow_recipe.config), **run_config(**run)}
+
+
+def evaluate_defense(
+    model: Any,
+    defense: Defense,
+    data: EvalData,
+    *,
+    num_models: int,
+    seed: int,
+    target: int = 0,
+    queries: QuerySet = QuerySet.none(),
+    settings: AttackSettings = AttackSettings(),
+    workdir: str | None = None,
+    attack_dir: str | None = None,
+    progress: bool = False,
+) -> DefenseResult:
+    """Train the defense's target and shadows, run every attack on the target (module doc).
+
+    Args:
+      model: a Flax module of :mod:`hampjax.models`.
+      defense: what to evaluate.
+      data: candidate pool, test set and data properties.
+      num_models: models trained in total (target + shadows), even and >= 4.
+      seed: integer >= 0 (keep matrix, training, roles, attack models, random inputs).
+      target: which model is the target.
+      queries: test-time queries (images only).
+      settings: attack hyperparameters.
+      workdir: optional directory for resumable training.
+      attack_dir: optional directory of finished attack families (resumable attack phase).
+      progress: show the training progress bar.
+
+    Returns:
+      A :class:`hampjax.report.DefenseResult` with the per-attack scores, accuracies,
+      ``config`` (:func:`defense_config`), ``stats``, ``timings`` (seconds of ``train``,
+      ``predict`` and each attack family) and the models trained / loaded.
+    """
+    num_models = validation.check_positive_int("num_models", num_models, minimum=4)
+    if num_models % 2:
+        raise ValueError(f"num_models must be an even integer >= 4 (complementary pairs), "
+                         f"got {num_models}")
+    validation.check_in_range("target", target, 0, num_models)
+    seed = validation.check_positive_int("seed", seed, minimum=0)
+    if defense.output["kind"] != "none" and data.random_inputs is None:
+        raise ValueError("data.random_inputs is required when the defense's recipe modifies its "
+                         "outputs (recipe.spec.output.kind == 'hamp')")
+    config = defense_config(defense, num_models=num_models, seed=seed, target=target,
+                            queries=queries, settings=settings)
+    trained = steps.train_models(model, defense, data, num_models=num_models, seed=seed,
+                                 target=target, workdir=workdir, progress=progress)
+    predictions = steps.predict_outputs(model, trained.variables, defense, data, seed=seed,
+                                        queries=queries)
+    inputs = steps.attack_inputs(model, trained.variables, predictions, data, trained.keep,
+                                 target=target, seed=seed, settings=settings)
+    target_variables = jax.tree_util.tree_map(lambda a: a[target], trained.variables)
+    attacks, family_seconds = steps.score_attacks(
+        inputs, attack_dir=attack_dir, config=config, target_variables=target_variables,
+        write=jax.process_index() == 0)
+    train_acc, test_acc, stats = steps.statistics(predictions, data, trained.keep, target=target)
+    return DefenseResult(
+        train_acc=train_acc, test_acc=test_acc, attacks=attacks, config=config, stats=stats,
+        timings={"train": trained.seconds, "predict": predictions.seconds, **family_seconds},
+        models_trained=trained.models_trained, models_loaded=trained.models_loaded)
+
+
+def _run_lock(run_dir: str | None):
+    if run_dir is None:
+        return contextlib.nullcontext()
+    return RunLock(run_dir, what="evaluation")
+
+
+def evaluate_defenses(
+    model: Any,
+    defenses: list[Defense],
+    data: EvalData,
+    *,
+    num_models: int,
+    seed: int,
+    run_dir: str | None = None,
+    queries: QuerySet = QuerySet.none(),
+    settings: AttackSettings = AttackSettings(),
+    progress: bool = False,
+    bootstrap_resamples: int = 200,
+    plots: bool = True,
+) -> tuple[Evaluation, dict | None]:
+    """Evaluate several defenses on the same data and keep matrix; write a report to ``run_dir``.
+
+    Training of each defense resumes from ``run_dir/train/<defense>`` and its finished attack
+    families from ``run_dir/attacks/<defense>``; asking a finished run for more models trains
+    only the new ones (the keep matrix is prefix-stable). ``run_dir`` is locked for the
+    duration (``hampjax.runlock.RunLock``) and temp files of interrupted writes in it are
+    removed (``hampjax.atomic.clean_stale_temps``). A report left stale by an interrupted earlier
+    write is detected (``hampjax.report.verify_run_dir``), warned about and rewritten.
+
+    Args:
+      model, data, num_models, seed, queries, settings, progress: as :func:`evaluate_defense`
+        (target 0).
+      defenses: the defenses, distinct names.
+      run_dir: optional run directory (resumable; the report is written there).
+      bootstrap_resamples, plots: report settings (:func:`hampjax.report.write_report`).
+
+    Returns:
+      ``(evaluation, report)``: the :class:`hampjax.report.Evaluation` and the report dict
+      (``None`` without ``run_dir`` and on processes other than 0, which train their share
+      of the models but do not write the report).
+
+    Raises:
+      ValueError: on repeated defense names or invalid arguments.
+      hampjax.runlock.RunLockError: when another live process holds ``run_dir``.
+    """
+    names = [d.name for d in defenses]
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"defenses must be a non-empty list with distinct names, got {names}")
+    with _run_lock(run_dir):
+        if run_dir is not None:
+            atomic.clean_stale_temps(run_dir)
+        if run_dir is not None and os.path.isfile(os.path.join(run_dir, "report.json")):
+            try:
+                verify_run_dir(run_dir)
+            except ValueError as err:
+                warnings.warn(f"{err} -- this run rewrites the report", UserWarning, stacklevel=2)
+        results = {}
+        for defense in defenses:
+            sub = (lambda kind: os.path.join(run_dir, kind, defense.name)) if run_dir else (lambda kind: None)
+            results[defense.name] = evaluate_defense(
+                model, defense, data, num_models=num_models, seed=seed, queries=queries,
+                settings=settings, workdir=sub("train"), attack_dir=sub("attacks"),
+                progress=progress)
+        evaluation = Evaluation(
+            defenses=results, num_models=num_models, num_queries=queries.size,
+            seeds={"seed": seed}, timings={},
+            config=run_config(num_models=num_models, seed=seed, target=0, queries=queries,
+                              settings=settings),
+            keep=steps.evaluation_keep(num_models, len(data.x), seed=seed))
+        report = None
+        if run_dir is not None and jax.process_index() == 0:  # Every process trains; one writes.
+            report = write_report(run_dir, evaluation, bootstrap_resamples=bootstrap_resamples,
+                                  seed=seed, plots=plots)
+    return evaluation, report

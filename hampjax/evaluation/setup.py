@@ -1,0 +1,142 @@
+"""What an evaluation is given: the defense, the data and the attack settings.
+
+:class:`Defense` names a training recipe; HAMP's test-time output modification comes from the
+recipe's spec (``recipe.spec.output``, an ``OutputSpec``), so a defense is fully described by
+its recipe. :class:`EvalData` holds the candidate pool and the held-out set,
+:class:`AttackSettings` the attack hyperparameters, and :func:`attack_roles` splits the
+target's members and non-members into the attacker's known and evaluated parts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from hampjax.training import Recipe
+
+__all__ = ["Defense", "EvalData", "AttackSettings", "attack_roles", "output_config"]
+
+def output_config(recipe: Recipe) -> dict[str, Any]:
+    """The recipe's test-time output transform, ``recipe.spec.output``, as a plain dict.
+
+    Keys: ``kind`` (``"none"`` or ``"hamp"``), ``pool_size``, ``random_inputs``
+    (``"dataset"``: :attr:`EvalData.random_inputs`), ``break_ties``.
+
+    Example:
+      >>> from hampjax.training import hamp_recipe
+      >>> output_config(hamp_recipe("digits"))["kind"]
+      'hamp'
+    """
+    return recipe.spec.output.to_dict()
+
+
+@dataclasses.dataclass(frozen=True)
+class Defense:
+    """A defense to evaluate: a training recipe whose spec also names the output transform.
+
+    Attributes:
+      name: report name (e.g. ``"hamp"``).
+      recipe: the training recipe (target and shadows use the same one: adaptive attacker).
+        ``recipe.spec.output`` (kind ``"hamp"``) applies HAMP's output modification to every
+        model's outputs.
+      shadow_recipe: ``None`` (the default) for an adaptive attacker whose shadows use ``recipe``;
+        otherwise the recipe of a non-adaptive attacker's shadows (e.g. undefended training).
+        The target is then trained on its own with ``recipe``. Not combinable with output
+        modification (the attacker would not know the defense).
+
+    Raises:
+      ValueError: if ``shadow_recipe`` is given and the recipe modifies its outputs.
+    """
+
+    name: str
+    recipe: Recipe
+    shadow_recipe: Recipe | None = None
+
+    def __post_init__(self):
+        if self.shadow_recipe is not None and self.output["kind"] != "none":
+            raise ValueError("shadow_recipe (a non-adaptive attacker) cannot be combined with "
+                             "an output transform (recipe.spec.output.kind != 'none')")
+
+    @property
+    def output(self) -> dict[str, Any]:
+        """The output transform, :func:`output_config` of the recipe."""
+        return output_config(self.recipe)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalData:
+    """Data for an evaluation (inputs already normalized).
+
+    Attributes:
+      x, y: the candidate pool ``[N, ...]`` and labels; the keep matrix decides which models
+        train on which candidates.
+      x_test, y_test: held-out examples no model trains on: the target's test accuracy and
+        RMIA's population set.
+      random_inputs: ``(key, n) -> inputs`` shaped like ``x`` (HAMP's random inputs), needed
+        with output modification.
+      image_shape: when ``x`` holds flattened images, their ``(H, W, C)`` shape (enables the
+        augmentation attack); ``None`` otherwise.
+      binary_features: ``x`` holds 0/1 features (enables the bit-flip noise attack).
+      x_val, y_val: optional validation data for ``selection="best_val"`` recipes.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    random_inputs: Callable[[jax.Array, int], Any] | None = None
+    image_shape: tuple[int, ...] | None = None
+    binary_features: bool = False
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackSettings:
+    """Attack hyperparameters (defaults: the papers'; smaller values for quick runs)."""
+
+    nn_epochs: int = 200
+    top3_max_epochs: int = 200
+    noise_flip_rate: float = 0.01
+    noise_variants: int = 100
+    augmentation_max_shift: int = 1
+    rmia_a: float = 0.3
+    # Decision-based boundary distance (HopSkipJump) on this many evaluated members and as
+    # many non-members (0 = skip: it costs num_iterations x num_evals queries per example).
+    boundary_samples: int = 0
+    boundary_iterations: int = 20
+    boundary_evals: int = 100
+    # Known-train / known-val / evaluated fractions of members and of non-members (spec 1.5:
+    # 45/5/50; Location30 30/20/50).
+    role_fractions: tuple[float, float, float] = (0.45, 0.05, 0.5)
+
+    def __post_init__(self):
+        fractions = tuple(float(f) for f in self.role_fractions)
+        if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-9:
+            raise ValueError("role_fractions must be three positive fractions summing to 1, got "
+                             f"{self.role_fractions!r}")
+
+
+def attack_roles(is_member: np.ndarray, *, seed: int, fractions=(0.45, 0.05, 0.5)) -> np.ndarray:
+    """Split members and non-members each into known-train (0), known-val (1), evaluated (2).
+
+    Returns an int8 role per example; the split is seeded and stratified by membership.
+
+    Example:
+      >>> roles = attack_roles(np.arange(200) % 2 == 0, seed=0)
+      >>> np.bincount(roles).tolist()
+      [90, 10, 100]
+    """
+    is_member = np.asarray(is_member, bool)
+    roles = np.empty(is_member.shape, np.int8)
+    rng = np.random.default_rng(seed)
+    for side in (True, False):
+        idx = rng.permutation(np.flatnonzero(is_member == side))
+        cut1 = int(round(fractions[0] * len(idx)))
+        cut2 = cut1 + int(round(fractions[1] * len(idx)))
+        roles[idx[:cut1]], roles[idx[cut1:cut2]], roles[idx[cut2:]] = 0, 1, 2
+    return roles

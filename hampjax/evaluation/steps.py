@@ -1,0 +1,284 @@
+"""The evaluation's steps, each callable and testable alone.
+
+1. :func:`train_models` - target and shadows (one batched ``train_many`` per recipe) on the
+   paired keep matrix;
+2. :func:`predict_outputs` - every model's released outputs, through the defense's output
+   transform (HAMP: each model's own pool of outputs on random inputs);
+3. :func:`score_attacks` - every attack family (:mod:`hampjax.evaluation.families`), with
+   finished families loaded from a store;
+4. :func:`statistics` - the target's accuracies and output entropies.
+
+Randomness derives from the evaluation seed: ``keys = split(fold_in(key(seed), 7), 4)``;
+``keys[0]`` draws the random inputs of the pools, ``keys[1]`` / ``keys[2]`` the pool rows for
+the candidates / the held-out set, ``keys[3]`` the attacks (:func:`~hampjax.evaluation.families.attack_key`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hampjax import validation
+from hampjax.defenses.output_modification import OutputModifier
+from hampjax.evaluation import families as _families
+from hampjax.evaluation import store as _store
+from hampjax.evaluation.setup import AttackSettings, Defense, EvalData, attack_roles
+from hampjax.scores import entropy
+from hampjax.training import QuerySet, paired_keep, predict_many, train_many
+
+__all__ = ["TrainedModels", "Predictions", "train_models", "output_modifier", "predict_outputs", "attack_inputs",
+           "score_attacks", "statistics", "evaluation_keep"]
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_apply_fn(model: Any) -> Any:
+    from hampjax.models.registry import model_functions
+
+    return model_functions(model)[1]
+
+
+def _apply_fn(model: Any) -> Any:
+    """``model_functions(model)[1]``, one per model (Flax modules hash by their fields):
+    ``predict_many`` jit-compiles per ``apply_fn``, so every defense, step and evaluation of
+    the same model reuses the compiled programs."""
+    try:
+        return _cached_apply_fn(model)
+    except TypeError:  # an unhashable module
+        from hampjax.models.registry import model_functions
+
+        return model_functions(model)[1]
+
+
+def _keys(seed: int) -> jax.Array:
+    return jax.random.split(jax.random.fold_in(jax.random.key(seed), 7), 4)
+
+
+def evaluation_keep(num_models: int, num_examples: int, *, seed: int) -> np.ndarray:
+    """The keep matrix of an evaluation: :func:`~hampjax.training.paired_keep`.
+
+    Complementary pairs, prefix-stable (``evaluation_keep(M', ...)[:M]`` equals
+    ``evaluation_keep(M, ...)`` for ``M' > M``), so a finished run extends to more models.
+    """
+    return paired_keep(num_models, num_examples, seed=seed)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrainedModels:
+    """What :func:`train_models` returns.
+
+    Attributes:
+      variables: every model's variables, stacked ``[M, ...]`` (host arrays).
+      keep: the keep matrix ``[M, N]``.
+      models_trained, models_loaded: models this call trained / loaded from finished runs.
+      seconds: wall time of the step.
+    """
+
+    variables: Any
+    keep: np.ndarray
+    models_trained: int
+    models_loaded: int
+    seconds: float
+
+
+def _counts(*results: Any) -> tuple[int, int]:
+    return (sum(int(r.models_trained) for r in results),
+            sum(int(r.models_loaded) for r in results))
+
+
+def train_models(model: Any, defense: Defense, data: EvalData, *, num_models: int, seed: int,
+                 target: int = 0, workdir: str | None = None,
+                 progress: bool = False) -> TrainedModels:
+    """Step 1: train the target and the shadows on :func:`evaluation_keep`.
+
+    Adaptive attacker (``defense.shadow_recipe is None``): all ``num_models`` models in one
+    ``train_many`` with the defense's recipe, resumable under ``workdir``. Non-adaptive: the
+    shadows with ``shadow_recipe`` (``workdir/shadows``) and the target alone with the recipe
+    (``workdir/target``).
+
+    Args:
+      model: a Flax module of :mod:`hampjax.models`.
+      defense, data: what to train and on which candidates.
+      num_models: models in total (target + shadows), even and ``>= 4``.
+      seed: integer ``>= 0`` (keep matrix and training).
+      target: the target's model index.
+      workdir: optional training directory (resumable).
+      progress: show the training progress bar.
+
+    Returns:
+      A :class:`TrainedModels`.
+    """
+    num_models = validation.check_positive_int("num_models", num_models, minimum=4)
+    validation.check_in_range("target", target, 0, num_models)
+    x, y = np.asarray(data.x), np.asarray(data.y)
+    t0 = time.perf_counter()
+    keep = evaluation_keep(num_models, len(x), seed=seed)
+    val = (data.x_val, data.y_val) if data.x_val is not None else None
+    if defense.shadow_recipe is None:
+        trained = train_many(model, defense.recipe, x, y, keep, seed=seed, val_data=val,
+                             workdir=workdir, progress=progress)
+        variables = trained.variables
+        counts = _counts(trained)
+    else:  # Non-adaptive: shadows with their own recipe, the target on its own.
+        sub = (lambda name: os.path.join(workdir, name)) if workdir else (lambda name: None)
+        shadows = train_many(model, defense.shadow_recipe, x, y, keep, seed=seed, val_data=val,
+                             workdir=sub("shadows"), progress=progress)
+        alone = train_many(model, defense.recipe, x, y, keep[target:target + 1], seed=seed,
+                           val_data=val, workdir=sub("target"), progress=progress)
+        variables = jax.tree_util.tree_map(
+            lambda s, t: np.concatenate([np.asarray(s)[:target], np.asarray(t),
+                                         np.asarray(s)[target + 1:]]),
+            shadows.variables, alone.variables)
+        counts = _counts(shadows, alone)
+    return TrainedModels(variables=variables, keep=keep, models_trained=counts[0],
+                         models_loaded=counts[1], seconds=time.perf_counter() - t0)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Predictions:
+    """Released outputs of every model: ``outputs [M, N, Q, C]`` on the candidates,
+    ``test_outputs [M, Nt, Q, C]`` on the held-out set; ``seconds`` of the step."""
+
+    outputs: np.ndarray
+    test_outputs: np.ndarray
+    seconds: float
+
+
+def output_modifier(apply_fn: Any, variables: Any, defense: Defense, data: EvalData, *,
+                    seed: int) -> OutputModifier | None:
+    """The defense's output transform for every model (``None`` for kind ``"none"``).
+
+    HAMP: ``pool_size`` random inputs drawn with ``keys[0]``, each model's outputs on them
+    as its pool, ``OutputModifier.from_pools(pools [M, P, C])``.
+
+    Raises:
+      ValueError: if the transform needs ``data.random_inputs`` and it is missing.
+    """
+    output = defense.output
+    if output["kind"] == "none":
+        return None
+    if data.random_inputs is None:
+        raise ValueError("data.random_inputs is required when the defense's recipe modifies "
+                         "its outputs (recipe.spec.output.kind == 'hamp')")
+    inputs = np.asarray(data.random_inputs(_keys(seed)[0], output["pool_size"]))
+    pools = predict_many(apply_fn, variables, inputs)[:, :, 0]  # [M, P, C]
+    return OutputModifier.from_pools(jnp.asarray(pools), break_ties=output["break_ties"])
+
+
+def predict_outputs(model: Any, variables: Any, defense: Defense, data: EvalData, *, seed: int,
+                    queries: QuerySet = QuerySet.none()) -> Predictions:
+    """Step 2: every model's outputs on the candidates and the held-out set, as released.
+
+    Args:
+      model: the Flax module the variables belong to.
+      variables: stacked ``[M, ...]`` variables (:attr:`TrainedModels.variables`).
+      defense: its recipe's output transform is applied (:func:`output_modifier`).
+      data: candidates, held-out set and random inputs.
+      seed: the evaluation seed (pool inputs and draws, see the module doc).
+      queries: test-time queries.
+
+    Returns:
+      :class:`Predictions`.
+    """
+    t0 = time.perf_counter()
+    apply_fn = _apply_fn(model)
+    keys = _keys(seed)
+    modifier = output_modifier(apply_fn, variables, defense, data, seed=seed)
+    kwargs = lambda key: {} if modifier is None else dict(output_modifier=modifier, output_key=key)  # noqa: E731
+    outputs = predict_many(apply_fn, variables, np.asarray(data.x), queries=queries, **kwargs(keys[1]))
+    test_outputs = predict_many(apply_fn, variables, np.asarray(data.x_test), queries=queries,
+                                **kwargs(keys[2]))
+    return Predictions(np.asarray(outputs), np.asarray(test_outputs), time.perf_counter() - t0)
+
+
+def attack_inputs(model: Any, variables: Any, predictions: Predictions, data: EvalData,
+                  keep: np.ndarray, *, target: int, seed: int,
+                  settings: AttackSettings) -> _families.AttackInputs:
+    """What the attack families read, for the target ``target``."""
+    apply_fn = _apply_fn(model)
+    target_vars = jax.tree_util.tree_map(lambda a: a[target], variables)
+    # Output modification preserves the ranking of classes, so predicted labels are those of
+    # the undefended apply function.
+    predict_labels = jax.jit(lambda inputs: jnp.argmax(apply_fn(target_vars, inputs, train=False)[0], -1))
+    return _families.AttackInputs(
+        outputs=predictions.outputs, test_outputs=predictions.test_outputs,
+        x=np.asarray(data.x), y=np.asarray(data.y), y_test=np.asarray(data.y_test), keep=keep,
+        target=target, roles=attack_roles(keep[target], seed=seed, fractions=settings.role_fractions),
+        settings=settings, key=_families.attack_key(seed), seed=seed,
+        predict_labels=predict_labels, image_shape=data.image_shape,
+        binary_features=data.binary_features)
+
+
+def score_attacks(inputs: _families.AttackInputs, *, attack_dir: str | None = None,
+                  config: Any = None, target_variables: Any = None, write: bool = True,
+                  ) -> tuple[_families.Scores, dict[str, float]]:
+    """Step 3: run every attack family in order; with ``attack_dir``, resume from stored ones.
+
+    A family's scores are stored in ``attack_dir/<family>.npz`` as soon as it finishes
+    (:mod:`hampjax.evaluation.store`), fingerprinted with ``config`` and the bytes of the
+    outputs, inputs, labels, keep matrix and ``target_variables``; a rerun loads every stored
+    family whose fingerprint matches and computes only the rest.
+
+    Args:
+      inputs: :func:`attack_inputs`.
+      attack_dir: optional directory of stored families.
+      config: JSON-able settings the scores depend on (the defense's config).
+      target_variables: the target's variables (the label-only attacks query it).
+      write: store finished families (False on processes other than 0).
+
+    Returns:
+      ``(scores, seconds)``: ``{attack: (scores, is_member)}`` in report order and
+      ``{family: seconds}`` (the stored time for a loaded family).
+    """
+    scores: _families.Scores = {}
+    seconds: dict[str, float] = {}
+    base = None
+    if attack_dir is not None:
+        base = _store.fingerprint(config, {
+            "outputs": inputs.outputs, "test_outputs": inputs.test_outputs, "x": inputs.x,
+            "y": inputs.y, "y_test": inputs.y_test, "keep": inputs.keep,
+            "roles": inputs.roles, "target_variables": target_variables})
+    for family in _families.FAMILY_ORDER:
+        if family == "boundary" and not inputs.settings.boundary_samples:
+            continue
+        stamp = None if base is None else _store.fingerprint(
+            {"base": base, "family": family}, {})
+        stored = None if stamp is None else _store.load_family(attack_dir, family, fingerprint=stamp)
+        if stored is not None:
+            result, took = stored
+        else:
+            t0 = time.perf_counter()
+            result = _families.score_family(family, inputs)
+            took = time.perf_counter() - t0
+            if stamp is not None and write:
+                _store.save_family(attack_dir, family, result, fingerprint=stamp, seconds=took)
+        scores.update(result)
+        seconds[family] = took
+    return scores, seconds
+
+
+def statistics(predictions: Predictions, data: EvalData, keep: np.ndarray, *,
+               target: int) -> tuple[float, float, dict[str, float]]:
+    """Step 4: the target's train/test accuracy and output entropies.
+
+    Returns:
+      ``(train_acc, test_acc, stats)``: accuracy of the released outputs on the target's
+      members and on the held-out set, and the mean prediction entropy (nats) of its
+      released outputs on members (``"entropy_members"``) and non-members
+      (``"entropy_nonmembers"``), HAMP Table IV.
+    """
+    y, y_test = np.asarray(data.y), np.asarray(data.y_test)
+    is_member = keep[target]
+    outputs = predictions.outputs[target][:, 0]
+    entropies = np.asarray(entropy(jnp.asarray(outputs, jnp.float32)), np.float64)
+    stats = {"entropy_members": float(entropies[is_member].mean()),
+             "entropy_nonmembers": float(entropies[~is_member].mean())}
+    train_acc = float(np.mean(np.argmax(outputs[is_member], -1) == y[is_member]))
+    test_acc = float(np.mean(np.argmax(predictions.test_outputs[target][:, 0], -1) == y_test))
+    return train_acc, test_acc, stats
