@@ -120,3 +120,21 @@ def test_choose_loop():
     assert engine.choose_loop("host", "gpu", has_conv=False) == "host"
     with pytest.raises(ValueError, match="loop"):
         engine.choose_loop("fast", "cpu", has_conv=True)
+
+
+def test_predict_many_unrolls_conv_models_on_cpu(images, monkeypatch):
+    # On CPU predict_many writes a few conv models out one after the other (vmapped
+    # convolutions become slow grouped convolutions); the outputs match the vmapped ones.
+    from hampjax.models import model_functions
+    from hampjax.training import predict, predict_many
+
+    x, _ = images
+    init_fn, apply_fn = model_functions(MODELS["cnn"]())
+    variables = jax.vmap(init_fn, in_axes=(0, None))(jax.random.split(jax.random.key(0), 3),
+                                                     x[:1])
+    assert predict._unroll_models(apply_fn, variables, x, 3, None)
+    unrolled = predict_many(apply_fn, variables, x, batch_size=16)
+    monkeypatch.setattr(predict, "_MAX_UNROLLED_MODELS", 0)
+    vmapped = predict_many(apply_fn, variables, x, batch_size=16)
+    assert unrolled.dtype == np.float32
+    np.testing.assert_allclose(unrolled, vmapped, rtol=1e-5, atol=1e-6)
