@@ -176,9 +176,10 @@ class TrainResult:
       models_trained: models this call trained on this process (resumed ones included).
       models_loaded: models read from finished results in ``workdir`` (by earlier calls, or
         by the other processes of a multi-process run); ``models_trained + models_loaded == M``.
-      performance: the performance settings this call ran with (``loop``, ``steps_per_call``,
-        ``chunk_size``, ``devices``, ``backend``, ``eval_batch_size``); they do not change
-        results and are not part of the run's fingerprint.
+      performance: the settings this call ran with: ``precision`` (results-changing, part of
+        a bfloat16 run's fingerprint) and the performance settings ``loop``,
+        ``steps_per_call``, ``chunk_size``, ``devices``, ``backend``, ``eval_batch_size``
+        (not in the fingerprint; a run may resume with others).
     """
 
     variables: dict
