@@ -78,14 +78,6 @@ def test_host_loop_bit_identical_to_scan_dense(images, recipe_name):
     _assert_same(scan, host)
 
 
-def test_host_loop_close_to_scan_dense_ws(images):
-    # XLA:CPU fuses an example state computed in the epoch program differently from one
-    # passed in: with Weighted Smoothing the strategies agree to a few float32 ulps.
-    scan = _train(images, "fc", "ws", loop="scan")
-    host = _train(images, "fc", "ws", loop="host", steps_per_call=2)
-    _assert_close(scan, host)
-
-
 def _assert_close(a, b):
     np.testing.assert_array_equal(a.best_epoch, b.best_epoch)
     np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-5)
@@ -123,8 +115,8 @@ def test_choose_loop():
 
 
 def test_predict_many_unrolls_conv_models_on_cpu(images, monkeypatch):
-    # On CPU predict_many writes a few conv models out one after the other (vmapped
-    # convolutions become slow grouped convolutions); the outputs match the vmapped ones.
+    # On CPU predict_many writes a few models out one after the other (vmapped convolutions
+    # become slow grouped convolutions); the outputs match the vmapped ones.
     from hampjax.models import model_functions
     from hampjax.training import predict, predict_many
 
@@ -132,7 +124,7 @@ def test_predict_many_unrolls_conv_models_on_cpu(images, monkeypatch):
     init_fn, apply_fn = model_functions(MODELS["cnn"]())
     variables = jax.vmap(init_fn, in_axes=(0, None))(jax.random.split(jax.random.key(0), 3),
                                                      x[:1])
-    assert predict._unroll_models(apply_fn, variables, x, 3, None)
+    assert predict._unroll_models(3, None)
     unrolled = predict_many(apply_fn, variables, x, batch_size=16)
     monkeypatch.setattr(predict, "_MAX_UNROLLED_MODELS", 0)
     vmapped = predict_many(apply_fn, variables, x, batch_size=16)
