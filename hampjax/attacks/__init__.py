@@ -7,6 +7,9 @@ class (label 1).
   ROC sweep and calibrated (global / per-class) thresholds.
 * :mod:`~hampjax.attacks.lira` - LiRA online/offline, fixed/per-example variance, leave-one-out.
 * :mod:`~hampjax.attacks.rmia` - RMIA with an O((N + Z) log Z) sorted path.
+* :mod:`~hampjax.attacks.shokri` - Shokri et al. per-class shadow-model attack models.
+* :mod:`~hampjax.attacks.risk_score` - Song & Mittal's privacy risk score.
+* :mod:`~hampjax.attacks.poisoning` - Truth-Serum poisoning: poisoned candidates and evaluation.
 * :mod:`~hampjax.attacks.nn` - the Nasr et al. NN attack and the Salem et al. top-3 attack.
 * :mod:`~hampjax.attacks.label_only` - gap, noise and augmentation robustness, HopSkipJump and
   CW-L2 boundary distances.
@@ -53,6 +56,15 @@ from hampjax.attacks.nn import (
     train_top3_attack,
 )
 from hampjax.attacks.rmia import rmia, true_class_probs, tune_offline_a
+from hampjax.attacks.poisoning import PoisonedData, poison_dataset, poisoning_scores
+from hampjax.attacks.risk_score import privacy_risk_scores
+from hampjax.attacks.shokri import (
+    SHOKRI_FEATURES,
+    ShokriAttack,
+    shokri_attack_scores,
+    shokri_features,
+    train_shokri_attack,
+)
 from hampjax.attacks.shift import (
     COUNT_KEYS,
     FLOAT_KEYS,
@@ -67,6 +79,15 @@ from hampjax.attacks.shift import (
 )
 
 __all__ = [
+    "PoisonedData",
+    "poison_dataset",
+    "poisoning_scores",
+    "privacy_risk_scores",
+    "SHOKRI_FEATURES",
+    "ShokriAttack",
+    "shokri_attack_scores",
+    "shokri_features",
+    "train_shokri_attack",
     "SCORE_ATTACKS",
     "LABEL_AWARE_ATTACKS",
     "FLOAT_KEYS",

@@ -25,8 +25,15 @@ flattens, paper descends); their loss VALUES differ in even epochs (code reports
 Flattening (``variant=``):
 
 * ``"tabular"``: ``-sum_c t_c log p_c``.
-* ``"cifar"``: ``(1 - correct) * (-sum_c t_c log p_c) - CE(y, p)``, where ``correct`` says
-  whether ``argmax p == y``; correctly classified examples get pure gradient ascent.
+* ``"cifar"`` (the authors' CIFAR code): ``mean_i[(1 - correct_i) * S - CE_i]`` with
+  ``S = mean_j(-sum_c t_jc log p_jc)`` ONE scalar, the soft-label cross-entropy already
+  averaged over the batch (the code's soft CE reduces by mean before the multiplication), and
+  ``correct_i`` whether ``argmax p_i == y_i``. So every example's flattening gradient is scaled
+  by the fraction of the batch that is misclassified, and every example also ascends on its
+  own ``CE_i``.
+* ``"cifar_per_example"``: ``(1 - correct_i) * (-sum_c t_ic log p_ic) - CE_i``, the
+  per-example reading (an earlier version of the spec); correctly classified examples get
+  pure gradient ascent.
 
 The authors' code builds ``t`` from the live softmax, so gradients flow through ``t``
 (``stop_gradient=False``, default); the poster writes ``sg[t]`` (``stop_gradient=True``).
@@ -61,10 +68,10 @@ __all__ = [
     "RELAXLOSS_FLATTEN",
 ]
 
-Variant = Literal["tabular", "cifar"]
+Variant = Literal["tabular", "cifar", "cifar_per_example"]
 Schedule = Literal["code", "paper"]
 
-RELAXLOSS_VARIANTS = ("tabular", "cifar")
+RELAXLOSS_VARIANTS = ("tabular", "cifar", "cifar_per_example")
 RELAXLOSS_SCHEDULES = ("code", "paper")
 
 # Branch codes returned by relaxloss_branch: the direction the step moves the mean CE.
@@ -202,7 +209,10 @@ def relaxloss_loss(
     * descent: ``CE_i - a``; ascent: ``-(CE_i - a)``, with ``a = alpha`` in the code schedule's
       even epochs (so the mean is ``|mean_CE - alpha|``) and ``a = 0`` otherwise;
     * flatten, tabular: ``-sum_c t_i[c] log p_i[c]``;
-    * flatten, cifar: ``(1 - correct_i) * (-sum_c t_i[c] log p_i[c]) - CE_i``;
+    * flatten, cifar: ``(1 - correct_i) * S - CE_i`` with the scalar
+      ``S = mean_j(-sum_c t_j[c] log p_j[c])`` over valid examples (gradients flow through
+      ``S``), so the masked mean is the code's ``mean_i[(1 - correct_i) * S - CE_i]``;
+    * flatten, cifar_per_example: ``(1 - correct_i) * (-sum_c t_i[c] log p_i[c]) - CE_i``;
 
     with the branch chosen per batch as described in the module docstring (see also
     :func:`relaxloss_branch`). Masked rows (``where`` False) get 0, do not enter ``mean_CE``,
@@ -216,7 +226,8 @@ def relaxloss_loss(
       alpha: target loss level, scalar in ``[0, inf)`` (may be traced).
       epoch: 0-based epoch, integer scalar >= 0 (may be traced: no recompilation per epoch).
       upper: cap on the soft label's true-class probability, in ``(0, 1]``.
-      variant: flattening variant, ``"tabular"`` (default) or ``"cifar"``.
+      variant: flattening variant, ``"tabular"`` (default), ``"cifar"`` (authors' CIFAR
+        code, batch-mean soft CE) or ``"cifar_per_example"``.
       schedule: ``"code"`` (default, authors' code) or ``"paper"``.
       stop_gradient: if True, treat the soft label ``t`` as a constant (poster); default False
         (authors' code: gradients also flow through ``t``).
@@ -261,9 +272,13 @@ def relaxloss_loss(
     soft_ce = -jnp.sum(t * logp, axis=-1)
     if variant == "tabular":
         flatten = soft_ce
-    else:  # "cifar"
+    else:
         correct = (jnp.argmax(logits, axis=-1) == labels).astype(logits.dtype)
-        flatten = (1.0 - correct) * soft_ce - ce
+        if variant == "cifar":  # S = batch mean over valid rows, one scalar.
+            soft = _masked_mean(soft_ce, valid)
+        else:  # "cifar_per_example"
+            soft = soft_ce
+        flatten = (1.0 - correct) * soft - ce
 
     loss = jnp.where(branch == RELAXLOSS_FLATTEN, flatten, relax)
     return jnp.where(valid, loss, jnp.zeros((), loss.dtype))

@@ -238,9 +238,89 @@ def test_leave_one_out_compiles_once():
     m, n = 6, 10
     keep = np.argsort(rng.uniform(size=(m, n)), axis=0) < m // 2
     scores = rng.normal(size=(m, n, 1)).astype(np.float32) + keep[..., None]
-    lira_mod._lira_core.clear_cache()
+    lira_mod._loo_chunk.clear_cache()
+    lira_mod._score_jit.clear_cache()
     leave_one_out(scores, keep, fix_variance=True, pooled_std="global")
-    assert lira_mod._lira_core._cache_size() == 1  # one program for all 6 targets
+    assert lira_mod._loo_chunk._cache_size() == 1  # one program for all 6 targets
+    assert lira_mod._score_jit._cache_size() == 1
+
+
+# --------------------------------------------------------------------------------------------
+# Fast leave-one-out == the per-target computation, bit for bit.
+
+
+def slow_leave_one_out(scores, keep, targets, **config):
+    """The straightforward algorithm: for each target, lira's core with the target masked out."""
+    x, k = jnp.asarray(scores), jnp.asarray(keep)
+    static = dict(online=True, fix_variance=False, center="median", offline_test="two_sided",
+                  pooled_std="within", min_std=1e-6)
+    static.update(config)
+    out = []
+    for t in targets:
+        others = (jnp.arange(x.shape[0]) != t)[:, None]
+        out.append(np.asarray(lira_mod._lira_core(x[t], x, k & others, ~k & others, **static)))
+    return np.stack(out)
+
+
+def _exactness_setup():
+    rng = np.random.default_rng(11)
+    m, n, q = 9, 45, 3  # odd sizes: no shape is a multiple of a vector width
+    keep = np.argsort(rng.uniform(size=(m, n)), axis=0) < 4
+    scores = (rng.normal(size=(m, n, q)) * rng.uniform(0.3, 3, size=(1, n, q)) + keep[..., None])
+    scores = scores.astype(np.float32)
+    scores[:, :4] = np.round(scores[:, :4])  # ties, and examples whose OUT scores all agree
+    scores[:5, 4] = scores[0, 4]
+    return scores, keep
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(str(v) for v in c.values()))
+def test_leave_one_out_exactly_equals_per_target(config):
+    scores, keep = _exactness_setup()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        want = slow_leave_one_out(scores, keep, range(9), **config)
+        # 3 chunks of examples x 3 groups of targets (one compiled shape of each).
+        got = leave_one_out(scores, keep, chunk_size=15, target_chunk_size=3, **config)
+    np.testing.assert_array_equal(got.scores, want)
+    assert np.all(np.isfinite(want))
+
+
+def test_leave_one_out_chunking_and_targets_do_not_change_scores():
+    scores, keep = _exactness_setup()
+    config = dict(fix_variance=True, pooled_std="global", min_models_per_side=1)
+    want = leave_one_out(scores, keep, **config).scores  # one chunk, one group
+    got = leave_one_out(scores, keep, chunk_size=9, target_chunk_size=3, **config)
+    np.testing.assert_array_equal(got.scores, want)
+    np.testing.assert_array_equal(leave_one_out(scores, keep, targets=[8, 2], **config).scores,
+                                  want[[8, 2]])
+
+
+def test_leave_one_out_float64_exact():
+    jax.config.update("jax_enable_x64", True)
+    try:
+        rng = np.random.default_rng(12)
+        keep = np.argsort(rng.uniform(size=(6, 20)), axis=0) < 3
+        scores = rng.normal(size=(6, 20, 2)) + keep[..., None]
+        for config in (dict(), dict(fix_variance=True, pooled_std="global", center="mean")):
+            got = leave_one_out(scores, keep, min_models_per_side=1, **config).scores
+            assert got.dtype == np.float64
+            np.testing.assert_array_equal(got, slow_leave_one_out(scores, keep, range(6), **config))
+    finally:
+        jax.config.update("jax_enable_x64", False)
+
+
+def test_equal_scores_hit_the_std_floor_exactly():
+    # Every OUT shadow of example 0 scores 0.25: zero variance, so the floor (not rounding)
+    # sets the std, for one target and for leave-one-out alike.
+    rng = np.random.default_rng(13)
+    keep = np.argsort(rng.uniform(size=(8, 6)), axis=0) < 4
+    scores = rng.normal(size=(8, 6, 1)).astype(np.float32)
+    scores[~keep[:, 0], 0] = 0.25
+    target = scores[0].copy()
+    target[0] = 0.25 + 1e-3
+    others = np.arange(8) != 0
+    got = lira(target, scores[others], keep[others], online=False, min_std=1e-4, min_models_per_side=1)
+    np.testing.assert_allclose(float(got[0]), -stats.norm.logpdf(1e-3, 0.0, 1e-4), rtol=1e-3)
 
 
 # --------------------------------------------------------------------------------------------

@@ -50,7 +50,8 @@ def _np_parts(logits, labels, upper, variant):
         flat = soft
     else:
         correct = (z.argmax(-1) == labels).astype(np.float64)
-        flat = (1.0 - correct) * soft - ce
+        # "cifar": the authors' code averages the soft CE over the batch first (one scalar).
+        flat = (1.0 - correct) * (soft.mean() if variant == "cifar" else soft) - ce
     return ce, flat
 
 
@@ -119,6 +120,8 @@ def jax_ref_objective(logits, labels, alpha, branch, upper, variant, stop_gradie
     if variant == "tabular":
         return jnp.mean(soft)
     correct = (jnp.argmax(logits, -1) == labels).astype(logits.dtype)
+    if variant == "cifar":
+        soft = jnp.mean(soft)
     return jnp.mean((1.0 - correct) * soft + logp[rows, labels])
 
 
@@ -133,7 +136,7 @@ def _alpha_for(logits, labels, side):
 
 
 @pytest.mark.parametrize("schedule", ["code", "paper"])
-@pytest.mark.parametrize("variant", ["tabular", "cifar"])
+@pytest.mark.parametrize("variant", ["tabular", "cifar", "cifar_per_example"])
 @pytest.mark.parametrize("epoch", [0, 1, 2, 3])
 @pytest.mark.parametrize("side", ["above", "below"])  # mean_CE above or below alpha
 @pytest.mark.parametrize("stop_gradient", [False, True])
@@ -228,7 +231,7 @@ def test_stop_gradient_flag_changes_gradient_as_specified():
 
 @pytest.mark.parametrize("epoch", [0, 1])
 @pytest.mark.parametrize("side", ["above", "below"])
-@pytest.mark.parametrize("variant", ["tabular", "cifar"])
+@pytest.mark.parametrize("variant", ["tabular", "cifar", "cifar_per_example"])
 def test_masked_rows_contribute_nothing(epoch, side, variant):
     logits, labels = _batch(seed=7)
     valid = np.ones(B, bool)
@@ -413,3 +416,63 @@ def test_traced_arguments_skip_value_checks_but_keep_shape_checks():
     assert out.shape == (B,)
     with pytest.raises(ValueError, match="epoch must be an integer scalar"):
         jax.jit(lambda e: relaxloss_loss(_Z, _Y, alpha=1.0, epoch=e))(1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# CIFAR flattening as the authors' code computes it (spec hamp-relaxloss.md 5.1, corrected).
+
+
+def _cifar_code_objective(z, y, upper, valid):
+    """``mean_i[(1 - correct_i) * S - CE_i]`` over valid rows, ``S = mean_j CE(t_j, p_j)``."""
+    z, y = z[valid], y[valid]
+    logp = jax.nn.log_softmax(z)
+    rows = jnp.arange(y.shape[0])
+    ce = -logp[rows, y]
+    u = jnp.clip(jnp.exp(logp[rows, y]), 0.0, upper)
+    t = jnp.full(z.shape, 1.0) * ((1.0 - u) / (z.shape[-1] - 1))[:, None]
+    t = t.at[rows, y].set(u)
+    s = jnp.mean(-jnp.sum(t * logp, axis=-1))  # one scalar for the whole batch
+    correct = (jnp.argmax(z, -1) == y).astype(z.dtype)
+    return jnp.mean((1.0 - correct) * s - ce)
+
+
+@pytest.mark.parametrize("upper", [1.0, 0.5])
+def test_cifar_flattening_matches_code_formula_with_padding(upper):
+    logits, labels = _batch(seed=31)
+    valid = np.arange(B) < B - 3
+    padded = logits.copy()
+    padded[~valid] = np.nan  # padding rows may hold anything
+    alpha = 10.0  # far above mean_CE: odd epochs flatten
+    z, y, w = jnp.asarray(padded), jnp.asarray(labels), jnp.asarray(valid)
+
+    def objective(z):
+        loss = relaxloss_loss(z, y, alpha=alpha, epoch=1, upper=upper, variant="cifar", where=w)
+        return jnp.sum(loss) / jnp.sum(w)
+
+    assert int(relaxloss_branch(z, y, alpha=alpha, epoch=1, where=w)) == RELAXLOSS_FLATTEN
+    zv = jnp.asarray(logits)
+    want_value = _cifar_code_objective(zv, y, upper, valid)
+    want_grad = jax.grad(lambda z: _cifar_code_objective(z, y, upper, valid))(zv)
+    got_value, got_grad = jax.value_and_grad(objective)(z)
+    np.testing.assert_allclose(float(got_value), float(want_value), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(got_grad)[valid], np.asarray(want_grad)[valid], rtol=1e-5, atol=1e-6)
+    assert np.all(np.asarray(got_grad)[~valid] == 0.0)
+    # The per-example reading is a different objective (and gradient) on a mixed batch.
+    per_example = jax.grad(lambda z: jnp.sum(relaxloss_loss(
+        z, y, alpha=alpha, epoch=1, upper=upper, variant="cifar_per_example", where=w)) / jnp.sum(w))(z)
+    assert not np.allclose(np.asarray(per_example)[valid], np.asarray(want_grad)[valid], atol=1e-4)
+
+
+def test_cifar_flattening_scales_with_fraction_misclassified():
+    # Soft-CE part of one misclassified example's gradient is scaled by the misclassified
+    # fraction of the batch: its gradient equals (fraction) * grad S_i/B-term + ascent term.
+    logits, labels = _batch(seed=32)
+    z, y = jnp.asarray(logits), jnp.asarray(labels)
+    correct = np.asarray(jnp.argmax(z, -1) == y)
+    assert 0 < correct.sum() < B
+    got = jax.grad(lambda z: relaxloss_loss(z, y, alpha=10.0, epoch=1, variant="cifar").mean())(z)
+    per_soft = jax.grad(lambda z: relaxloss_loss(z, y, alpha=10.0, epoch=1, variant="tabular").mean())(z)
+    ascent = jax.grad(lambda z: -jnp.mean(-jax.nn.log_softmax(z)[jnp.arange(B), y]))(z)
+    frac = 1.0 - correct.mean()
+    np.testing.assert_allclose(np.asarray(got), frac * np.asarray(per_soft) + np.asarray(ascent),
+                               rtol=1e-5, atol=1e-6)
