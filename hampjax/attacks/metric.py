@@ -17,7 +17,7 @@ point. ``log`` is increasing, so the ranking (and with it every ROC reading) is 
 ``negative_loss`` return the same values; both names are kept because papers report both
 attacks.
 
-Two threshold conventions are supported (attacks.md section 3):
+Two threshold conventions are supported (Song & Mittal 2021; Yeom et al. 2018):
 
 1. ROC sweep (what the HAMP paper reports, "best possible threshold"):
    :func:`metric_attack_scores` returns every score for the evaluation set; feed each into

@@ -13,7 +13,7 @@ Where the attack-model training data comes from is the caller's choice; the API 
   then score the target's evaluation set.
 
 Nasr et al. black-box attack (:func:`train_nn_attack`, :func:`nn_attack_scores`), as the HAMP
-paper evaluates it (hamp-relaxloss.md section 3):
+paper evaluates it (Sec. IV-A and the authors' code):
 
 * inputs: raw logits ``[k]``, one-hot label ``[k]``, per-example cross-entropy loss ``[1]``;
 * branches (ReLU after each layer): logits ``k -> 1024 -> 512 -> 64``, label
@@ -34,7 +34,7 @@ reads the ROC with 1 as the positive class. The NN-attack "TPR at 0.1% FPR" in t
 comparing with this implementation, which labels members 1.
 
 Salem et al. top-3 attack (:func:`train_top3_attack`, :func:`top3_attack_scores`), as in "To
-Trust or Not To Trust Prediction Scores" (attacks.md section 4): the input is the three largest
+Trust or Not To Trust Prediction Scores" (Sec. 4.1): the input is the three largest
 softmax probabilities sorted in descending order; MLP ``3 -> 64 -> 1`` with ReLU; binary
 cross-entropy; Adam, learning rate 0.01; batch 16 drawn from the shuffled training set (members
 and non-members mixed; each epoch is ``max(1, N // batch_size)`` steps, the remainder of a

@@ -7,7 +7,7 @@ copy keeps following the membership matrix, so its membership is still what is i
 Poisoning makes a member's true-label confidence stand out: on a non-member the model has only
 seen the wrong label, on a member it has seen both.
 
-Evaluation (spec baselines.md section 7): on the targets only, leave-one-model-out, LiRA online
+Evaluation (HAMP paper Sec. V-C): on the targets only, leave-one-model-out, LiRA online
 with fixed variance, pooled over all target models (``M x num_targets`` points).
 
 :func:`poison_dataset` builds the augmented candidate arrays and keep matrix for

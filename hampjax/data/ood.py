@@ -1,6 +1,6 @@
 """Out-of-distribution (OOD) non-member image sets for the Trust experiments.
 
-weighted-smoothing-trust.md, B.3: the false-positive rate of a fixed membership attack is measured
+Hintersdorf et al. 2022, Sec. 4.2: the false-positive rate of a fixed membership attack is measured
 on non-members drawn from other distributions. This module loads them as ``Dataset`` objects of
 raw ``uint8`` pixels:
 

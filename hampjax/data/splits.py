@@ -1,4 +1,4 @@
-"""Seeded split schemes: HAMP (hamp-relaxloss.md 1.5), RelaxLoss (5.3) and the LiRA pool.
+"""Seeded split schemes: HAMP and RelaxLoss (authors' code) and the LiRA pool.
 
 Every split is made of consecutive slices of one seeded permutation of the dataset indices
 (``np.random.default_rng(seed).permutation(N)``). The authors ship fixed permutation files; a

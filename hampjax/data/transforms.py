@@ -1,4 +1,4 @@
-"""Synthetic non-member sets for the Trust experiments (weighted-smoothing-trust.md, B.3).
+"""Synthetic non-member sets for the Trust experiments (Hintersdorf et al. 2022, Sec. 4.2).
 
 - ``permute_pixels``: one random permutation of pixel positions per image, shared across the
   channels, applied to normalized images (destroys the content, keeps the pixel statistics).

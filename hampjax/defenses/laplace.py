@@ -1,9 +1,9 @@
 """Last-layer Laplace approximation (LLLA) around any trained Flax linen classifier.
 
-"To Trust or Not To Trust" (spec B.5) uses the LLLA of Kristiadi et al. (2020) to tame the
-overconfidence of ReLU networks far from the data (e.g. on inputs scaled by a large factor),
-which is what makes score-based membership attacks flag such inputs as members. Only the last
-``nn.Dense`` layer ``z = phi^T W + b`` (``W [D, C]``, ``b [C]``) gets a Gaussian posterior;
+"To Trust or Not To Trust" (IJCAI 2022, Sec. 4.2) uses the LLLA of Kristiadi et al. (2020) to
+tame the overconfidence of ReLU networks far from the data (e.g. on inputs scaled by a large
+factor), which is what makes score-based membership attacks flag such inputs as members. Only the
+last ``nn.Dense`` layer ``z = phi^T W + b`` (``W [D, C]``, ``b [C]``) gets a Gaussian posterior;
 the network up to it is a fixed feature map ``phi(x)``.
 
 Pipeline (:func:`fit_last_layer_laplace` runs all of it):
@@ -512,8 +512,8 @@ def select_prior_variance(
                        + ood_weight * mean_j mean_c -log p_v(c | noise_j)
 
     where ``p_v`` is :func:`laplace_log_predictive` with ``num_samples`` samples. Reading of
-    the spec's "0.25 x mean(-log p) on random-noise images": the mean over noise images of the
-    mean over classes of ``-log p_c``, i.e. the cross-entropy from the uniform distribution to
+    the Trust code's "0.25 x mean(-log p) on random-noise images": the mean over noise images of
+    the mean over classes of ``-log p_c``, i.e. the cross-entropy from the uniform distribution to
     the prediction, which is smallest (``log C``) for a uniform prediction, so it rewards
     uncertainty on noise. The validation set holds non-members (held-out data); the val and
     noise terms use independent keys split from ``key``.
@@ -652,7 +652,7 @@ def fit_last_layer_laplace(
     num_fisher_samples: int = 1,
     batch_size: int = 512,
 ) -> LastLayerLaplace:
-    """Fit an LLLA to a trained model end to end (spec B.5): features, curvature, prior.
+    """Fit an LLLA to a trained model end to end (Trust code): features, curvature, prior.
 
     Args:
       model: trained Flax module (``__call__(x, *, train)`` -> logits).

@@ -2,7 +2,7 @@
 
 The defended model answers each query with the *values* of its own output on a random input,
 rearranged so that the ranking of the classes is the ranking of the real output (HAMP paper,
-Sec. III-D, Algorithm 1 line 13, and Appendix F; spec ``hamp-relaxloss.md`` section 2):
+Sec. III-D, Algorithm 1 line 13, and Appendix F, and the authors' code):
 
     out[argsort(z)] = sort(r)
 

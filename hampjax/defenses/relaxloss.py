@@ -32,7 +32,7 @@ Flattening (``variant=``):
   by the fraction of the batch that is misclassified, and every example also ascends on its
   own ``CE_i``.
 * ``"cifar_per_example"``: ``(1 - correct_i) * (-sum_c t_ic log p_ic) - CE_i``, the
-  per-example reading (an earlier version of the spec); correctly classified examples get
+  per-example reading (an earlier version of this module); correctly classified examples get
   pure gradient ascent.
 
 The authors' code builds ``t`` from the live softmax, so gradients flow through ``t``

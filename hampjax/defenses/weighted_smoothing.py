@@ -4,7 +4,7 @@ Tan et al., "Weighted Smoothing" membership-inference defense (slides; authors' 
 
 Each training step perturbs every example's predicted probabilities with Gaussian noise whose
 scale depends on how well the model already fits that example, then projects back onto the
-simplex and takes the cross-entropy (spec weighted-smoothing-trust.md part A):
+simplex and takes the cross-entropy (Weighted Smoothing slides and the authors' code):
 
 1. ``p = softmax(z)``; ``margin = top1(p) - top2(p)`` (from ``stop_gradient(p)``);
 2. ``noise = eps * margin * noise_scale`` with ``eps ~ N(0, sigma^2 I_C)``; ``p <- p + noise``;
@@ -219,7 +219,7 @@ def weighted_smoothing_loss(
     noise_on: NoiseOn = "probs",
     floor: float = WS_DEFAULT_FLOOR,
 ) -> jax.Array:
-    """Per-example Weighted Smoothing loss (spec A.1; the caller takes the mean).
+    """Per-example Weighted Smoothing loss (authors' training step; the caller takes the mean).
 
     With ``p = softmax(logits)`` and ``m = top1(p) - top2(p)`` of ``stop_gradient(p)``
     (``m = 1`` if ``use_margin=False``), the noise is exactly

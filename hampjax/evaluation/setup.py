@@ -130,7 +130,7 @@ class AttackSettings:
     # Song & Mittal's privacy risk score: histogram bins per class of the shadows' IN/OUT
     # modified-entropy scores.
     risk_score_bins: int = 30
-    # Known-train / known-val / evaluated fractions of members and of non-members (spec 1.5:
+    # Known-train / known-val / evaluated fractions of members and of non-members (HAMP code:
     # 45/5/50; Location30 30/20/50).
     role_fractions: tuple[float, float, float] = (0.45, 0.05, 0.5)
 

@@ -2,7 +2,7 @@
 
 With one target, the metric attacks' AUCs on a small data set are dominated by how hard that
 one split's members happen to be. Every model of an evaluation is trained the same way on its
-own row of the keep matrix, so any of them can be the target (spec section 1.4: leave one model
+own row of the keep matrix, so any of them can be the target (as in LiRA: leave one model
 out). :func:`multi_target_summary` scores the attacks that are cheap to repeat, the metric
 attacks, the LiRA variants (:func:`hampjax.attacks.lira.leave_one_out`: every target's
 statistics from one sort) and RMIA, on each target's own evaluated half, and reports per

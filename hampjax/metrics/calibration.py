@@ -1,4 +1,4 @@
-"""Calibration and score-distribution metrics (Trust-or-not paper, spec B.4 and B.6).
+"""Calibration and score-distribution metrics (Hintersdorf et al. 2022, Sec. 4).
 
 Host-side NumPy float64. The calibration metrics take **probabilities** ``probs [N, C]``
 (e.g. ``jax.nn.softmax(logits)``, or a Laplace predictive averaged over samples), not logits:

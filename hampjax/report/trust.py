@@ -1,4 +1,4 @@
-"""Report for the "To Trust or Not To Trust" non-member-shift study (spec B.3, B.6).
+"""Report for the "To Trust or Not To Trust" non-member-shift study (Hintersdorf et al. 2022).
 
 :func:`write_trust_report` turns the output of :func:`hampjax.attacks.shift.evaluate_shift`
 (optionally with top-1 score samples and calibration summaries) into::

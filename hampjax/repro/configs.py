@@ -33,7 +33,7 @@ __all__ = ["base_config", "make_quick", "split_arg", "spec_config", "quick_spec"
 
 QUICK_EPOCHS = 2
 QUICK_POOL_SIZE = 50
-ROLE_FRACTIONS = {"location30": (0.3, 0.2, 0.5)}  # spec 1.5; the others (0.45, 0.05, 0.5).
+ROLE_FRACTIONS = {"location30": (0.3, 0.2, 0.5)}  # HAMP code; the others (0.45, 0.05, 0.5).
 _DEFAULT_ROLE_FRACTIONS = (0.45, 0.05, 0.5)
 
 

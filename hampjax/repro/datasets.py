@@ -7,11 +7,11 @@ test set, HAMP's random-input generator, and the paper's model for that dataset.
 
 Split schemes (all consecutive slices of a seeded permutation, recorded with a data hash):
 
-* ``"hamp"`` (spec 1.5): the pool is the target's members plus an equally large non-member pool
+* ``"hamp"`` (HAMP code): the pool is the target's members plus an equally large non-member pool
   (Purchase100 18,000 + 18,000), so every model trains on as many examples as the paper's target.
   ``train_size`` overrides the paper's size (Fig. 6).
-* ``"relaxloss"`` (spec 5.3): the pool is the target-train and target-test slices (each model trains
-  on one slice's worth), the test set is the reference ("pseudo") slice.
+* ``"relaxloss"`` (authors' code): the pool is the target-train and target-test slices (each
+  model trains on one slice's worth), the test set is the reference ("pseudo") slice.
 
 ``digits`` (offline, bundled with scikit-learn) is the dataset of every ``quick`` config: 700 members,
 700 non-members, 100 validation and 297 test images.
@@ -50,7 +50,7 @@ __all__ = ["EXPERIMENT_DATASETS", "DIGITS_SPLIT_SIZES", "ExperimentData", "load_
 EXPERIMENT_DATASETS = DATASETS  # The one list, hampjax.data.DATASETS (kept as an alias).
 DIGITS_SPLIT_SIZES = SplitSizes(members=700, val=100, test=297, nonmembers=700)
 
-# The paper's models (spec 1.4 / 5.2); ``digits`` uses a small MLP so that quick runs take seconds.
+# The papers' models; ``digits`` uses a small MLP so that quick runs take seconds.
 _DEFAULT_MODELS = {
     "purchase100": ("fc", {}),
     "texas100": ("fc", {}),

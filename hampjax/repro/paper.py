@@ -5,9 +5,9 @@ Every number carries a comment naming its source table and row. Sources:
 * HAMP paper (Chen & Pattabiraman, NDSS 2024), ``/work/shared/papers/001_*.txt``: Table I
   (accuracy), Table II (ablation), Table IV (prediction entropy), Table V (parameters), Table VII
   (inference overhead), Table VIII (per-attack TPR/TNR), Section V-B text (Fig. 6 averages).
-* RelaxLoss poster (Chen, Yu, Fritz, ICLR 2022), ``/work/shared/papers/003_*.txt`` (also
-  spec ``hamp-relaxloss.md`` 5.4): top-1 test accuracy and best-attack AUC.
-* Trust paper (Hintersdorf et al., IJCAI 2022) via spec ``weighted-smoothing-trust.md`` B.3:
+* RelaxLoss poster (Chen, Yu, Fritz, ICLR 2022), ``/work/shared/papers/003_*.txt``
+  (results panel): top-1 test accuracy and best-attack AUC.
+* Trust paper (Hintersdorf et al., IJCAI 2022), Sec. 4.2 and Fig. 2:
   FPR of the fixed max-score attack on non-member sets.
 
 Units are the papers': accuracies, rates and AUCs in percent, entropies in nats, latencies in
@@ -19,7 +19,7 @@ Dataset keys are ours (``"purchase100"``, ``"texas100"``, ``"location30"``, ``"c
 ``"dp_sgd"``, ``"dmp"``, ``"selena"``); attack keys are ours (see :data:`HAMP_ATTACK_NAMES`).
 
 The NN-based attack numbers of Table VIII have TPR and TNR swapped by the authors' label bug
-(members labelled 0 while the ROC treats 1 as positive; spec ``hamp-relaxloss.md`` section 3).
+(members labelled 0 while the ROC treats 1 as positive in the authors' code).
 :data:`HAMP_ATTACK_RATES` stores them as printed; :func:`hamp_attack_rates` and
 :func:`hamp_max_rates` return the corrected reading by default (``corrected=False`` gives the
 printed one).
@@ -149,7 +149,7 @@ HAMP_ATTACK_NAMES: Mapping[str, str] = _frozen({
 """Table VIII column -> our attack name (``hampjax.evaluation``), in column order."""
 
 SWAPPED_ATTACKS = ("nn",)
-"""Attacks whose printed TPR and TNR are swapped by the authors' label bug (spec section 3)."""
+"""Attacks whose printed TPR and TNR are swapped by the authors' label bug (members labelled 0)."""
 
 # ------------------------------------------------------------------------------------------
 # HAMP Table I: model accuracy (training acy, testing acy, acy delta), percent.
@@ -393,16 +393,16 @@ RELAXLOSS_POSTER: Mapping[str, RelaxLossRow] = _frozen({
 """RelaxLoss poster: ``{preset: RelaxLossRow}`` (percent; CH-MNIST is not kept)."""
 
 # ------------------------------------------------------------------------------------------
-# Trust paper: FPR (%) of the fixed max-score attack on non-member sets (spec B.3).
+# Trust paper: FPR (%) of the fixed max-score attack on non-member sets (Sec. 4.2).
 # ------------------------------------------------------------------------------------------
 TRUST_FPR: Mapping[str, Mapping[str, float]] = _frozen({
-    # spec B.3, ResNet-18 CIFAR-10, max-score FPR %
+    # Sec. 4.2, ResNet-18 CIFAR-10, max-score FPR %
     "resnet18": {"test": 44.8, "stl10": 32.7, "svhn": 6.3, "permuted": 58.4, "scaled": 99.8},
-    "resnet18_llla": {"scaled": 0.0, "permuted": 14.7},          # spec B.3, "With LLLA"
-    "resnet18_label_smoothing": {"test": 24.0, "scaled": 92.8},  # spec B.3, "LS"
-    "resnet18_temperature10": {"scaled": 100.0},                 # spec B.3, "T=10"
-    "resnet18_l2": {"scaled": 99.2},                             # spec B.3, "L2"
-    "efficientnet_b0": {"scaled": 91.0},                         # spec B.3, EfficientNet-B0
+    "resnet18_llla": {"scaled": 0.0, "permuted": 14.7},          # Sec. 4.2, "With LLLA"
+    "resnet18_label_smoothing": {"test": 24.0, "scaled": 92.8},  # Sec. 4.2, "LS"
+    "resnet18_temperature10": {"scaled": 100.0},                 # Sec. 4.2, "T=10"
+    "resnet18_l2": {"scaled": 99.2},                             # Sec. 4.2, "L2"
+    "efficientnet_b0": {"scaled": 91.0},                         # Sec. 4.2, EfficientNet-B0
 })
 """Trust paper FPRs: ``{model setting: {non-member set: FPR %}}`` (for the trust experiment)."""
 

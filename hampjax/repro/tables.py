@@ -40,8 +40,8 @@ _RATE_COLUMNS = ((TPR, "TPR@0.1%FPR"), (TNR, "TNR@0.1%FNR"))
 _MAX_COLUMNS = _RATE_COLUMNS + ((AUC, "AUC"),)
 _FLAG_NOTE = "`*`: our rate is below the 1/N resolution of the evaluated set (report flag)."
 _NN_NOTE = ("Paper NN-based TPR and TNR are shown swapped relative to the printed Table VIII: "
-            "the authors labelled members 0 while their ROC treats 1 as positive (spec "
-            "hamp-relaxloss.md section 3), so the printed TPR is really the TNR and vice versa.")
+            "the authors labelled members 0 while their ROC treats 1 as positive (in "
+            "their code), so the printed TPR is really the TNR and vice versa.")
 
 
 
@@ -279,7 +279,7 @@ def ablation_tables(run: RunResults) -> list[Table]:
                       "Purchase100 only.",
                       "Paper rates are the highest over attacks as printed; the undefended "
                       "TPR 14.37 equals Table VIII's printed NN-based TPR, which the authors' "
-                      "label bug swaps (spec section 3).", _FLAG_NOTE))]
+                      "label bug swaps (members labelled 0).", _FLAG_NOTE))]
 
 
 def _sweep_label(run: RunResults, cell: str, name: str) -> str:
@@ -385,7 +385,7 @@ def ws_tables(run: RunResults) -> list[Table]:
                       "Weighted Smoothing has no public numbers to compare with.", _FLAG_NOTE))]
 
 
-# The Trust paper's settings (spec B.3) by our variant name; its numbers are ResNet-18 on CIFAR-10.
+# The Trust paper's settings (Sec. 4.2) by our variant name; its numbers are ResNet-18 on CIFAR-10.
 _TRUST_PAPER_KEYS = {"standard": "resnet18", "llla": "resnet18_llla",
                      "label_smoothing": "resnet18_label_smoothing", "l2": "resnet18_l2"}
 
@@ -428,7 +428,7 @@ def trust_tables(run: RunResults) -> list[Table]:
                 (max_rows if attack == "max_score" else other_rows).append(
                     ((cell, variant, attack), entries))
     notes = ("FPR: the share of a non-member set the attack (fitted on the shadow model's own "
-             "members and non-members) calls members. Paper: ResNet-18 on CIFAR-10 (spec B.3; "
+             "members and non-members) calls members. Paper: ResNet-18 on CIFAR-10 (Sec. 4.2; "
              "the paper shows most numbers as figures).",
              "Sets: test = the target's test non-members; scaled_x<d> = those inputs times d "
              "(the paper's Scaled is x255); permuted = pixels shuffled per image; OOD sets by "

@@ -1,4 +1,4 @@
-"""The "To Trust or Not To Trust" experiment (spec B): calibration vs leakage under non-member shift.
+"""The "To Trust or Not To Trust" experiment: calibration vs leakage under non-member shift.
 
 For one dataset and architecture, a target and a shadow model are trained per training variant
 (one batched :func:`~hampjax.training.train_many` program each: the keep matrix has two rows,
@@ -27,7 +27,7 @@ Run directory (one cell ``<dataset>_<model>``)::
                                              fpr: {set: {attack: fpr}}}}
     <workdir>/<cell>/train/<recipe>/        resumable training
 
-Splits (spec B.1): ``num_train`` training images chosen stratified by class and halved into the
+Splits (Sec. 4.1): ``num_train`` training images chosen stratified by class and halved into the
 target's and the shadow's training sets; the test images halved likewise; each model's attack
 set is its first ``attack_size`` members and first ``attack_size`` test non-members; the rest of
 each test half is held out (the Laplace prior selection uses it).
@@ -87,7 +87,7 @@ def _named_key(key, name: str):
 
 @dataclasses.dataclass(frozen=True)
 class TrustSplit:
-    """Index arrays of a Trust split (spec B.1); each model ``m`` in ``(target, shadow)``.
+    """Index arrays of a Trust split (Sec. 4.1); each model ``m`` in ``(target, shadow)``.
 
     Attributes:
       train: ``[2, n]`` indices into the training images of each model's members.
@@ -120,7 +120,7 @@ def _stratified_halves(y: np.ndarray, total: int | None, rng: np.random.Generato
 
 def trust_split(y_train: Any, y_test: Any, *, num_train: int, attack_size: int,
                 seed: int) -> TrustSplit:
-    """Stratified halves of ``num_train`` training labels and of the test labels (spec B.1).
+    """Stratified halves of ``num_train`` training labels and of the test labels (Sec. 4.1).
 
     Every class contributes equally: ``num_train // (2 C)`` training examples per class and
     half; the test halves take as many per class as the rarest test class allows (CIFAR-10:

@@ -6,12 +6,12 @@ as the training engine produces them) on every example of ``x`` and every test-t
 ``[M, N, Q, C]``. For each batch of examples one jitted program computes the ``Q * B`` query
 inputs once and runs all models on them with ``vmap``; the models always run in eval mode
 (``train=False``: BatchNorm uses its running statistics), so an example's outputs never depend
-on the rest of its batch (the authors' LiRA and HAMP code ran inference in train mode; see
-``hamp-relaxloss.md`` section 3 and ``attacks.md`` section 1.2 of the spec).
+on the rest of its batch (the authors' LiRA and HAMP code ran inference in train mode, so
+BatchNorm used each query batch's statistics).
 
 An optional *output modifier* (:class:`~hampjax.defenses.output_modification.OutputModifier`,
 a stack of per-model pools from :meth:`~hampjax.defenses.output_modification.OutputModifier.from_pools`)
-applies HAMP's output modification (``hamp-relaxloss.md`` section 2) to each model's outputs
+applies HAMP's output modification (HAMP paper Sec. III-D) to each model's outputs
 after the forward pass: every model draws from its own pool of outputs on random inputs. Its
 randomness comes from one explicit key, folded per (model, example, query) so that results do
 not depend on the batch size, the padding or the device mesh.

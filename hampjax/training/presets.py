@@ -1,7 +1,8 @@
 """The authors' per-dataset settings of every defense, as tables of :class:`RecipeSpec`.
 
-Sources: hamp-relaxloss.md 1.3 (undefended, HAMP, label smoothing), 5.2 (RelaxLoss);
-weighted-smoothing-trust.md A.3 (Weighted Smoothing), B.1 ("To Trust or Not To Trust").
+Sources: the HAMP authors' training scripts (undefended, HAMP, label smoothing; HAMP paper
+Sec. IV-A and Appendix A), the RelaxLoss authors' configs, the Weighted Smoothing authors'
+CIFAR-10 script, and Hintersdorf et al. 2022, Sec. 4.1 ("To Trust or Not To Trust").
 ``digits`` (the offline demo set) settings are hampjax's own choice.
 
 :data:`PRESETS` maps a defense to its table (dataset, RelaxLoss preset or Trust variant ->

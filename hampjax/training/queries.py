@@ -4,7 +4,7 @@ An attack scores each example on several *queries*: deterministic augmentations 
 that the model saw (or might have seen) during training. The LiRA reference uses 2 queries
 (the image and its horizontal mirror); the RMIA research code uses 18 (mirror in {no, yes}
 times the 3x3 grid of +/-1 pixel shifts with reflect padding); tabular data has 1 (the input
-itself). See ``attacks.md`` section 1.2 of the spec.
+itself). These are the query sets of LiRA (Carlini et al. 2022) and RMIA.
 
 Images are NHWC batches ``x [N, H, W, C]``. Every function here is pure JAX and works under
 ``jit`` and ``vmap``:

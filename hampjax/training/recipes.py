@@ -217,7 +217,7 @@ def ws_example_state(
     weight: str = "one_minus_z",
     start_epoch: int = WS_NOISE_START_EPOCH,
 ) -> ExampleStateFn:
-    """Per-epoch Weighted Smoothing noise scales from the model's own members (spec A.2).
+    """Per-epoch Weighted Smoothing noise scales from the model's own members (authors' code).
 
     Before ``start_epoch`` the scales are 0 (no noise, as in the authors' code).
     """
@@ -293,7 +293,7 @@ def _preset(defense: str, key: str, changes: dict[str, Any], overrides: dict[str
 
 
 def undefended_recipe(dataset: str, **overrides: Any) -> Recipe:
-    """Plain cross-entropy with the authors' per-dataset optimizer (spec 1.3).
+    """Plain cross-entropy with the authors' per-dataset optimizer (HAMP code).
 
     Purchase: Adam 5e-5, wd 1e-3, 100 epochs, batch 32; Texas: Adam 5e-4, 20 epochs;
     Location: SGD 0.5, 50 epochs, batch 64; CIFAR: SGD 0.5 momentum 0.9 wd 1e-4, lr /10 at
@@ -313,7 +313,7 @@ def hamp_recipe(
     kl_reduction: str = "mean_over_classes",
     **overrides: Any,
 ) -> Recipe:
-    """HAMP with the authors' settings (spec 1.2-1.3).
+    """HAMP with the authors' settings (HAMP paper Sec. III-C, authors' code).
 
     SGD momentum 0.99, coupled weight decay 1e-5, lr x0.1 at epochs 60, 90 and 150, best
     validation accuracy (CIFAR: must improve by more than 1 point), fixed batch order, output
@@ -352,7 +352,7 @@ def trust_recipe(
     weight_decay: float = 3e-4,
     **overrides: Any,
 ) -> Recipe:
-    """The "To Trust or Not To Trust" CIFAR-10 training recipes (spec B.1).
+    """The "To Trust or Not To Trust" CIFAR-10 training recipes (Sec. 4.1).
 
     Adam (lr 0.01 for ResNet-18, 0.001 for SalemCNN), batch 64, 100 epochs, cross-entropy,
     shuffled batches, last-epoch model. ``variant``:
@@ -382,7 +382,7 @@ def trust_recipe(
 def relaxloss_recipe(
     preset: str, *, alpha: float | None = None, stop_gradient: bool = False, **overrides: Any
 ) -> Recipe:
-    """RelaxLoss with the authors' hyperparameters (spec 5.2).
+    """RelaxLoss with the authors' hyperparameters (their configs).
 
     ``preset`` is a key of :data:`hampjax.training.presets.RELAXLOSS` (e.g.
     ``"purchase100_fc"``). SGD momentum 0.9, coupled wd, lr x0.1 at the preset's milestones,
@@ -407,7 +407,7 @@ def weighted_smoothing_recipe(
     use_margin: bool = True,
     **overrides: Any,
 ) -> Recipe:
-    """Weighted Smoothing (spec A): Adam with per-epoch exponential lr decay, grad-norm clip 10,
+    """Weighted Smoothing (its code): Adam with per-epoch exponential lr decay, grad-norm clip 10,
     noisy-probability loss with per-example noise scales refreshed every epoch.
 
     ``dataset`` picks the authors' optimizer settings (:data:`hampjax.training.presets.
