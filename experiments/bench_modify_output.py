@@ -33,7 +33,7 @@ from hampjax.defenses.output_modification import modify_output
 
 
 def _scatter_sorted(outputs, random_outputs):
-    """out[rows, argsort(z)] = sort(r): the spec's formula as a scatter."""
+    """out[rows, argsort(z)] = sort(r): HAMP's formula as a scatter."""
     order = jnp.argsort(outputs, axis=-1, stable=True)
     rows = jnp.arange(outputs.shape[0])[:, None]
     return jnp.zeros_like(random_outputs).at[rows, order].set(jnp.sort(random_outputs, axis=-1))

@@ -1,7 +1,7 @@
 r"""RelaxLoss (ICLR 2022) accuracy and attack table: no defense, RelaxLoss against non-adaptive
 shadows (trained without the defense), RelaxLoss against adaptive shadows (trained with it).
 
-Splits as in the authors' code (spec 5.3): the candidate pool is the target-train and target-test
+Splits as in the authors' code: the candidate pool is the target-train and target-test
 slices, the reference slice is the test set. 128 models per defense; the non-adaptive attacker's
 127 shadows use the undefended recipe (same optimizer, plain cross-entropy).
 

@@ -20,7 +20,7 @@ from hampjax.attacks.shift import (
 )
 
 # --------------------------------------------------------------------------------------------
-# Toy end-to-end (spec B.7): overfit ReLU MLPs on Gaussian blobs.
+# Toy end-to-end (Theorem 1, Hintersdorf et al. 2022): overfit ReLU MLPs on Gaussian blobs.
 # --------------------------------------------------------------------------------------------
 
 DIM, CLASSES, PER_SPLIT = 10, 4, 100

@@ -13,7 +13,7 @@ from hampjax.defenses.hamp import (
     soft_label_probability,
 )
 
-# spec/hamp-relaxloss.md section 1.1: (k, gamma, grid p, exact p or None).
+# HAMP Sec. III-C soft labels: (k, gamma, grid p, exact p or None).
 REFERENCE = [
     (100, 0.50, 0.64, 0.640981),
     (100, 0.60, 0.54, 0.548506),

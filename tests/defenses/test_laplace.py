@@ -1,4 +1,4 @@
-"""Tests for hampjax.defenses.laplace (last-layer Laplace approximation, spec B.5)."""
+"""Tests for hampjax.defenses.laplace (last-layer Laplace approximation, Kristiadi et al. 2020)."""
 
 from __future__ import annotations
 

@@ -419,7 +419,7 @@ def test_traced_arguments_skip_value_checks_but_keep_shape_checks():
 
 
 # ---------------------------------------------------------------------------------------------
-# CIFAR flattening as the authors' code computes it (spec hamp-relaxloss.md 5.1, corrected).
+# CIFAR flattening as the authors' code computes it (batch-mean soft-label term).
 
 
 def _cifar_code_objective(z, y, upper, valid):

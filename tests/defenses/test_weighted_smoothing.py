@@ -165,7 +165,7 @@ def test_noise_scale_jit_static_num_classes_and_vmap():
 
 def np_ws_loss(logits, labels, noise_scale, eps, sigma, use_margin=True, noise_on="probs",
                floor=WS_DEFAULT_FLOOR):
-    """Spec A.1 in float64, with the standard normal draw ``eps`` supplied."""
+    """The authors' training step in float64, with the standard normal draw ``eps`` supplied."""
     p = _np_softmax(logits)
     top = np.sort(p, -1)
     margin = top[:, -1] - top[:, -2] if use_margin else np.ones(len(labels))

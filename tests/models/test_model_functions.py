@@ -96,7 +96,7 @@ class NpBatchNorm:
 
 
 def np_densenet(params, stats, x, *, train, layers_per_block, compression):
-    """DenseNet-BC forward per spec 1.4, written from the description."""
+    """DenseNet-BC forward per HAMP Sec. IV-A, written from the description."""
     bn = NpBatchNorm(params, stats, train)
     h = np_conv_same(x, params["stem"]["kernel"])
     for block in range(3):

@@ -184,13 +184,13 @@ def test_nn_swap_and_max_rates():
     assert paper.hamp_attack_rates("purchase100", "undefended", "lira_online") == (1.86, 13.19)
     assert paper.hamp_attack_rates("texas100", "hamp", "label_only_augmentation") == (None, None)
     assert paper.hamp_attack_rates("location30", "label_smoothing", "nn") is None
-    # Headline as printed (spec section 4) vs corrected.
+    # Headline as printed (HAMP Table I) vs corrected.
     assert paper.hamp_max_rates("purchase100", "undefended", corrected=False) == (
         14.37, "nn", 13.19, "lira_online")
     assert paper.hamp_max_rates("purchase100", "undefended") == (1.86, "lira_online", 14.37, "nn")
     for dataset, (tpr, tnr) in {"purchase100": (0.40, 0.44), "texas100": (1.20, 0.70),
                                 "location30": (1.19, 0.59), "cifar10": (0.92, 0.77),
-                                "cifar100": (0.46, 0.47)}.items():  # spec section 4, HAMP
+                                "cifar100": (0.46, 0.47)}.items():  # HAMP Table I
         m = paper.hamp_max_rates(dataset, "hamp", corrected=False)
         assert (m.tpr, m.tnr) == (tpr, tnr)
     # Spec section 4: mean undefended max TPR (printed) 13.48 and TNR 19.89.
