@@ -7,7 +7,7 @@ Every number carries a comment naming its source table and row. Sources:
   (inference overhead), Table VIII (per-attack TPR/TNR), Section V-B text (Fig. 6 averages).
 * RelaxLoss poster (Chen, Yu, Fritz, ICLR 2022), ``/work/shared/papers/003_*.txt``
   (results panel): top-1 test accuracy and best-attack AUC.
-* Trust paper (Hintersdorf et al., IJCAI 2022), Sec. 4.2 and Fig. 2:
+* Trust paper (Hintersdorf et al., IJCAI 2022), Sec. 4.2 and Fig. 3:
   FPR of the fixed max-score attack on non-member sets.
 
 Units are the papers': accuracies, rates and AUCs in percent, entropies in nats, latencies in
