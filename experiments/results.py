@@ -6,7 +6,8 @@
 Prints Markdown (cells "ours / paper", footnotes) or a tidy CSV to stdout, and with ``--out``
 also writes it to that file atomically. ``--plots`` also writes the figures of the runs that
 have them (Weighted Smoothing's accuracy-vs-attack trade-off, HAMP Fig. 6 and Table V as
-curves; :mod:`hampjax.repro.figures`) into each run directory. Unfinished cells are listed as missing. The library
+curves; :func:`hampjax.repro.results.figures`) into each run directory. Unfinished cells are
+listed as missing. The library
 call is :func:`hampjax.repro.results.render_many`; see its module for the tables per
 experiment kind. Runs in about a second (no accelerator, no models).
 """
@@ -19,7 +20,7 @@ import sys
 from absl import app, flags
 
 from hampjax import atomic
-from hampjax.repro import figures, results
+from hampjax.repro import results
 
 _FMT = flags.DEFINE_enum("fmt", "md", list(results.FORMATS), "Output format.")
 _OUT = flags.DEFINE_string("out", None, "Also write the output to this file (atomically).")
@@ -39,7 +40,7 @@ def main(argv: list[str]) -> None:
     sys.stdout.write(text)
     if _PLOTS.value:
         for workdir in workdirs:
-            for name, png in figures.figures(results.load_run(workdir)).items():
+            for name, png in results.figures(results.load_run(workdir)).items():
                 path = os.path.join(workdir, name)
                 atomic.write_bytes(path, png)
                 print(f"wrote {path}", file=sys.stderr)

@@ -2,17 +2,29 @@ r"""Run one reproduction experiment from its config (a thin entry point).
 
     python experiments/run.py --config=experiments/configs/hamp_main.py:quick --workdir=runs/quick
     python experiments/run.py --config=experiments/configs/hamp_main.py:purchase100 \
-        --config.data_dir=$HOME/hampjax_data --config.num_models=64 --workdir=runs/purchase
+        --config.data_dir=$HOME/hampjax_data --config.num_models=64 \
+        --config.cells.purchase100.defenses.hamp.optimizer.learning_rate=0.1 \
+        --workdir=runs/purchase
 
 Each config's docstring gives its launch command, expected runtime and the paper numbers it
 targets; ``experiments/results.py WORKDIR`` prints the tables. Re-running the same command
 resumes. Multi-host (TPU pods): set ``HAMPJAX_DISTRIBUTED=1`` (see tpu_scripts/README.md).
+
+Mistakes in the command line are one line on stderr and exit status 2, before anything runs:
+an unknown ``--config.`` field (with the valid fields), a missing config file, a workdir that
+is a file or holds a different run, an invalid config value.
 """
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from hampjax.repro import run_experiment
+from hampjax.repro import check_config, rundir, run_experiment
 from hampjax.training import maybe_initialize
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file[:argument]",
@@ -22,14 +34,92 @@ _PROGRESS = flags.DEFINE_bool("progress", True, "show training progress bars")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class UsageError(ValueError):
+    """A command-line mistake, reported as one line."""
+
+
+def _flag_values(argv: list[str], name: str) -> list[tuple[str, str | None]]:
+    """``(flag name, value)`` of every ``--name...`` argument (``--x=v`` or ``--x v``)."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        for prefix in (f"--{name}", f"-{name}"):
+            if arg.startswith(prefix) and arg[len(prefix):len(prefix) + 1] in ("", "=", "."):
+                key, sep, value = arg.lstrip("-").partition("=")
+                if not sep:
+                    value = argv[i + 1] if i + 1 < len(argv) and "." not in key else None
+                out.append((key, value))
+                break
+    return out
+
+
+def _load_config(value: str):
+    path, _, arg = value.partition(":")
+    if not os.path.isfile(path):
+        raise UsageError(f"--config: config file {path!r} does not exist")
+    spec = importlib.util.spec_from_file_location("experiment_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise UsageError(f"--config: {path!r} defines no get_config()")
+    try:
+        return module.get_config(arg or None) if arg else module.get_config()
+    except ValueError as e:
+        raise UsageError(f"--config={value}: {e}") from None
+
+
+def check_overrides(argv: list[str]) -> None:
+    """Check the ``--config`` file and every ``--config.X`` field before absl parses them.
+
+    Raises:
+      UsageError: a missing config file, or an override naming an unknown field (listing the
+        valid fields where the path stopped).
+    """
+    configs = [v for k, v in _flag_values(argv, "config") if k == "config"]
+    if not configs or configs[-1] is None:
+        return  # absl reports the missing flag.
+    config = _load_config(configs[-1])
+    for key, _ in _flag_values(argv, "config"):
+        if key == "config":
+            continue
+        node, walked = config, "config"
+        for part in key.split(".")[1:]:
+            part = part.split("[", 1)[0]
+            if not hasattr(node, "keys") or part not in node:
+                valid = ", ".join(sorted(node.keys())) if hasattr(node, "keys") else "(none)"
+                where = "" if walked == "config" else f" (under {walked})"
+                raise UsageError(f"--{key}: unknown field; valid fields{where}: {valid}")
+            node, walked = node[part], f"{walked}.{part}"
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not flags.FLAGS["verbosity"].present:  # Keep orbax's per-checkpoint INFO lines out.
         logging.set_verbosity(logging.WARNING)
+    config, workdir = _CONFIG.value, _WORKDIR.value
+    try:
+        if os.path.exists(workdir) and not os.path.isdir(workdir):
+            raise UsageError(f"--workdir: {workdir!r} is a file, not a directory")
+        check_config(config)
+        if os.path.exists(rundir.experiment_path(workdir)):  # A resumed run: the same config?
+            rundir.open_experiment(workdir, kind=config.experiment, name=config.name,
+                                   config=rundir.config_dict(config))
+    except ValueError as e:
+        _fail(str(e))
     maybe_initialize()
-    run_experiment(_CONFIG.value, _WORKDIR.value, progress=_PROGRESS.value)
+    run_experiment(config, workdir, progress=_PROGRESS.value)
 
 
 if __name__ == "__main__":
+    try:
+        check_overrides(sys.argv[1:])
+    except UsageError as e:
+        _fail(str(e))
     app.run(main)

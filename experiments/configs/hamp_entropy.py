@@ -20,20 +20,13 @@ Paper numbers targeted (Table IV, nats, members / non-members / difference):
 | Location30 | 0.224 / 0.567 / 0.343 | 2.789 / 2.847 / 0.058 |
 
 The entropy is that of the released outputs (after HAMP's output modification for HAMP).
+Config argument as in ``hamp_main``: datasets and/or defenses, and/or ``quick``.
 """
 
-from hampjax.repro.configs import base_config, make_quick, split_arg
-
-DATASETS = ("purchase100", "texas100", "location30", "cifar10", "cifar100")
+from hampjax.repro.configs import hamp_cells_config
 
 
 def get_config(arg: str | None = None):
-    quick, datasets = split_arg(arg)
-    c = base_config("hamp_entropy", "hamp_entropy")
-    c.datasets = tuple(datasets) or tuple(DATASETS)
-    c.defenses = ("undefended", "hamp")
+    c = hamp_cells_config("hamp_entropy", arg)
     c.num_models = 4
-    if quick:
-        c = make_quick(c)
-        c.datasets = ("digits",)
     return c

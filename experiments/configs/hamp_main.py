@@ -9,9 +9,10 @@ Launch (one GPU; add ``--config.data_dir`` where the archives are, see README "D
         --config.data_dir=$HOME/hampjax_data --config.accept_texas_terms=True --workdir=runs/hamp_main
     python experiments/results.py runs/hamp_main
 
-Config argument: empty (all five datasets), a comma-separated list of datasets, and/or
-``quick`` (digits, 4 models, 2 epochs: a seconds-long CPU smoke test). Add ``label_smoothing``
-to ``--config.defenses`` for the paper's LS baseline.
+Config argument: empty (all five datasets), a comma-separated list of datasets and/or defenses
+(default ``undefended,hamp``; add ``label_smoothing`` for the paper's LS baseline), and/or
+``quick`` (digits, 4 models, 2 epochs: a seconds-long CPU smoke test). Every recipe setting is a
+flag: ``--config.cells.purchase100.defenses.hamp.optimizer.learning_rate=0.1``.
 
 Expected runtime on one GPU: not measured here (no GPU was lent while this was written). The
 estimate from the CPU benchmark (``experiments/bench_shadow.py``: 1.04 s per Purchase100
@@ -33,17 +34,8 @@ Table IV (mean prediction entropy, members / non-members) comes from the same ru
 ``stats.json``: e.g. Purchase100 undefended 0.389 / 0.576, HAMP 4.485 / 4.490.
 """
 
-from hampjax.repro.configs import base_config, make_quick, split_arg
-
-DATASETS = ("purchase100", "texas100", "location30", "cifar10", "cifar100")
+from hampjax.repro.configs import hamp_cells_config
 
 
 def get_config(arg: str | None = None):
-    quick, datasets = split_arg(arg)
-    c = base_config("hamp_main", "hamp_main")
-    c.datasets = tuple(datasets) or tuple(DATASETS)
-    c.defenses = ("undefended", "hamp")
-    if quick:
-        c = make_quick(c)
-        c.datasets = ("digits",)
-    return c
+    return hamp_cells_config("hamp_main", arg)

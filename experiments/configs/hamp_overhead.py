@@ -16,15 +16,22 @@ query of a PyTorch model; the claim to check is that HAMP adds a small fraction 
 pass.
 """
 
-from hampjax.repro.configs import base_config, split_arg
+import ml_collections
+from ml_collections import config_dict
 
-DATASETS = ("purchase100", "texas100", "location30", "cifar10", "cifar100")
+from hampjax.data import PAPER_DATASETS
+from hampjax.repro.configs import QUICK_POOL_SIZE, split_arg
 
 
 def get_config(arg: str | None = None):
     quick, datasets = split_arg(arg)
-    c = base_config("hamp_overhead", "hamp_overhead")
-    c.datasets = tuple(datasets) or tuple(DATASETS)
+    c = ml_collections.ConfigDict()
+    c.experiment = "hamp_overhead"
+    c.name = "hamp_overhead"
+    c.seed = 0
+    c.model = config_dict.placeholder(str)  # None: the paper's model for each dataset.
+    c.datasets = tuple(datasets) or tuple(PAPER_DATASETS)
+    c.pool_size = 1000  # HAMP's random outputs per model.
     c.batch = 1000
     c.repeats = 5
     if quick:
@@ -32,5 +39,5 @@ def get_config(arg: str | None = None):
         c.datasets = ("digits", "location30")
         c.batch = 100
         c.repeats = 2
-        c.pool_size = 50
+        c.pool_size = QUICK_POOL_SIZE
     return c

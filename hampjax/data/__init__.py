@@ -17,6 +17,7 @@ from hampjax.data.cifar import (
     parse_cifar_records,
 )
 from hampjax.data.dataset import Dataset
+from hampjax.data.registry import DATASET_INFO, DATASETS, PAPER_DATASETS, DatasetInfo
 from hampjax.data.digits import load_digits_dataset
 from hampjax.data.download import DownloadError, fetch, file_digest, verify_file
 from hampjax.data.ood import (
@@ -57,6 +58,7 @@ from hampjax.data.transforms import permute_pixels, scale_inputs, uniform_noise_
 
 __all__ = [
     "Dataset",
+    "DatasetInfo", "DATASET_INFO", "DATASETS", "PAPER_DATASETS",
     "OodSource",
     "OOD_SETS",
     "STL10_MONKEY_LABEL",

@@ -1,10 +1,12 @@
 """Reproduction experiments: datasets and models per paper, the experiment runner, the
 papers' numbers and the results tables.
 
-Configs live in ``experiments/configs/`` (ml_collections); ``experiments/run.py`` runs one
+Configs live in ``experiments/configs/`` (ml_collections; every recipe is a spec dict one
+``--config.`` flag away); ``experiments/run.py`` runs one
 (``--config=experiments/configs/hamp_main.py:quick --workdir=runs/x``) and
 ``experiments/results.py`` prints its tables next to the papers' numbers
-(:mod:`hampjax.repro.results`, figures in :mod:`hampjax.repro.figures`).
+(:mod:`hampjax.repro.results`). The experiment kinds live in one registry
+(:data:`hampjax.repro.kinds.EXPERIMENT_KINDS`); run directories in :mod:`hampjax.repro.rundir`.
 """
 
 from hampjax.repro.datasets import (
@@ -15,7 +17,9 @@ from hampjax.repro.datasets import (
     load_dataset,
     load_experiment_data,
 )
-from hampjax.repro.runner import EXPERIMENTS, record_cell_data, run_experiment
+from hampjax.repro.kinds import EXPERIMENT_KINDS, ExperimentKind
+from hampjax.repro.rundir import record_cell_data
+from hampjax.repro.runner import check_config, run_experiment
 
 __all__ = [
     "DIGITS_SPLIT_SIZES",
@@ -24,7 +28,9 @@ __all__ = [
     "default_model",
     "load_dataset",
     "load_experiment_data",
-    "EXPERIMENTS",
+    "EXPERIMENT_KINDS",
+    "ExperimentKind",
+    "check_config",
     "record_cell_data",
     "run_experiment",
 ]

@@ -1,9 +1,9 @@
 """Datasets, splits and models for the reproduction experiments.
 
-:func:`load_experiment_data` turns a dataset name into what :func:`hampjax.attacks.evaluate_defense`
-needs: the candidate pool (members and non-members of the target, from which every shadow model
-also draws a balanced half), a validation set, a test set, HAMP's random-input generator, and the
-paper's model for that dataset.
+:func:`load_experiment_data` turns a dataset name into what
+:func:`hampjax.evaluation.evaluate_defense` needs: the candidate pool (members and non-members
+of the target, from which every shadow model also draws a balanced half), a validation set, a
+test set, HAMP's random-input generator, and the paper's model for that dataset.
 
 Split schemes (all consecutive slices of a seeded permutation, recorded with a data hash):
 
@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from hampjax import validation
-from hampjax.attacks.evaluate import EvalData
+from hampjax.evaluation import EvalData
 from hampjax.data import (
+    DATASETS,
     HAMP_SPLIT_SIZES,
     Dataset,
     SplitSizes,
@@ -44,9 +45,9 @@ from hampjax.data import (
 from hampjax.models import get_model
 
 __all__ = ["EXPERIMENT_DATASETS", "DIGITS_SPLIT_SIZES", "ExperimentData", "load_dataset",
-           "load_experiment_data", "default_model"]
+           "load_experiment_data", "default_model", "default_model_name"]
 
-EXPERIMENT_DATASETS = ("purchase100", "texas100", "location30", "cifar10", "cifar100", "digits")
+EXPERIMENT_DATASETS = DATASETS  # The one list, hampjax.data.DATASETS (kept as an alias).
 DIGITS_SPLIT_SIZES = SplitSizes(members=700, val=100, test=297, nonmembers=700)
 
 # The paper's models (spec 1.4 / 5.2); ``digits`` uses a small MLP so that quick runs take seconds.
@@ -93,6 +94,13 @@ def load_dataset(name: str, *, data_dir: str | None, download: bool = False,
         return load_location30(data_dir, download=download)
     loader = load_cifar10 if name == "cifar10" else load_cifar100
     return loader(data_dir, split="all", download=download)
+
+
+def default_model_name(dataset: str) -> tuple[str, dict[str, Any]]:
+    """``(zoo name, keyword arguments)`` of the paper's model for ``dataset``."""
+    validation.check_choice("dataset", dataset, EXPERIMENT_DATASETS)
+    name, kwargs = _DEFAULT_MODELS[dataset]
+    return name, dict(kwargs)
 
 
 def default_model(dataset: str, num_classes: int, name: str | None = None, **kwargs: Any):

@@ -146,7 +146,7 @@ HAMP_ATTACK_NAMES: Mapping[str, str] = _frozen({
     "Boundary-based": "label_only_boundary",
     "LiRA": "lira_online",
 })
-"""Table VIII column -> our attack name (``hampjax.attacks.evaluate``), in column order."""
+"""Table VIII column -> our attack name (``hampjax.evaluation``), in column order."""
 
 SWAPPED_ATTACKS = ("nn",)
 """Attacks whose printed TPR and TNR are swapped by the authors' label bug (spec section 3)."""

@@ -4,14 +4,16 @@ For one dataset and architecture, a target and a shadow model are trained per tr
 (one batched :func:`~hampjax.training.train_many` program each: the keep matrix has two rows,
 the target's and the shadow's disjoint training halves). Variants:
 
-* ``standard``, ``label_smoothing``, ``l2``: recipes of :func:`~hampjax.training.trust_recipe`;
+* ``standard``, ``label_smoothing``, ``l2``: the recipe specs ``config.recipes.<variant>``
+  (presets ``preset_spec("trust", variant)``);
 * ``temperature``: the standard models' logits divided by ``config.temperature`` (T = 10);
 * ``temperature_nll``: the standard models' logits divided by the temperature that minimizes the
   NLL on each model's held-out test non-members (Guo et al.'s calibration,
   :func:`~hampjax.defenses.fit_temperature`);
 * ``llla``: the last-layer Laplace approximation of each standard model
   (:func:`~hampjax.defenses.fit_last_layer_laplace`, prior variance on the paper's grid);
-* ``hamp``: HAMP's recipe and output modification (each model with its own random-output pool).
+* ``hamp``: HAMP's recipe ``config.recipes.hamp`` and its output modification (each model with
+  its own random-output pool of ``config.recipes.hamp.output.pool_size``).
 
 Every variant is applied to target and shadow alike. The score attacks (max score, entropy,
 top-3, loss) are fitted on the shadow's own attack set, then evaluated on the target's members
@@ -57,12 +59,13 @@ from hampjax.data import Dataset, data_hash, load_cifar10, load_cifar100, load_d
 from hampjax.data.transforms import permute_pixels, scale_inputs, uniform_noise_images
 from hampjax.defenses.baselines import fit_temperature, temperature_scale
 from hampjax.defenses.laplace import fit_last_layer_laplace
-from hampjax.defenses.output_modification import modify_output, random_image_inputs, sample_from_pool
+from hampjax.defenses.output_modification import OutputModifier, random_image_inputs
 from hampjax.models import get_model, model_functions
+from hampjax.repro.rundir import record_cell_data
 from hampjax.report.trust import write_trust_report
-from hampjax.training import hamp_recipe, predict_single, train_many, trust_recipe
+from hampjax.training import RecipeSpec, build_recipe, predict_single, train_many
 
-__all__ = ["TRUST_VARIANTS", "TrustSplit", "trust_split", "run_trust"]
+__all__ = ["TRUST_VARIANTS", "TrustSplit", "trust_split", "check_trust", "run_trust"]
 
 TRUST_VARIANTS = ("standard", "label_smoothing", "l2", "temperature", "temperature_nll", "llla",
                   "hamp")
@@ -70,6 +73,16 @@ _TRAINED_BY = {"standard": "standard", "label_smoothing": "label_smoothing", "l2
                "temperature": "standard", "temperature_nll": "standard", "llla": "standard",
                "hamp": "hamp"}
 _ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh}
+
+# fold_in streams of a variant's key: every random draw has its own named stream, so adding a
+# non-member set or a call changes no other draw.
+_SETUP, _FIT, _OUTPUTS = 0, 1, 2  # the variant's pools / Laplace fits; attack fits; outputs
+_SHADOW_ATTACK_SET, _TARGET_MEMBERS, _TARGET_TEST, _TARGET_TRAIN, _NONMEMBER_SETS = range(5)
+
+
+def _named_key(key, name: str):
+    """A stream of ``key`` named by a string (stable under adding or reordering names)."""
+    return jax.random.fold_in(key, zlib.crc32(name.encode()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,13 +165,19 @@ def _model(config, num_classes: int):
     return model, (lambda images: images.reshape(images.shape[0], -1)) if flat else (lambda im: im)
 
 
-def _recipe(config, name: str, dataset: str):
-    if name == "hamp":
-        recipe = hamp_recipe(dataset, selection="last")
-        return recipe.replace(epochs=config.epochs) if config.get("epochs") else recipe
-    return trust_recipe(name, learning_rate=config.learning_rate, epochs=config.epochs,
-                        batch_size=config.batch_size, smoothing=config.smoothing,
-                        weight_decay=config.weight_decay)
+def _specs(config) -> dict[str, RecipeSpec]:
+    """``{training name: RecipeSpec}`` of the recipes the variants need (``config.recipes``)."""
+    specs = {}
+    for name in sorted({_TRAINED_BY[v] for v in config.variants}):
+        if name not in config.recipes:
+            raise ValueError(f"config.recipes.{name} is missing: variants "
+                             f"{[v for v in config.variants if _TRAINED_BY[v] == name]} are "
+                             f"trained with it (config.recipes has {list(config.recipes)})")
+        try:
+            specs[name] = RecipeSpec.from_dict(config.recipes[name].to_dict())
+        except ValueError as e:
+            raise ValueError(f"config.recipes.{name}: {e}") from e
+    return specs
 
 
 def _ood_sets(config, train: Dataset, key) -> dict[str, np.ndarray]:
@@ -180,12 +199,20 @@ def _ood_sets(config, train: Dataset, key) -> dict[str, np.ndarray]:
     return sets
 
 
-def run_trust(config, workdir: str, progress: bool) -> list[str]:
-    """The ``trust`` experiment kind (see the module docstring); returns its cell names."""
+def check_trust(config) -> None:
+    """Check the Trust config's choices before anything runs."""
     for v in config.variants:
         validation.check_choice("config.variants[]", v, TRUST_VARIANTS)
     for a in config.attacks_fitted:
         validation.check_choice("config.attacks_fitted[]", a, SCORE_ATTACKS)
+    if config.dataset != "digits" and config.get("data_dir") is None:
+        raise ValueError(f"config.data_dir is required for dataset {config.dataset!r}")
+    _specs(config)
+
+
+def run_trust(config, workdir: str, progress: bool) -> list[str]:
+    """The ``trust`` experiment kind (see the module docstring); returns its cell names."""
+    check_trust(config)
     train_ds, test_ds = _load(config)
     cell = f"{config.dataset}_{config.model}"
     cell_dir = os.path.join(workdir, cell)
@@ -195,8 +222,6 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
         print(f"[{cell}] done already, skipped")
         return [cell]
     os.makedirs(cell_dir, exist_ok=True)
-    from hampjax.repro.runner import record_cell_data  # Imported here: runner imports us lazily.
-
     split = trust_split(train_ds.y, test_ds.y, num_train=config.num_train,
                         attack_size=config.attack_size, seed=config.seed)
     record_cell_data(workdir, cell, {"scheme": "trust", "seed": config.seed,
@@ -216,9 +241,10 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
     key = jax.random.fold_in(jax.random.key(config.seed), 11)
 
     trained = {}
-    for name in sorted({_TRAINED_BY[v] for v in config.variants}):
+    specs = _specs(config)
+    for name, spec in specs.items():
         t0 = time.perf_counter()
-        trained[name] = train_many(model, _recipe(config, name, config.dataset), x_pool, y_pool,
+        trained[name] = train_many(model, build_recipe(spec), x_pool, y_pool,
                                    keep, seed=config.seed, workdir=os.path.join(cell_dir, "train", name),
                                    progress=progress).variables
         print(f"[{cell}] trained {name} (target + shadow) in {time.perf_counter() - t0:.0f} s")
@@ -251,30 +277,33 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
         t0 = time.perf_counter()
         variables = trained[_TRAINED_BY[variant]]
         # Keyed by the variant's name: adding or reordering variants changes no result.
-        vkey = jax.random.fold_in(key, zlib.crc32(variant.encode()))
-        outputs = _variant_outputs(config, variant, model, apply_fn, variables, single, as_input,
-                                   x_train, train_ds, split.train, held_out, x_test, test_ds,
-                                   laplace_noise, vkey)
+        vkey = _named_key(key, variant)
+        outputs = _variant_outputs(config, specs, variant, model, apply_fn, variables, single,
+                                   as_input, x_train, train_ds, split.train, held_out, x_test,
+                                   test_ds, laplace_noise, jax.random.fold_in(vkey, _SETUP))
         shadow_x = np.concatenate([x_train[members[1]], x_test[nonmembers[1]]])
         shadow_y = np.concatenate([train_ds.y[members[1]], test_ds.y[nonmembers[1]]])
         shadow_member = np.concatenate([np.ones(k, bool), np.zeros(k, bool)])
-        attacks = fit_score_attacks(outputs(1, shadow_x), shadow_y, shadow_member,
-                                    key=jax.random.fold_in(vkey, 1), names=tuple(config.attacks_fitted),
-                                    top3_max_epochs=config.top3_max_epochs)
-        member_logits = outputs(0, x_train[members[0]])
-        set_logits = {name: (outputs(0, images), labels)
+        okey = jax.random.fold_in(vkey, _OUTPUTS)
+        attacks = fit_score_attacks(
+            outputs(1, shadow_x, jax.random.fold_in(okey, _SHADOW_ATTACK_SET)), shadow_y,
+            shadow_member, key=jax.random.fold_in(vkey, _FIT), names=tuple(config.attacks_fitted),
+            top3_max_epochs=config.top3_max_epochs)
+        member_logits = outputs(0, x_train[members[0]], jax.random.fold_in(okey, _TARGET_MEMBERS))
+        set_key = jax.random.fold_in(okey, _NONMEMBER_SETS)
+        set_logits = {name: (outputs(0, images, _named_key(set_key, name)), labels)
                       for name, (images, labels) in shifted.items()}
         results = evaluate_shift(attacks, member_logits, train_ds.y[members[0]], set_logits)
         groups = {"members": max_prediction_score(member_logits)}
         groups.update({name: max_prediction_score(logits) for name, (logits, _) in set_logits.items()})
-        test_all = outputs(0, x_test[split.test[0]])
+        test_all = outputs(0, x_test[split.test[0]], jax.random.fold_in(okey, _TARGET_TEST))
         calib = {"test": calibration_summary(test_all, test_ds.y[split.test[0]]),
                  "members": calibration_summary(member_logits, train_ds.y[members[0]])}
         main = jax.process_index() == 0  # Every process computes; one writes.
         if main:
             write_trust_report(os.path.join(cell_dir, variant), results, score_groups=groups,
                                calibration=calib)
-        train_all = outputs(0, x_train[split.train[0]])
+        train_all = outputs(0, x_train[split.train[0]], jax.random.fold_in(okey, _TARGET_TRAIN))
         summary[variant] = {
             "train_acc": float(np.mean(np.argmax(train_all, -1) == train_ds.y[split.train[0]])),
             "test_acc": calib["test"]["accuracy"], "ece": calib["test"]["ece"],
@@ -294,18 +323,22 @@ def run_trust(config, workdir: str, progress: bool) -> list[str]:
     return [cell]
 
 
-def _variant_outputs(config, variant, model, apply_fn, variables, single, as_input, x_train,
+def _variant_outputs(config, specs, variant, model, apply_fn, variables, single, as_input, x_train,
                      train_ds, train_idx, held_out, x_test, test_ds, laplace_noise, key):
-    """``outputs(model index, normalized images) -> [n, C]`` logits (or log-probabilities)."""
+    """``outputs(model index, normalized images, key) -> [n, C]`` logits (or
+    log-probabilities); ``key`` draws the randomness of that one call (HAMP's pool draw, the
+    Laplace predictive samples) and is ignored by deterministic variants. ``key`` here seeds
+    the variant's setup (HAMP's pools, the Laplace fits)."""
 
-    def plain(m, images):
+    def plain(m, images, key=None):
+        del key
         return np.asarray(predict_single(apply_fn, single(variables, m), as_input(images))[:, 0])
 
     if variant in ("standard", "label_smoothing", "l2"):
         return plain
     if variant == "temperature":
-        return lambda m, images: np.asarray(temperature_scale(jnp.asarray(plain(m, images)),
-                                                              config.temperature))
+        return lambda m, images, key: np.asarray(temperature_scale(
+            jnp.asarray(plain(m, images)), config.temperature))
     if variant == "temperature_nll":
         lo, hi = 1e-2, 1e3
         temps = [float(fit_temperature(jnp.asarray(plain(m, x_test[held_out[m]])),
@@ -318,21 +351,22 @@ def _variant_outputs(config, variant, model, apply_fn, variables, single, as_inp
                               f"[{lo}, {hi}]: its {len(held_out[m])} held-out examples are "
                               "(almost) all classified correctly; use a larger test set or "
                               "a smaller config.attack_size", stacklevel=2)
-        return lambda m, images: np.asarray(temperature_scale(jnp.asarray(plain(m, images)),
-                                                              temps[m]))
+        return lambda m, images, key: np.asarray(temperature_scale(
+            jnp.asarray(plain(m, images)), temps[m]))
     if variant == "hamp":
-        pools = []
+        # The one output-modification API: each model's pool of outputs on its own random
+        # inputs, applied in the same prediction step as every other output.
+        output = specs["hamp"].output
+        modifiers = []
         for m in range(2):
-            inputs = random_image_inputs(jax.random.fold_in(key, m), config.pool_size,
+            inputs = random_image_inputs(jax.random.fold_in(key, m), output.pool_size,
                                          train_ds.image_shape, mean=train_ds.mean, std=train_ds.std)
-            pools.append(jnp.asarray(plain(m, inputs)))
-        counter = iter(range(1 << 30))
+            modifiers.append(OutputModifier.from_pool(jnp.asarray(plain(m, inputs)),
+                                                      break_ties=output.break_ties))
 
-        def hamp(m, images):
-            logits = jnp.asarray(plain(m, images))
-            draw = sample_from_pool(pools[m], jax.random.fold_in(key, 1000 + next(counter)),
-                                    logits.shape[0])
-            return np.asarray(modify_output(logits, draw))
+        def hamp(m, images, key):
+            return np.asarray(predict_single(apply_fn, single(variables, m), as_input(images),
+                                             output_modifier=modifiers[m], output_key=key)[:, 0])
         return hamp
     # llla: one Laplace approximation per model, fitted on that model's own members; the prior
     # variance is chosen on its held-out test non-members and uniform-noise images.
@@ -345,10 +379,7 @@ def _variant_outputs(config, variant, model, apply_fn, variables, single, as_inp
             x_val=as_input(x_test[held_out[m]]), y_val=test_ds.y[held_out[m]],
             x_noise=as_input(laplace_noise), key=jax.random.fold_in(key, m), method=lap.method,
             grid=grid, num_selection_samples=lap.selection_samples))
-    counter = iter(range(1 << 30))
-
-    def laplace(m, images):
-        return np.asarray(fitted[m].log_predictive(
-            as_input(images), key=jax.random.fold_in(key, 2000 + next(counter)),
-            num_samples=lap.num_samples))
+    def laplace(m, images, key):
+        return np.asarray(fitted[m].log_predictive(as_input(images), key=key,
+                                                   num_samples=lap.num_samples))
     return laplace

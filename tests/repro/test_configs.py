@@ -26,20 +26,8 @@ def load_config(name: str, arg: str | None = "quick"):
     return module.get_config(arg)
 
 
-def expected_defenses(config) -> list[str]:
-    kind = config.experiment
-    if kind in ("hamp_main", "hamp_entropy", "hamp_sizes"):
-        return list(config.defenses)
-    if kind == "hamp_ablation":
-        return list(config.components)
-    if kind == "hamp_params":
-        return [f"gamma={g:g}" for g in config.gammas] + [f"alpha={a:g}" for a in config.alphas]
-    if kind == "relaxloss":
-        return ["undefended", "relaxloss_nonadaptive", "relaxloss_adaptive"]
-    if kind == "ws_sigma":
-        return [f"sigma={s:g}" for s in config.sigmas] + [
-            f"sigma={config.ablation_sigma:g},{a}" for a in config.ablations]
-    raise AssertionError(kind)
+def expected_defenses(config, cell) -> list[str]:
+    return list(config.cells[cell].defenses)
 
 
 def test_every_config_has_a_documented_quick_variant():
@@ -70,12 +58,17 @@ def test_quick_variant_runs(name, tmp_path, capsys):
             assert row["hamp_ms"] == pytest.approx(row["forward_ms"] + row["modify_output_ms"])
     else:
         assert set(record["data_hashes"]) == set(record["cells"])
+        assert record["cells"] == list(config.cells)
+        assert record["config"] == json.loads(json.dumps(config.to_dict()))  # specs included
         for cell in record["cells"]:
             with open(os.path.join(workdir, cell, "report.json")) as f:
                 report = json.load(f)
             with open(os.path.join(workdir, cell, "stats.json")) as f:
                 stats = json.load(f)
-            names = expected_defenses(config)
+            info = record["cell_info"][cell]
+            assert info["dataset"] == config.cells[cell].dataset
+            assert sorted(info["sweep"]) == sorted(config.cells[cell].sweep)
+            names = expected_defenses(config, cell)
             assert list(report["defenses"]) == names
             assert sorted(stats) == sorted(names)
             for d in report["defenses"].values():
@@ -92,11 +85,13 @@ def test_quick_variant_runs(name, tmp_path, capsys):
 
 def check_non_adaptive(workdir):
     with open(os.path.join(workdir, "digits", "evaluation.json")) as f:
-        cfg = json.load(f)["config"]
-    assert cfg["relaxloss_adaptive"]["non_adaptive_shadows"] is None
-    shadows = cfg["relaxloss_nonadaptive"]["non_adaptive_shadows"]
+        cfg = {d["name"]: d["config"] for d in json.load(f)["defenses"]}
+    assert cfg["relaxloss_adaptive"]["shadow_recipe"] is None
+    shadows = cfg["relaxloss_nonadaptive"]["shadow_recipe"]
     assert shadows["name"] == "undefended" and shadows["defense"] == {"kind": "cross_entropy"}
     assert cfg["relaxloss_nonadaptive"]["recipe"]["defense"]["kind"] == "relaxloss"
+    # The baseline is the RelaxLoss recipe with a cross-entropy loss: same optimizer.
+    assert shadows["optimizer"] == cfg["relaxloss_nonadaptive"]["recipe"]["optimizer"]
     # The non-adaptive run trained its shadows and its target separately.
     train = os.path.join(workdir, "digits", "train", "relaxloss_nonadaptive")
     assert sorted(os.listdir(train)) == ["shadows", "target"]
@@ -114,7 +109,7 @@ def test_resume_skips_finished_cells_and_refuses_other_configs(tmp_path, capsys)
     assert os.stat(report).st_mtime_ns == before
     other = load_config("hamp_entropy")
     other.seed = 1
-    with pytest.raises(ValueError, match=r"different config .*seed"):
+    with pytest.raises(ValueError, match=r"different config \(fields differ: seed\)"):
         run_experiment(other, workdir, progress=False)
 
 
@@ -129,22 +124,24 @@ def test_config_validation(tmp_path):
     with pytest.raises(ValueError, match="num_models must be an even integer >= 4"):
         run_experiment(bad, str(tmp_path / "b"))
     bad = load_config("hamp_main")
-    bad.datasets = ("mnist",)
-    with pytest.raises(ValueError, match="config.datasets"):
+    bad.cells.digits.dataset = "mnist"
+    with pytest.raises(ValueError, match="config.cells.digits.dataset"):
         run_experiment(bad, str(tmp_path / "c"))
     bad = load_config("hamp_main")
-    bad.defenses = ("dpsgd",)
-    with pytest.raises(ValueError, match="config.defenses"):
+    bad.cells.digits.defenses.hamp.optimizer.kind = "rmsprop"
+    with pytest.raises(ValueError, match=r"config.cells.digits.defenses.hamp: .*optimizer.kind"):
         run_experiment(bad, str(tmp_path / "d"))
     bad = load_config("ws_sigma")
-    bad.ablations = ("colour=blue",)
-    with pytest.raises(ValueError, match="config.ablations"):
+    bad.cells.digits.sweep.noise_on_logits = "defense.colour"
+    with pytest.raises(ValueError, match=r"config.cells.digits.sweep.noise_on_logits: .*colour"):
         run_experiment(bad, str(tmp_path / "e"))
     bad = load_config("hamp_main")
-    bad.datasets = ("purchase100",)
+    bad.cells.digits.dataset = "purchase100"
     with pytest.raises(ValueError, match="data_dir is required"):
         run_experiment(bad, str(tmp_path / "f"))
-    assert config.datasets == ("digits",)
+    with pytest.raises(ValueError, match="config argument 'mnist' is not a dataset"):
+        load_config("hamp_main", "quick,mnist")
+    assert list(config.cells) == ["digits"] and not os.listdir(tmp_path)
 
 
 def test_run_entry_point(tmp_path):

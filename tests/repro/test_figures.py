@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hampjax.repro.figures import _sigma, figures
-from hampjax.repro.results import load_run
+from hampjax.repro.results import figures, load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 pytest.importorskip("matplotlib")
@@ -26,30 +25,38 @@ def _defense(acc, auc, tpr, tnr):
             "max_tnr@0.1%fnr": tnr, "attacks": {}}
 
 
-def _run(tmp_path, kind, cells):
+def _run(tmp_path, kind, cells, info=None):
     workdir = tmp_path / kind
     _write(workdir / "experiment.json", {"experiment": kind, "name": kind, "config": {},
-                                         "cells": list(cells), "data_hashes": {}})
+                                         "cells": list(cells), "data_hashes": {},
+                                         "cell_info": info or {}})
     for cell, defenses in cells.items():
         _write(workdir / cell / "report.json", {"defenses": defenses})
     return str(workdir)
 
 
-def test_sigma_names():
-    assert _sigma("sigma=0.01") == (0.01, "")
-    assert _sigma("sigma=0.1,noise_on=logits") == (0.1, "noise_on=logits")
-    assert _sigma("undefended") is None
+def _info(dataset="digits", train_size=None, **sweeps):
+    return {"dataset": dataset, "train_size": train_size,
+            "sweep": {n: {"field": f, "value": v} for n, (f, v) in sweeps.items()}}
 
 
 def test_figures_per_kind(tmp_path):
+    s = "defense.sigma"
     ws = _run(tmp_path, "ws_sigma", {"cifar10": {
-        "sigma=0.1": _defense(0.8, 0.6, 0.02, 0.03), "sigma=0": _defense(0.9, 0.7, 0.05, 0.06),
-        "sigma=0.1,score=cross_entropy": _defense(0.85, 0.65, 0.03, 0.04)}})
+        "sigma_0p1": _defense(0.8, 0.6, 0.02, 0.03), "sigma_0": _defense(0.9, 0.7, 0.05, 0.06),
+        "score_cross_entropy": _defense(0.85, 0.65, 0.03, 0.04)}},
+        {"cifar10": _info("cifar10", sigma_0p1=(s, 0.1), sigma_0=(s, 0.0))})
     sizes = _run(tmp_path, "hamp_sizes", {
-        "n=5000": {"undefended": _defense(0.8, 0.7, 0.1, 0.2), "hamp": _defense(0.8, 0.5, 0.01, 0.01)},
-        "n=2500": {"undefended": _defense(0.7, 0.8, 0.2, 0.3), "hamp": _defense(0.7, 0.5, 0.01, 0.02)}})
+        "size_5000": {"undefended": _defense(0.8, 0.7, 0.1, 0.2),
+                      "hamp": _defense(0.8, 0.5, 0.01, 0.01)},
+        "size_2500": {"undefended": _defense(0.7, 0.8, 0.2, 0.3),
+                      "hamp": _defense(0.7, 0.5, 0.01, 0.02)}},
+        {"size_5000": _info("purchase100", 5000), "size_2500": _info("purchase100", 2500)})
     params = _run(tmp_path, "hamp_params", {"purchase100": {
-        "gamma=0.8": _defense(0.8, 0.5, 0.004, 0.004), "alpha=0.01": _defense(0.8, 0.5, 0.004, 0.004)}})
+        "gamma_0p8": _defense(0.8, 0.5, 0.004, 0.004),
+        "alpha_0p01": _defense(0.8, 0.5, 0.004, 0.004)}},
+        {"purchase100": _info("purchase100", gamma_0p8=("defense.entropy_threshold", 0.8),
+                              alpha_0p01=("defense.alpha", 0.01))})
     main = _run(tmp_path, "hamp_main", {"digits": {"hamp": _defense(0.9, 0.5, 0.0, 0.0)}})
     for workdir, names in ((ws, ["ws_tradeoff_cifar10.png"]), (sizes, ["hamp_sizes.png"]),
                            (params, ["hamp_params.png"]), (main, [])):
@@ -60,11 +67,25 @@ def test_figures_per_kind(tmp_path):
         figures(ws)
 
 
+def test_figures_read_recorded_values_not_names(tmp_path):
+    """Cells and defenses with names that say nothing: the recorded values drive the plots;
+    without records there is nothing to plot against."""
+    sizes = _run(tmp_path, "hamp_sizes", {"small": {"hamp": _defense(0.7, 0.5, 0.01, 0.02)}},
+                 {"small": _info("purchase100", 2500)})
+    assert list(figures(load_run(sizes))) == ["hamp_sizes.png"]
+    bare = _run(tmp_path / "bare", "hamp_sizes",
+                {"n=2500": {"hamp": _defense(0.7, 0.5, 0.01, 0.02)}})
+    assert figures(load_run(bare)) == {}
+    params = _run(tmp_path, "hamp_params", {"digits": {"gamma=0.8": _defense(0.8, 0.5, 0.0, 0.0)}})
+    assert figures(load_run(params)) == {}
+
+
 def test_results_entry_point_writes_plots(tmp_path):
-    ws = _run(tmp_path, "ws_sigma", {"digits": {"sigma=0.2": _defense(0.9, 0.55, 0.01, 0.02)}})
+    ws = _run(tmp_path, "ws_sigma", {"digits": {"sigma_0p2": _defense(0.9, 0.55, 0.01, 0.02)}},
+              {"digits": _info(sigma_0p2=("defense.sigma", 0.2))})
     out = subprocess.run([sys.executable, str(ROOT / "experiments" / "results.py"), ws, "--plots"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "sigma=0.2" in out.stdout
+    assert "sigma=0.2" in out.stdout  # The row label, from the recorded value.
     with open(os.path.join(ws, "ws_tradeoff_digits.png"), "rb") as f:
         assert f.read(4) == b"\x89PNG"

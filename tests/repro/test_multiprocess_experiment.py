@@ -37,20 +37,19 @@ def test_two_processes_match_one(tmp_path, monkeypatch):
     rc = launch.main(["local", "-n", "2", "--platform", "cpu", "--timeout", "400",
                       "--log-dir", str(tmp_path / "logs"), "--workdir", str(workdir),
                       str(ROOT / "experiments" / "run.py"), "--",
-                      f"--config={CONFIG}:quick", "--config.defenses=('undefended',)", "--progress=false"])
+                      f"--config={CONFIG}:quick,undefended", "--progress=false"])
     logs = "".join(p.read_text() for p in sorted((tmp_path / "logs").iterdir()))
     assert rc == 0, logs[-4000:]
-    # Both processes trained chunks: 4 models, one chunk each, chunks 0 and 2 on process 0.
+    # Both processes trained their share: 4 models, one model range each (engine layout).
     train = workdir / "digits" / "train" / "undefended"
-    assert len([c for c in os.listdir(train) if c.startswith("chunk_")]) == 4
+    assert len([c for c in os.listdir(train) if c.startswith("models_")]) == 4
     with open(workdir / "digits" / "report.json") as f:
         multi = json.load(f)
 
     spec = importlib.util.spec_from_file_location("config_entropy", CONFIG)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    config = module.get_config("quick")
-    config.defenses = ("undefended",)
+    config = module.get_config("quick,undefended")
     single_dir = tmp_path / "single"
     run_experiment(config, str(single_dir), progress=False)
     with open(single_dir / "digits" / "report.json") as f:

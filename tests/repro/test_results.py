@@ -54,10 +54,17 @@ def _write(path, obj):
         json.dump(obj, f)
 
 
-def _experiment(workdir, kind, cells, name=None):
+def _experiment(workdir, kind, cells, name=None, *, config=None, cell_info=None):
     _write(os.path.join(workdir, "experiment.json"), {
-        "experiment": kind, "name": name or kind, "config": {"quick": False},
-        "cells": cells, "data_hashes": {c: "abcdef0123456789" for c in cells}})
+        "experiment": kind, "name": name or kind, "config": config or {"quick": False},
+        "cells": cells, "data_hashes": {c: "abcdef0123456789" for c in cells},
+        "cell_info": cell_info or {}})
+
+
+def _sweep_info(dataset, **sweeps):
+    """cell_info of one cell whose defenses sweep ``{name: (field, value)}``."""
+    return {"dataset": dataset, "train_size": None,
+            "sweep": {n: {"field": f, "value": v} for n, (f, v) in sweeps.items()}}
 
 
 def _report(workdir, cell, defenses, stats=None):
@@ -286,32 +293,59 @@ def test_entropy_kind_and_no_stats(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
+def _component_spec(components):
+    """A minimal recorded spec of a Table II component set ("none", "1+3", ...)."""
+    on = set(components.split("+")) - {"none"}
+    if on & {"1", "2"}:
+        defense = {"kind": "hamp", "entropy_threshold": 0.8 if "1" in on else 0.0,
+                   "alpha": 0.01 if "2" in on else 0.0}
+    else:
+        defense = {"kind": "cross_entropy"}
+    return {"defense": defense, "output": {"kind": "hamp" if "3" in on else "none"}}
+
+
 def test_ablation_and_params(tmp_path):
     workdir = str(tmp_path / "abl")
-    _experiment(workdir, "hamp_ablation", ["purchase100"])
+    # Defense names are config paths (c1_c2); the rows are labelled from the recorded specs.
+    names = {f"c{k.replace('+', '_c')}" if k != "none" else "none": k for k in paper.HAMP_ABLATION}
+    config = {"cells": {"purchase100": {"defenses": {
+        n: _component_spec(k) for n, k in names.items()}}}}
+    _experiment(workdir, "hamp_ablation", ["purchase100"], config=config,
+                cell_info={"purchase100": _sweep_info("purchase100")})
     attacks = {"lira_online": _attack(0.55, 0.0050, 0.0060)}
-    _report(workdir, "purchase100", {
-        name: _defense(0.95, 0.81, attacks) for name in paper.HAMP_ABLATION})
+    _report(workdir, "purchase100", {n: _defense(0.95, 0.81, attacks) for n in names})
     text = render(load_run(workdir))
-    assert _md_row(text, "purchase100", "1+2") == [
+    assert "c1_c2" in names and _md_row(text, "purchase100", "1+2") == [
         "95.00 / 91.12", "81.00 / 81.15", "0.50 (lira_online) / 1.86",
         "0.60 (lira_online) / 1.07", "55.00 (lira_online) / —"]
     assert _md_row(text, "purchase100", "none")[2].endswith("/ 14.37")
+    assert _md_row(text, "purchase100", "3")[1] == "81.00 / 80.85"
 
     workdir = str(tmp_path / "par")
-    _experiment(workdir, "hamp_params", ["purchase100"])
-    names = [f"gamma={0.9:g}", f"alpha={0.0001:g}", f"alpha={0.5:g}", f"gamma={0.35:g}"]
-    _report(workdir, "purchase100", {n: _defense(0.9, 0.8, attacks) for n in names})
+    g, a = "defense.entropy_threshold", "defense.alpha"
+    sweeps = {"gamma_0p9": (g, 0.9), "alpha_0p0001": (a, 0.0001), "alpha_0p5": (a, 0.5),
+              "gamma_0p35": (g, 0.35)}
+    _experiment(workdir, "hamp_params", ["purchase100"],
+                cell_info={"purchase100": _sweep_info("purchase100", **sweeps)})
+    _report(workdir, "purchase100", {n: _defense(0.9, 0.8, attacks) for n in sweeps})
     text = render(load_run(workdir))
     assert _md_row(text, "purchase100", "alpha=0.0001")[1] == "80.00 / 82.60"
     assert _md_row(text, "purchase100", "gamma=0.9")[1] == "80.00 / 66.70"
     assert _md_row(text, "purchase100", "alpha=0.5")[3] == "0.60 (lira_online) / —"  # lost TNR
     assert _md_row(text, "purchase100", "gamma=0.35")[1] == "80.00 / —"  # not in Table V
 
+    # The values come from the record, not the names: a misleading name changes nothing.
+    workdir = str(tmp_path / "par_named")
+    _experiment(workdir, "hamp_params", ["purchase100"],
+                cell_info={"purchase100": _sweep_info("purchase100", gamma_0p1=(g, 0.9))})
+    _report(workdir, "purchase100", {"gamma_0p1": _defense(0.9, 0.8, attacks)})
+    assert _md_row(render(load_run(workdir)), "purchase100", "gamma=0.9")[1] == "80.00 / 66.70"
+
     # The same run on another dataset has no paper numbers.
     workdir = str(tmp_path / "par_digits")
-    _experiment(workdir, "hamp_params", ["digits"])
-    _report(workdir, "digits", {"gamma=0.9": _defense(0.9, 0.8, attacks)})
+    _experiment(workdir, "hamp_params", ["digits"],
+                cell_info={"digits": _sweep_info("digits", gamma_0p9=(g, 0.9))})
+    _report(workdir, "digits", {"gamma_0p9": _defense(0.9, 0.8, attacks)})
     assert _md_row(render(load_run(workdir)), "digits", "gamma=0.9")[1] == "80.00 / —"
 
 
@@ -377,16 +411,18 @@ def test_relaxloss(tmp_path):
 
 def test_ws_sigma(tmp_path):
     workdir = str(tmp_path / "ws")
-    _experiment(workdir, "ws_sigma", ["digits"])
+    _experiment(workdir, "ws_sigma", ["digits"],
+                cell_info={"digits": _sweep_info("digits", sigma_0p5=("defense.sigma", 0.5))})
     attacks = {"loss": _attack(0.6, 0.02, 0.03, tnr_low=True)}
-    _report(workdir, "digits", {"sigma=0.5": _defense(0.99, 0.95, attacks),
-                                "sigma=0.5,weighted=False": _defense(0.99, 0.94, attacks)})
+    _report(workdir, "digits", {"sigma_0p5": _defense(0.99, 0.95, attacks),
+                                "noise_on_logits": _defense(0.99, 0.94, attacks)})
     text = render(load_run(workdir))
-    assert _md_row(text, "digits", "sigma=0.5,weighted=False") == [
+    assert _md_row(text, "digits", "noise_on_logits") == [
         "99.00", "94.00", "2.00 (loss)", "3.00* (loss)", "60.00 (loss)"]
+    assert _md_row(text, "digits", "sigma=0.5")[1] == "95.00"
     assert " / " not in _section(text, "Weighted")
     rows = _csv(render(load_run(workdir), fmt="csv"))
-    assert {r["defense"] for r in rows} == {"sigma=0.5", "sigma=0.5,weighted=False"}
+    assert {r["defense"] for r in rows} == {"sigma=0.5", "noise_on_logits"}
 
 
 def test_trust_tables(tmp_path):
@@ -423,6 +459,9 @@ def test_trust_tables(tmp_path):
 
 
 def test_every_kind_renders_an_empty_run(tmp_path):
+    from hampjax.repro.kinds import EXPERIMENT_KINDS as REGISTRY
+
+    assert EXPERIMENT_KINDS is REGISTRY  # One registry, read by the results module.
     for kind in EXPERIMENT_KINDS:
         workdir = str(tmp_path / kind)
         _experiment(workdir, kind, ["purchase100"])
@@ -440,7 +479,7 @@ def test_every_kind_renders_an_empty_run(tmp_path):
 def test_render_many(main_run, tmp_path):
     other = str(tmp_path / "ws")
     _experiment(other, "ws_sigma", ["digits"])
-    _report(other, "digits", {"sigma=1": _defense(0.9, 0.9, {"loss": _attack(0.6, 0.1, 0.1)})})
+    _report(other, "digits", {"sigma_1": _defense(0.9, 0.9, {"loss": _attack(0.6, 0.1, 0.1)})})
     md = render_many([main_run, other])
     assert md.index("# hamp_main (hamp_main)") < md.index("# ws_sigma (ws_sigma)")
     text = render_many([main_run, other], fmt="csv")
