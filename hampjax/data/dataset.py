@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from hampjax import validation
-from hampjax.defenses.output_modification import random_binary_inputs, random_image_inputs
+from hampjax.data.random_inputs import random_binary_inputs, random_image_inputs
 
 __all__ = ["Dataset"]
 

@@ -126,7 +126,8 @@ def evaluate_defense(
 
 
 def _run_lock(run_dir: str | None):
-    if run_dir is None:
+    # Every process of a multi-host run shares run_dir; process 0 owns it (lock, writes).
+    if run_dir is None or jax.process_index() != 0:
         return contextlib.nullcontext()
     return RunLock(run_dir, what="evaluation")
 
@@ -174,7 +175,7 @@ def evaluate_defenses(
     if not names or len(set(names)) != len(names):
         raise ValueError(f"defenses must be a non-empty list with distinct names, got {names}")
     with _run_lock(run_dir):
-        if run_dir is not None:
+        if run_dir is not None and jax.process_index() == 0:
             atomic.clean_stale_temps(run_dir)
         if run_dir is not None and os.path.isfile(os.path.join(run_dir, "report.json")):
             try:

@@ -40,6 +40,7 @@ import numpy as np
 import optax
 
 from hampjax import validation
+from hampjax.data import DATASETS  # the one list of datasets (re-exported here)
 from hampjax.defenses.weighted_smoothing import (
     WS_NOISE_START_EPOCH,
     ws_noise_scale,
@@ -74,7 +75,6 @@ __all__ = [
     "ws_example_state",
 ]
 
-DATASETS = tuple(PRESETS["hamp"])
 TRUST_TRAINING_VARIANTS = tuple(PRESETS["trust"])
 
 

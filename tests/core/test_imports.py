@@ -17,14 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2] / "hampjax"
 LAYERS = ("data", "models", "defenses", "training", "attacks", "report", "evaluation", "repro")
 BOTTOM = ("validation", "atomic", "scores", "metrics", "runlock")
-# Known violations in modules this test's author does not own, reported to their owners; a
-# fixed one must be removed here (test_known_violations_still_exist fails until it is).
-KNOWN_UPWARD = {
-    # Dataset.random_inputs draws HAMP's random inputs with the defense module's samplers;
-    # fix: move random_image_inputs / random_binary_inputs into hampjax.data (e.g.
-    # data/random_inputs.py) and import them from there in defenses/output_modification.py.
-    "hampjax.data.dataset -> hampjax.defenses.output_modification",
-}
+# Known upward imports still to be fixed ("importer -> imported"), each with a comment saying
+# how; a fixed one must be removed (test_known_violations_still_exist fails until it is).
+KNOWN_UPWARD: set[str] = set()
 
 
 def _module_name(path: Path) -> str:
