@@ -104,3 +104,19 @@ def test_archs_table_rows_per_architecture(tmp_path):
     for arch in reports:
         assert f"| {arch} | undefended | 99.00 | 80.00 | 1.00 (loss)" in text
     assert "not transcribed" in text
+
+
+def test_table_viii_boundary_rows_and_notes(tmp_path):
+    attacks = {"loss": _rates(0.6, 0.01, 0.02), "label_only_boundary": _rates(0.55, 0.0, 0.3),
+               "label_only_noise": _rates(0.52, 0.0, 0.01)}
+    reports = {"purchase100": {"undefended": _defense(0.99, 0.8, attacks)},
+               "cifar10": {"undefended": _defense(0.99, 0.8, attacks)}}
+    config = {"attacks": {"boundary_samples": 100, "boundary_attack": "auto"}}
+    _run(str(tmp_path), "hamp_main", {c: c for c in reports}, config, reports)
+    text = render(load_run(str(tmp_path)))
+    assert "on 100 evaluated members + 100 non-members" in text
+    # Tabular: the paper's Boundary column (noise robustness) sits next to label_only_noise.
+    assert "| purchase100 | undefended | label_only_boundary | 0.00 / — |" in text
+    assert "| purchase100 | undefended | label_only_noise | 0.00 / " in text
+    assert "| purchase100 | undefended | label_only_noise | 0.00 / — |" not in text
+    assert "| cifar10 | undefended | label_only_boundary | 0.00 / — |" not in text
