@@ -12,10 +12,15 @@ keep matrix is made of complementary pairs and is prefix-stable). With several p
 and process 0 writes and prints the report.
 
     python experiments/demo.py [--workdir runs/demo] [--models 18] [--epochs 40] [--seed 0]
-                               [--defenses undefended,hamp]
+                               [--targets 4] [--defenses undefended,hamp]
 
 Digits has 1,797 examples: each target trains on about 700 and the attacks are scored on about
-350 members and 350 non-members, so rates below 1/350 (0.29%) are flagged with ``*``.
+350 members and 350 non-members, so rates below 1/350 (0.29%) are flagged with ``*``. The
+per-attack tables are those of one target model (model 0). With so few examples a single
+target's numbers depend on how hard its own members happen to be, so with ``--targets T``
+(default 4) each of the first T models is in turn the target, the other models its shadows,
+for the attacks that are cheap to repeat (metric attacks, LiRA, RMIA), and the demo also
+prints their mean and standard deviation over the T targets.
 """
 
 from __future__ import annotations
@@ -91,6 +96,23 @@ def print_tables(report: dict) -> None:
         for attack in attacks:
             row = "".join(f"{_cell(d['attacks'][attack], key, fmt):>22}" for d in defs.values())
             print(f"{attack:<28}{row}")
+    multi = {n: d["multi_target"] for n, d in defs.items() if d.get("multi_target")}
+    if multi:
+        first = next(iter(multi.values()))
+        print(f"\nMean ± std over {len(first['targets'])} targets (each of models "
+              f"{first['targets'][0]}..{first['targets'][-1]} in turn the target, the others "
+              "its shadows):")
+        header = f"{'attack':<28}" + "".join(f"{name:>22}" for name in multi)
+        for key, label, fmt in METRICS:
+            print(f"\n{label}\n{header}\n" + "-" * len(header))
+            rows = ("train_acc", "test_acc") if key == "auc" else ()
+            for attack in (*rows, *first["attacks"]):
+                cells = []
+                for d in multi.values():
+                    spread = d[attack] if attack in rows else d["attacks"][attack][key]
+                    cell_fmt = "{:.2%}" if attack in rows else fmt
+                    cells.append(f"{cell_fmt.format(spread['mean'])} ± {cell_fmt.format(spread['std'])}")
+                print(f"{attack:<28}" + "".join(f"{c:>22}" for c in cells))
     print("\nSummary (max over all attacks; lower is better for the defense):")
     header = (f"{'defense':<20}{'train acc':>10}{'test acc':>10}{'max AUC':>10}"
               f"{'max TPR@0.1%FPR':>17}{'max TNR@0.1%FNR':>17}")
@@ -109,6 +131,9 @@ def main(argv=None) -> dict | None:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--nn-epochs", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--targets", type=int, default=4,
+                   help="each of the first T models in turn the target of the metric, LiRA and "
+                        "RMIA attacks (mean ± std printed); 1: model 0 only")
     p.add_argument("--defenses", default="all",
                    help="comma-separated subset of: undefended, hamp, relaxloss, "
                         "weighted_smoothing, label_smoothing")
@@ -116,6 +141,8 @@ def main(argv=None) -> dict | None:
     args = p.parse_args(argv)
     if args.models < 4 or args.models % 2:
         p.error(f"--models must be an even number >= 4, got {args.models}")
+    if not 1 <= args.targets <= args.models:
+        p.error(f"--targets must be in [1, --models={args.models}], got {args.targets}")
     for name in ("epochs", "nn_epochs"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -139,7 +166,8 @@ def main(argv=None) -> dict | None:
     settings = AttackSettings(nn_epochs=args.nn_epochs, top3_max_epochs=200, noise_variants=0)
     evaluation, report = evaluate_defenses(model, chosen, data, num_models=args.models,
                                            seed=args.seed, run_dir=args.workdir,
-                                           settings=settings, progress=not args.quiet)
+                                           settings=settings, progress=not args.quiet,
+                                           targets=args.targets)
     if not main_process:  # Every process trains its share; process 0 writes and prints.
         return None
     print_tables(report)
@@ -148,7 +176,7 @@ def main(argv=None) -> dict | None:
     if counts:
         print(f"\nModels: {counts}.")
     print(f"\nReport: {os.path.join(args.workdir, 'report.json')} (and report.md, scores.npz, "
-          f"manifest.json, roc_*.png). Total time {time.perf_counter() - start:.0f} s.")
+          f"manifest.json, roc_*.png, hist_*.png). Total time {time.perf_counter() - start:.0f} s.")
     return report
 
 

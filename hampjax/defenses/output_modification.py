@@ -443,8 +443,21 @@ def make_random_output_pool(
     _check_apply_output(apply_fn, sample_inputs, key, chunk)
     num_chunks = -(-pool_size // chunk)
     keys = jax.random.split(key, num_chunks)
-    chunks = lax.map(lambda k: apply_fn(sample_inputs(k, chunk)), keys)
+    one_chunk = lambda k: apply_fn(sample_inputs(k, chunk))
+    # No while loop where it can be avoided (XLA:CPU runs convolutions inside one ~30x
+    # slower): outside jit, one jitted chunk program driven from Python; under a trace, the
+    # chunks written out when few, else lax.map.
+    if validation.is_concrete(keys):
+        program = jax.jit(one_chunk)
+        chunks = jnp.stack([program(keys[i]) for i in range(num_chunks)])
+    elif num_chunks <= _MAX_UNROLLED_CHUNKS:
+        chunks = jnp.stack([one_chunk(keys[i]) for i in range(num_chunks)])
+    else:
+        chunks = lax.map(one_chunk, keys)
     return chunks.reshape(num_chunks * chunk, -1)[:pool_size]
+
+
+_MAX_UNROLLED_CHUNKS = 8
 
 
 def _check_pool(pool: Any) -> None:

@@ -16,6 +16,11 @@
    knows half the members), and every attack is scored on the evaluated part
    (:mod:`hampjax.evaluation.families`).
 4. Accuracies and output entropies of the target.
+5. With ``targets=T > 1``: each of the first ``T`` models in turn is the target, the others
+   its shadows, for the attacks that are cheap to repeat (metric, LiRA, RMIA); their mean and
+   spread over targets go to ``DefenseResult.multi_target``
+   (:func:`~hampjax.evaluation.targets.multi_target_summary`). The per-attack results stay
+   those of model ``target`` (model 0 by default).
 
 The result is a :class:`hampjax.report.DefenseResult`; :func:`evaluate_defenses` collects
 them into the :class:`hampjax.report.Evaluation` that :func:`hampjax.report.write_report`
@@ -33,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
 import warnings
 from typing import Any
 
@@ -40,6 +46,7 @@ import jax
 
 from hampjax import atomic, validation
 from hampjax.evaluation import steps
+from hampjax.evaluation.targets import multi_target_summary
 from hampjax.evaluation.setup import AttackSettings, Defense, EvalData
 from hampjax.report import DefenseResult, Evaluation, verify_run_dir, write_report
 from hampjax.runlock import RunLock
@@ -76,6 +83,7 @@ def evaluate_defense(
     workdir: str | None = None,
     attack_dir: str | None = None,
     progress: bool = False,
+    targets: int = 1,
 ) -> DefenseResult:
     """Train the defense's target and shadows, run every attack on the target (module doc).
 
@@ -91,11 +99,18 @@ def evaluate_defense(
       workdir: optional directory for resumable training.
       attack_dir: optional directory of finished attack families (resumable attack phase).
       progress: show the training progress bar.
+      targets: ``T >= 1``; with ``T > 1`` models ``0 .. T-1`` are each in turn the target of
+        the metric, LiRA and RMIA attacks (module doc, step 5). Adaptive attacker only.
 
     Returns:
       A :class:`hampjax.report.DefenseResult` with the per-attack scores, accuracies,
       ``config`` (:func:`defense_config`), ``stats``, ``timings`` (seconds of ``train``,
-      ``predict`` and each attack family) and the models trained / loaded.
+      ``predict``, each attack family and, with ``T > 1``, ``multi_target``), the models
+      trained / loaded and ``multi_target`` (``{}`` for ``T = 1``).
+
+    Raises:
+      ValueError: on invalid arguments, or ``targets > 1`` with a non-adaptive attacker
+        (only model ``target`` is trained with the defense's recipe).
     """
     num_models = validation.check_positive_int("num_models", num_models, minimum=4)
     if num_models % 2:
@@ -103,6 +118,7 @@ def evaluate_defense(
                          f"got {num_models}")
     validation.check_in_range("target", target, 0, num_models)
     seed = validation.check_positive_int("seed", seed, minimum=0)
+    targets = _check_targets(targets, num_models, defense)
     if defense.output["kind"] != "none" and data.random_inputs is None:
         raise ValueError("data.random_inputs is required when the defense's recipe modifies its "
                          "outputs (recipe.spec.output.kind == 'hamp')")
@@ -119,10 +135,28 @@ def evaluate_defense(
         inputs, attack_dir=attack_dir, config=config, target_variables=target_variables,
         write=jax.process_index() == 0)
     train_acc, test_acc, stats = steps.statistics(predictions, data, trained.keep, target=target)
+    timings = {"train": trained.seconds, "predict": predictions.seconds, **family_seconds}
+    multi = {}
+    if targets > 1:
+        t0 = time.perf_counter()
+        multi = multi_target_summary(predictions.outputs, predictions.test_outputs, data.y,
+                                     data.y_test, trained.keep, targets=range(targets),
+                                     seed=seed, settings=settings)
+        timings["multi_target"] = time.perf_counter() - t0
     return DefenseResult(
         train_acc=train_acc, test_acc=test_acc, attacks=attacks, config=config, stats=stats,
-        timings={"train": trained.seconds, "predict": predictions.seconds, **family_seconds},
-        models_trained=trained.models_trained, models_loaded=trained.models_loaded)
+        timings=timings, models_trained=trained.models_trained,
+        models_loaded=trained.models_loaded, multi_target=multi)
+
+
+def _check_targets(targets: int, num_models: int, defense: Defense) -> int:
+    targets = validation.check_positive_int("targets", targets)
+    if targets > num_models:
+        raise ValueError(f"targets must be at most num_models={num_models}, got {targets}")
+    if targets > 1 and defense.shadow_recipe is not None:
+        raise ValueError("targets > 1 needs an adaptive attacker (shadow_recipe=None): with a "
+                         "non-adaptive one only the target is trained with the defense's recipe")
+    return targets
 
 
 def _run_lock(run_dir: str | None):
@@ -145,6 +179,7 @@ def evaluate_defenses(
     progress: bool = False,
     bootstrap_resamples: int = 200,
     plots: bool = True,
+    targets: int = 1,
 ) -> tuple[Evaluation, dict | None]:
     """Evaluate several defenses on the same data and keep matrix; write a report to ``run_dir``.
 
@@ -156,8 +191,8 @@ def evaluate_defenses(
     write is detected (``hampjax.report.verify_run_dir``), warned about and rewritten.
 
     Args:
-      model, data, num_models, seed, queries, settings, progress: as :func:`evaluate_defense`
-        (target 0).
+      model, data, num_models, seed, queries, settings, progress, targets: as
+        :func:`evaluate_defense` (target 0; ``targets`` is recorded in ``Evaluation.config``).
       defenses: the defenses, distinct names.
       run_dir: optional run directory (resumable; the report is written there).
       bootstrap_resamples, plots: report settings (:func:`hampjax.report.write_report`).
@@ -174,6 +209,8 @@ def evaluate_defenses(
     names = [d.name for d in defenses]
     if not names or len(set(names)) != len(names):
         raise ValueError(f"defenses must be a non-empty list with distinct names, got {names}")
+    for defense in defenses:  # Before any training.
+        _check_targets(targets, num_models, defense)
     with _run_lock(run_dir):
         if run_dir is not None and jax.process_index() == 0:
             atomic.clean_stale_temps(run_dir)
@@ -188,12 +225,12 @@ def evaluate_defenses(
             results[defense.name] = evaluate_defense(
                 model, defense, data, num_models=num_models, seed=seed, queries=queries,
                 settings=settings, workdir=sub("train"), attack_dir=sub("attacks"),
-                progress=progress)
+                progress=progress, targets=targets)
         evaluation = Evaluation(
             defenses=results, num_models=num_models, num_queries=queries.size,
             seeds={"seed": seed}, timings={},
-            config=run_config(num_models=num_models, seed=seed, target=0, queries=queries,
-                              settings=settings),
+            config={**run_config(num_models=num_models, seed=seed, target=0, queries=queries,
+                                 settings=settings), "targets": targets},
             keep=steps.evaluation_keep(num_models, len(data.x), seed=seed))
         report = None
         if run_dir is not None and jax.process_index() == 0:  # Every process trains; one writes.

@@ -16,9 +16,14 @@ from typing import Any
 import jax
 import numpy as np
 
+from hampjax import validation
 from hampjax.training import Recipe
 
-__all__ = ["Defense", "EvalData", "AttackSettings", "attack_roles", "output_config"]
+__all__ = ["BOUNDARY_ATTACKS", "Defense", "EvalData", "AttackSettings", "attack_roles",
+           "output_config"]
+
+BOUNDARY_ATTACKS = ("auto", "cw_l2", "hop_skip_jump")
+"""Values of :attr:`AttackSettings.boundary_attack`."""
 
 def output_config(recipe: Recipe) -> dict[str, Any]:
     """The recipe's test-time output transform, ``recipe.spec.output``, as a plain dict.
@@ -105,16 +110,38 @@ class AttackSettings:
     noise_variants: int = 100
     augmentation_max_shift: int = 1
     rmia_a: float = 0.3
-    # Decision-based boundary distance (HopSkipJump) on this many evaluated members and as
-    # many non-members (0 = skip: it costs num_iterations x num_evals queries per example).
+    # Boundary distance (the smallest label-flipping L2 perturbation) on this many evaluated
+    # members and as many non-members (0 = skip). boundary_attack: "auto" (the HAMP paper's
+    # choice: white-box CW-L2 for images, i.e. EvalData.image_shape set or 4-D inputs,
+    # decision-based HopSkipJump otherwise), "cw_l2" or "hop_skip_jump".
     boundary_samples: int = 0
+    boundary_attack: str = "auto"
+    # HopSkipJump: iterations x evaluations per iteration (queries per example).
     boundary_iterations: int = 20
     boundary_evals: int = 100
+    # CW-L2: Adam steps per binary-search round, learning rate, rounds of the search over c.
+    boundary_cw_steps: int = 100
+    boundary_cw_lr: float = 0.01
+    boundary_cw_search_steps: int = 5
+    # Shokri et al.: per-class attack MLPs trained on the shadows' outputs (Adam steps,
+    # "raw" softmax vector as in the paper or "sorted").
+    shokri_steps: int = 1000
+    shokri_features: str = "raw"
+    # Song & Mittal's privacy risk score: histogram bins per class of the shadows' IN/OUT
+    # modified-entropy scores.
+    risk_score_bins: int = 30
     # Known-train / known-val / evaluated fractions of members and of non-members (spec 1.5:
     # 45/5/50; Location30 30/20/50).
     role_fractions: tuple[float, float, float] = (0.45, 0.05, 0.5)
 
     def __post_init__(self):
+        validation.check_choice("boundary_attack", self.boundary_attack, BOUNDARY_ATTACKS)
+        validation.check_choice("shokri_features", self.shokri_features, ("raw", "sorted"))
+        for name in ("boundary_iterations", "boundary_evals", "boundary_cw_steps",
+                     "boundary_cw_search_steps", "shokri_steps", "risk_score_bins"):
+            validation.check_positive_int(name, getattr(self, name))
+        validation.check_positive_int("boundary_samples", self.boundary_samples, minimum=0)
+        validation.check_positive("boundary_cw_lr", self.boundary_cw_lr)
         fractions = tuple(float(f) for f in self.role_fractions)
         if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-9:
             raise ValueError("role_fractions must be three positive fractions summing to 1, got "

@@ -205,14 +205,15 @@ def attack_inputs(model: Any, variables: Any, predictions: Predictions, data: Ev
     target_vars = jax.tree_util.tree_map(lambda a: a[target], variables)
     # Output modification preserves the ranking of classes, so predicted labels are those of
     # the undefended apply function.
-    predict_labels = jax.jit(lambda inputs: jnp.argmax(apply_fn(target_vars, inputs, train=False)[0], -1))
+    target_logits = jax.jit(lambda inputs: apply_fn(target_vars, inputs, train=False)[0])
+    predict_labels = jax.jit(lambda inputs: jnp.argmax(target_logits(inputs), -1))
     return _families.AttackInputs(
         outputs=predictions.outputs, test_outputs=predictions.test_outputs,
         x=np.asarray(data.x), y=np.asarray(data.y), y_test=np.asarray(data.y_test), keep=keep,
         target=target, roles=attack_roles(keep[target], seed=seed, fractions=settings.role_fractions),
         settings=settings, key=_families.attack_key(seed), seed=seed,
         predict_labels=predict_labels, image_shape=data.image_shape,
-        binary_features=data.binary_features)
+        binary_features=data.binary_features, target_logits=target_logits)
 
 
 def score_attacks(inputs: _families.AttackInputs, *, attack_dir: str | None = None,

@@ -7,7 +7,8 @@ Agg canvas): no ``pyplot``, no global backend switch, nothing shown on screen. C
 
 The renderers return PNG bytes instead of writing files, so callers decide where and how
 (atomically) the bytes are written; :func:`hampjax.report.report.write_report` writes them
-as ``roc_<defense>.png`` and ``roc_<attack>.png``.
+as ``roc_<defense>.png`` and ``roc_<attack>.png``, and the member / non-member histograms of
+selected attacks as ``hist_<defense>_<attack>.png``.
 
 ROC axes follow the LiRA convention: both logarithmic from ``1e-5`` to ``1``, with the
 chance diagonal ``TPR = FPR``. ROC points with ``FPR = 0`` or ``TPR = 0`` cannot be drawn on
@@ -144,7 +145,8 @@ def render_roc_png(curves: Mapping[str, tuple[Any, Any]], *, title: str) -> byte
     return _png_bytes(fig, canvas_cls)
 
 
-def render_score_histogram_png(scores: Any, is_member: Any, *, title: str, bins: int = 50) -> bytes:
+def render_score_histogram_png(scores: Any, is_member: Any, *, title: str, bins: int = 50,
+                               xlabel: str = "Attack score (higher = member)") -> bytes:
     """Render overlaid histograms of member and non-member scores to PNG.
 
     Args:
@@ -152,6 +154,7 @@ def render_score_histogram_png(scores: Any, is_member: Any, *, title: str, bins:
       is_member: ``[N]`` 0/1 or bool membership labels with both classes present.
       title: the plot title.
       bins: number of histogram bins (shared by both classes), ``>= 1``.
+      xlabel: the x-axis label (what the scores are, e.g. a perturbation distance).
 
     Returns:
       The PNG file contents as ``bytes``.
@@ -176,7 +179,7 @@ def render_score_histogram_png(scores: Any, is_member: Any, *, title: str, bins:
     ax = fig.add_subplot(1, 1, 1)
     ax.hist(s[~member], bins=edges, alpha=0.5, density=True, label=f"non-members ({int((~member).sum())})")
     ax.hist(s[member], bins=edges, alpha=0.5, density=True, label=f"members ({int(member.sum())})")
-    ax.set_xlabel("Attack score (higher = member)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("Density")
     ax.set_title(title)
     ax.legend(fontsize="small")

@@ -9,12 +9,15 @@ attack, the per-sample attack scores with the membership labels, plus the run me
       evaluation.json   metadata needed to rebuild: the SHA-256 of scores.npz, defense/attack
                         names and order, accuracies, per-defense config, stats, timings and
                         models trained/loaded, num_models, num_queries, seeds, config,
-                        timings, versions, and the report settings (bootstrap resamples, seed)
+                        timings, versions, multi-target summaries, and the report settings
+                        (bootstrap resamples, seed)
       report.json       the summary (schema below)
       report.md         Markdown (hampjax.report.tables): run metadata, the main table,
                         per-attack intervals and counts
       roc_<defense>.png log-log ROC of every attack on that defense   (needs matplotlib)
       roc_<attack>.png  log-log ROC of that attack on every defense   (needs matplotlib)
+      hist_<defense>_<attack>.png  member vs non-member histogram of a score or distance
+                        (HAMP Figs. 9 and 12) for each attack of HISTOGRAMS the defense has
       manifest.json     written last: SHA-256 of scores.npz, evaluation.json, report.json and
                         report.md (:func:`verify_run_dir`, :func:`load_report`)
 
@@ -40,7 +43,10 @@ the evaluation has a keep matrix. Read it with ``np.load(path, allow_pickle=Fals
          }},
          "max_<metric>": float, "max_<metric>/attack": str,   # for every metric, e.g.
                                      # "max_tpr@0.1%fpr", "max_tnr@0.1%fnr", "max_auc"
+         "multi_target": dict,       # DefenseResult.multi_target ({} for one target)
+         "plots": {"roc": "roc_<defense>.png", "histograms": {<attack>: file}} | {}
      }},
+     "plots": [file, ...],           # every PNG written with the report ([] without plots)
      "run": {"num_models", "num_queries", "seeds", "config", "config_hash", "versions",
              "timings"},
      "settings": {"fprs", "fnrs", "reading", "metrics",
@@ -66,6 +72,7 @@ recorded, and :func:`verify_run_dir` / :func:`load_report` refuse report files t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -91,6 +98,7 @@ from hampjax.report.tables import REPORT_FORMAT, markdown_document
 __all__ = [
     "FPRS",
     "FNRS",
+    "HISTOGRAMS",
     "AttackScores",
     "DefenseResult",
     "Evaluation",
@@ -99,6 +107,7 @@ __all__ = [
     "config_hash",
     "load_evaluation",
     "load_report",
+    "plot_files",
     "rebuild",
     "verify_run_dir",
     "write_report",
@@ -113,6 +122,14 @@ FNRS = (1e-3,)
 """Target FNRs of the TNR readings in every report (0.1%)."""
 CONFIDENCE = 0.95
 _SOURCES = ("scores.npz", "evaluation.json")
+HISTOGRAMS = {
+    "confidence": "Confidence in the true class p_y",
+    "global_threshold": "Logit-scaled confidence log(p_y / (1 - p_y))",
+    "label_only_boundary": "L2 distance to the decision boundary",
+}
+"""Attacks drawn as member / non-member histograms (``hist_<defense>_<attack>.png``) when a
+defense has them, with their x-axis labels: score distributions (HAMP Fig. 9) and the
+perturbation distance of the boundary attack (Fig. 12)."""
 _OUTPUTS = ("report.json", "report.md")
 
 
@@ -151,7 +168,31 @@ def _run_timings(evaluation: Evaluation) -> dict[str, float]:
     return timings
 
 
-def build_report(evaluation: Evaluation, *, bootstrap_resamples: int, seed: int) -> dict[str, Any]:
+def plot_files(evaluation: Evaluation) -> dict[str, Any]:
+    """The PNG files a report with plots writes, by defense and in total.
+
+    Returns:
+      ``{"defenses": {<defense>: {"roc": file, "histograms": {<attack>: file}}},
+      "files": [file, ...]}``: ``roc_<defense>.png``, ``hist_<defense>_<attack>.png`` for the
+      defense's attacks in :data:`HISTOGRAMS`, then ``roc_<attack>.png`` for every attack.
+
+    Example:
+      >>> ev = Evaluation({"none": DefenseResult(1.0, 0.7, {"confidence": ([0.9, 0.1], [1, 0])})},
+      ...                 num_models=1, num_queries=1, seeds={}, config={}, timings={})
+      >>> plot_files(ev)["files"]
+      ['roc_none.png', 'hist_none_confidence.png', 'roc_confidence.png']
+    """
+    per_defense, files, attacks = {}, [], []
+    for d_name, result in evaluation.defenses.items():
+        hists = {a: f"hist_{d_name}_{a}.png" for a in HISTOGRAMS if a in result.attacks}
+        per_defense[d_name] = {"roc": f"roc_{d_name}.png", "histograms": hists}
+        files += [f"roc_{d_name}.png", *hists.values()]
+        attacks += [a for a in result.attacks if a not in attacks]
+    return {"defenses": per_defense, "files": files + [f"roc_{a}.png" for a in attacks]}
+
+
+def build_report(evaluation: Evaluation, *, bootstrap_resamples: int, seed: int,
+                 plots: bool = False) -> dict[str, Any]:
     """The ``report.json`` dict of an evaluation (pure: no files; schema in the module doc).
 
     Args:
@@ -159,6 +200,7 @@ def build_report(evaluation: Evaluation, *, bootstrap_resamples: int, seed: int)
       bootstrap_resamples: bootstrap resamples per (defense, attack), ``>= 0``; 0 skips
         the intervals (``"intervals"`` is then ``{}``).
       seed: integer seed ``>= 0`` of the bootstrap (saved in the report). Required.
+      plots: list the plot files (:func:`plot_files`) as written with the report.
 
     Returns:
       The report dict (JSON-ready: str, bool, int, float, lists and dicts only).
@@ -179,6 +221,7 @@ def build_report(evaluation: Evaluation, *, bootstrap_resamples: int, seed: int)
     bootstrap_resamples = validation.check_positive_int("bootstrap_resamples", bootstrap_resamples, minimum=0)
     seed = validation.check_positive_int("seed", seed, minimum=0)
     keys = _metric_keys()
+    files = plot_files(evaluation) if plots else {"defenses": {}, "files": []}
     defenses: dict[str, Any] = {}
     for d_name, result in evaluation.defenses.items():
         attacks = {}
@@ -200,10 +243,13 @@ def build_report(evaluation: Evaluation, *, bootstrap_resamples: int, seed: int)
             best = max(attacks, key=lambda a, k=k: attacks[a][k])  # first maximiser in order
             entry[f"max_{k}"] = attacks[best][k]
             entry[f"max_{k}/attack"] = best
+        entry["multi_target"] = result.multi_target
+        entry["plots"] = files["defenses"].get(d_name, {})
         defenses[d_name] = entry
     return {
         "format": REPORT_FORMAT,
         "defenses": defenses,
+        "plots": files["files"],
         "run": {
             "num_models": evaluation.num_models,
             "num_queries": evaluation.num_queries,
@@ -239,28 +285,25 @@ def _check_run_dir(run_dir: Any) -> str:
     return os.fspath(run_dir)
 
 
-def _write_plots(run_dir: str, evaluation: Evaluation) -> list[str]:
-    if not _plots.matplotlib_available():
-        warnings.warn(
-            "matplotlib is not installed: ROC plots are skipped (pip install 'hampjax[plots]')",
-            UserWarning,
-            stacklevel=4,
-        )
-        return []
-    written = []
-    jobs: list[tuple[str, dict[str, tuple[np.ndarray, np.ndarray]], str]] = []
+def _write_plots(run_dir: str, evaluation: Evaluation) -> None:
+    """Render and write every file of :func:`plot_files`."""
+    files = plot_files(evaluation)
+    renders: dict[str, Any] = {}
     attack_curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for d_name, result in evaluation.defenses.items():
         curves = {a: (s.scores, s.is_member) for a, s in result.attacks.items()}
-        jobs.append((f"roc_{d_name}.png", curves, f"Defense: {d_name}"))
+        renders[f"roc_{d_name}.png"] = functools.partial(
+            _plots.render_roc_png, curves, title=f"Defense: {d_name}")
+        for a, filename in files["defenses"][d_name]["histograms"].items():
+            renders[filename] = functools.partial(
+                _plots.render_score_histogram_png, result.attacks[a].scores,
+                result.attacks[a].is_member, title=f"{d_name}: {a}", xlabel=HISTOGRAMS[a])
         for a, s in result.attacks.items():
             attack_curves.setdefault(a, {})[d_name] = (s.scores, s.is_member)
     for a, curves in attack_curves.items():
-        jobs.append((f"roc_{a}.png", curves, f"Attack: {a}"))
-    for filename, curves, title in jobs:
-        atomic.write_bytes(os.path.join(run_dir, filename), _plots.render_roc_png(curves, title=title))
-        written.append(filename)
-    return written
+        renders[f"roc_{a}.png"] = functools.partial(_plots.render_roc_png, curves, title=f"Attack: {a}")
+    for filename in files["files"]:
+        atomic.write_bytes(os.path.join(run_dir, filename), renders[filename]())
 
 
 def _sha256_file(path: str) -> str:
@@ -272,7 +315,12 @@ def _sha256_file(path: str) -> str:
 
 
 def _write_outputs(run_dir: str, evaluation: Evaluation, *, bootstrap_resamples: int, seed: int, plots: bool) -> dict:
-    report = build_report(evaluation, bootstrap_resamples=bootstrap_resamples, seed=seed)
+    if plots and not _plots.matplotlib_available():
+        warnings.warn(
+            "matplotlib is not installed: ROC plots and histograms are skipped "
+            "(pip install 'hampjax[plots]')", UserWarning, stacklevel=3)
+        plots = False
+    report = build_report(evaluation, bootstrap_resamples=bootstrap_resamples, seed=seed, plots=plots)
     atomic.write_bytes(os.path.join(run_dir, "report.json"), _json_bytes(report))
     atomic.write_bytes(os.path.join(run_dir, "report.md"), markdown_document(report).encode("utf-8"))
     if plots:
@@ -310,7 +358,8 @@ def write_report(
       bootstrap_resamples: bootstrap resamples per (defense, attack), ``>= 0`` (0 skips
         the intervals). Cost: one pass over ``N`` sorted scores per resample.
       seed: integer seed ``>= 0`` of the bootstrap. Required (saved in the report).
-      plots: write the ROC PNGs.
+      plots: write the ROC PNGs and the histograms (:func:`plot_files`, listed in the
+        report's ``"plots"``).
 
     Returns:
       The report dict, equal to ``json.load(open(run_dir / "report.json"))``.
@@ -347,7 +396,8 @@ def write_report(
         "defenses": [
             {"name": d, "train_acc": r.train_acc, "test_acc": r.test_acc, "attacks": list(r.attacks),
              "config": r.config, "stats": dict(r.stats), "timings": dict(r.timings),
-             "models_trained": r.models_trained, "models_loaded": r.models_loaded}
+             "models_trained": r.models_trained, "models_loaded": r.models_loaded,
+             "multi_target": r.multi_target}
             for d, r in evaluation.defenses.items()
         ],
         "num_models": evaluation.num_models,
@@ -402,7 +452,8 @@ def _load_sources(run_dir: str) -> tuple[Evaluation, dict[str, int]]:
         defenses[d["name"]] = DefenseResult(
             d["train_acc"], d["test_acc"], attacks, config=d.get("config", {}),
             stats=d.get("stats", {}), timings=d.get("timings", {}),
-            models_trained=d.get("models_trained"), models_loaded=d.get("models_loaded"))
+            models_trained=d.get("models_trained"), models_loaded=d.get("models_loaded"),
+            multi_target=d.get("multi_target", {}))
     evaluation = Evaluation(
         defenses=defenses,
         num_models=meta["num_models"],
@@ -524,7 +575,8 @@ def rebuild(run_dir: str | os.PathLike, *, plots: bool = True) -> dict[str, Any]
 
     Args:
       run_dir: a run directory written by :func:`write_report`.
-      plots: rewrite the ROC PNGs (skipped with a warning if matplotlib is missing).
+      plots: rewrite the ROC PNGs and histograms (skipped with a warning if matplotlib is
+        missing); ``report.json`` lists them, so it is reproduced with the same setting.
 
     Returns:
       The report dict.

@@ -58,6 +58,16 @@ def _as_plain_config(config: Any) -> dict[str, Any]:
     return json.loads(_canonical_json(dict(config), name="config"))
 
 
+def _as_plain_json(value: Any, *, name: str) -> dict[str, Any]:
+    """A mapping in its JSON form, keys in their order (unlike a config, order is shown)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a mapping, got {type(value).__name__}")
+    try:
+        return json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be JSON-serializable (finite numbers, str, lists, dicts): {err}") from None
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
     """SHA-256 of the canonical JSON of ``config`` (sorted keys, no whitespace).
 
@@ -167,6 +177,9 @@ class DefenseResult:
       timings: mapping ``phase -> seconds`` of this defense (finite, ``>= 0``).
       models_trained, models_loaded: models this run trained / loaded from a finished
         earlier run (``None`` when unknown).
+      multi_target: JSON-serializable summary over several target models (e.g. the mean
+        and std of the metrics of cheap attacks, each model in turn the target; see
+        :func:`hampjax.evaluation.multi_target_summary`); ``{}`` for a single target.
 
     Raises:
       ValueError: on accuracies outside ``[0, 1]``, no attacks, an invalid attack name or
@@ -186,9 +199,11 @@ class DefenseResult:
     timings: Mapping[str, float] = dataclasses.field(default_factory=dict)
     models_trained: int | None = None
     models_loaded: int | None = None
+    multi_target: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         object.__setattr__(self, "config", _as_plain_config(self.config))
+        object.__setattr__(self, "multi_target", _as_plain_json(self.multi_target, name="multi_target"))
         if not isinstance(self.stats, Mapping):
             raise ValueError(f"stats must be a mapping name -> finite number, got {self.stats!r}")
         stats = {}

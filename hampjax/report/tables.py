@@ -184,4 +184,29 @@ def markdown_document(report: Mapping[str, Any]) -> str:
     parts.append("\n".join(lines) + "\n")
     if any("*" in line for line in lines[2:]):
         parts.append(_BELOW_RESOLUTION_NOTE)
+    parts += _multi_target_section(report)
+    plots = [f"- {d}: " + ", ".join(f"`{f}`" for f in entry["plots"]["histograms"].values())
+             for d, entry in report["defenses"].items() if entry.get("plots", {}).get("histograms")]
+    if plots:
+        parts.append("## Score and distance histograms, members vs non-members\n")
+        parts.append("\n".join(plots) + "\n")
     return "\n".join(parts)
+
+
+def _multi_target_section(report: Mapping[str, Any]) -> list[str]:
+    """Mean ± std over targets of every defense with a ``multi_target`` summary."""
+    multi = {d: e["multi_target"] for d, e in report["defenses"].items() if e.get("multi_target")}
+    if not multi:
+        return []
+    parts = ["## Mean ± standard deviation over targets (each model in turn the target)\n"]
+    for d, summary in multi.items():
+        metrics = summary["metrics"]
+        spread = lambda m, v: f"{_fmt_metric(m, v['mean'])} ± {_fmt_metric(m, v['std'])}"  # noqa: E731
+        lines = [f"{d}: targets {summary['targets']}; train acc "
+                 f"{spread('tpr', summary['train_acc'])}, test acc {spread('tpr', summary['test_acc'])}\n",
+                 "| attack | " + " | ".join(_metric_header(m) for m in metrics) + " |",
+                 "|" + "---|" * (len(metrics) + 1)]
+        for a, values in summary["attacks"].items():
+            lines.append(f"| {a} | " + " | ".join(spread(m, values[m]) for m in metrics) + " |")
+        parts.append("\n".join(lines) + "\n")
+    return parts

@@ -19,8 +19,41 @@ along a leading model axis, and one jitted function runs a whole epoch for every
 The step is a module-level function, :func:`train_step` (one model, one minibatch), run by
 :func:`scan_steps` over a range of steps; :func:`train_epoch` is one model's epoch (example
 state, steps, validation, selection), vmapped over the models of a chunk. What changes results
-(the :class:`~hampjax.training.Recipe`) stays apart from what only changes speed (chunk size,
-devices, eval batch size).
+(the :class:`~hampjax.training.Recipe`, and ``precision``) stays apart from what only changes
+speed (chunk size, devices, eval batch size, loop strategy), which is returned in
+``TrainResult.performance`` and never enters the run's fingerprint.
+
+Performance choices, and the measurements behind them (2-core CPU, XLA:CPU, jax 0.10):
+
+* Loop strategy (``loop=``, :func:`choose_loop`). ``"scan"`` runs an epoch as one program, the
+  steps in a ``lax.scan`` and the eval-mode passes in ``lax.map``; ``"host"`` drives loop-free
+  programs from Python (:class:`HostLoop`: epoch start, ``steps_per_call`` unrolled steps,
+  eval batches, epoch end). XLA:CPU runs convolutions inside a while loop far slower than
+  outside one: ResNet-20, batch 64, 6.4 s per step in a scan against 0.19 s for the same
+  jitted step called from Python; a partially unrolled scan (``unroll=2`` or 4, still a
+  while loop) stays slow, only loop-free programs are fast (host loop of 1-step programs 0.87
+  s/step, 2-step 0.72, 4-step 0.78 at load ~10). ``"auto"`` therefore picks ``"host"`` for any
+  model with a convolution on CPU and ``"scan"`` for dense models (the FC nets run at matmul
+  speed inside a scan, and one program per epoch saves per-step dispatch) and on
+  accelerators (not measured here: no GPU was available; measure before changing it). The
+  strategies compute the same operations in the same order: dense models give bit-identical
+  results on CPU; for convolutions (compiled differently inside a loop) and in-program
+  example state they agree to float32 ulps, and within ``"host"`` results do not depend on
+  ``steps_per_call``.
+* Models per device on CPU: one. Vmapping several models turns matmuls into batched matmuls
+  and convolutions into grouped convolutions; on CPU one model per device measured ~1.15x
+  faster for the FC net, and 2.7x faster for ResNet-20 (``bench_shadow.py --model resnet20
+  --models 2 --samples 512 --epochs 1``: 5.7 s per model-epoch with ``--chunk-size 1``
+  against 15.4 s with 2 models vmapped, load ~6.7). With the host loop, ResNet-20 trains at
+  0.85x the time of a plain jitted single-model step called from Python (6.7 s).
+* Chunk size on accelerators (:func:`auto_chunk_size`): from the measured footprint of the
+  one-model epoch program (its compiled ``memory_analysis()``: arguments, outputs and
+  temporaries; the replicated data counted once), so that a chunk uses at most 80% of device
+  memory.
+* Precision (``precision=``, :func:`choose_precision`): ``"auto"`` is bfloat16 compute on
+  GPU/TPU and float32 on CPU (where bfloat16 is emulated and slower). Parameters, optimizer
+  state, BatchNorm statistics, loss and softmax stay float32 (:func:`mixed_precision_apply`).
+  bfloat16 changes results: it is part of the fingerprint of a bfloat16 run.
 
 The model axis of a chunk is sharded across devices with ``NamedSharding`` over a
 ``("models",)`` mesh; models beyond what fits are trained chunk after chunk. With a ``workdir``
@@ -46,6 +79,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -66,6 +100,7 @@ from hampjax.training.step import (
     _select,
     scan_steps,
     train_step,
+    unrolled_steps,
 )
 
 __all__ = [
@@ -74,6 +109,12 @@ __all__ = [
     "train_many",
     "train_step",
     "train_epoch",
+    "epoch_start",
+    "epoch_end",
+    "HostLoop",
+    "choose_loop",
+    "choose_precision",
+    "mixed_precision_apply",
     "scan_steps",
     "StepFns",
     "StepState",
@@ -87,6 +128,8 @@ __all__ = [
     "epoch_batches",
     "model_key",
     "auto_chunk_size",
+    "measure_footprint",
+    "Footprint",
     "TRACE_COUNTS",
 ]
 
@@ -95,7 +138,7 @@ InitFn = Callable[[jax.Array, jax.Array], dict]
 
 # Incremented each time the epoch program is traced (tests assert there is no retracing), and
 # each time an epoch actually runs (tests assert that resuming never redoes finished work).
-TRACE_COUNTS: dict[str, int] = {"epoch": 0, "epochs_run": 0}
+TRACE_COUNTS: dict[str, int] = {"epoch": 0, "epochs_run": 0, "host_steps": 0, "host_eval": 0}
 
 # Sub-streams of a model's key.
 _INIT, _SHUFFLE, _STEP = 0, 1, 2
@@ -133,6 +176,10 @@ class TrainResult:
       models_trained: models this call trained on this process (resumed ones included).
       models_loaded: models read from finished results in ``workdir`` (by earlier calls, or
         by the other processes of a multi-process run); ``models_trained + models_loaded == M``.
+      performance: the settings this call ran with: ``precision`` (results-changing, part of
+        a bfloat16 run's fingerprint) and the performance settings ``loop``,
+        ``steps_per_call``, ``chunk_size``, ``devices``, ``backend``, ``eval_batch_size``
+        (not in the fingerprint; a run may resume with others).
     """
 
     variables: dict
@@ -145,6 +192,7 @@ class TrainResult:
     seconds: float
     models_trained: int
     models_loaded: int
+    performance: dict = dataclasses.field(default_factory=dict)
 
 
 def model_key(seed: int, model_index: int | jax.Array) -> jax.Array:
@@ -229,26 +277,22 @@ class EpochConfig:
     eval_batch_size: int
 
 
-def train_epoch(config: EpochConfig, state: TrainState, key: jax.Array, keep_row: jax.Array,
-                epoch: jax.Array, data: TrainData) -> tuple[TrainState, EpochMetrics]:
-    """One epoch of one model: per-epoch example state, the steps, validation and selection.
+def epoch_start(config: EpochConfig, state: TrainState, key: jax.Array, keep_row: jax.Array,
+                epoch: jax.Array, y: jax.Array, example_logits: jax.Array | None
+                ) -> tuple[StepState, jax.Array, EpochSteps]:
+    """What one model's epoch does before its steps: example state, optimizer, minibatches.
 
     Args:
-      config: the recipe, step functions and static epoch shape.
-      state: the model's :class:`TrainState` (no model axis).
-      key: the model's base key (:func:`model_key`).
-      keep_row: bool ``[N]``, the model's members.
-      epoch: int32 scalar, 0-based.
-      data: the candidates and validation data.
+      example_logits: eval-mode logits ``[N, C]`` of the model on the candidates (used, and
+        required, only when the recipe has an example state).
 
     Returns:
-      ``(new_state, EpochMetrics)``.
+      ``(step_state, example_state [N], EpochSteps [S, ...])``.
     """
     recipe, fns = config.recipe, config.fns
-    x, y = data.x, data.y
     if recipe.example_state is not None:
-        all_logits = _eval_logits(fns.apply_fn, state.variables, x, config.eval_batch_size)
-        example_state = recipe.example_state(all_logits, y, keep_row, epoch).astype(jnp.float32)
+        example_state = recipe.example_state(example_logits, y, keep_row, epoch).astype(
+            jnp.float32)
     else:
         example_state = state.example_state
 
@@ -257,7 +301,7 @@ def train_epoch(config: EpochConfig, state: TrainState, key: jax.Array, keep_row
         opt_state = fns.optimizer.init(state.variables["params"])
     opt_state = _with_learning_rate(opt_state, recipe.learning_rate(epoch))
 
-    num_steps, full_steps = config.num_steps, config.full_steps
+    num_steps = config.num_steps
     indices, where = epoch_batches(key, keep_row, epoch, batch_size=recipe.batch_size,
                                    num_steps=num_steps, shuffle=recipe.shuffle)
     step_key = jax.random.fold_in(jax.random.fold_in(key, _STEP), epoch)
@@ -266,22 +310,23 @@ def train_epoch(config: EpochConfig, state: TrainState, key: jax.Array, keep_row
     keys_per_step = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(step_key, i)))(
         jnp.arange(num_steps))
     steps = EpochSteps(indices, where, keys_per_step)
-    step_state = StepState(state.variables, opt_state)
-    sums = EpochSums(jnp.float32(0), jnp.float32(0), jnp.float32(0))
-    # The first `full_steps` steps have real examples for every model (static, from keep):
-    # they skip the select that guards the remaining steps of models with fewer members.
-    head = jax.tree_util.tree_map(lambda a: a[:full_steps], steps)
-    step_state, sums = scan_steps(fns, step_state, sums, head, x, y, example_state, epoch,
-                                  guard=False)
-    if full_steps < num_steps:
-        tail = jax.tree_util.tree_map(lambda a: a[full_steps:], steps)
-        step_state, sums = scan_steps(fns, step_state, sums, tail, x, y, example_state, epoch,
-                                      guard=True)
-    variables, opt_state = step_state
+    return StepState(state.variables, opt_state), example_state, steps
 
+
+def epoch_end(config: EpochConfig, state: TrainState, step_state: StepState, sums: EpochSums,
+              example_state: jax.Array, val_logits: jax.Array | None, epoch: jax.Array,
+              y_val: jax.Array) -> tuple[TrainState, EpochMetrics]:
+    """What one model's epoch does after its steps: validation accuracy and selection.
+
+    Args:
+      state: the model's state at the start of the epoch (its best-so-far snapshot).
+      step_state: variables and optimizer state after the epoch's steps.
+      val_logits: eval-mode logits ``[V, C]`` on the validation inputs (None without them).
+    """
+    recipe = config.recipe
+    variables, opt_state = step_state
     if config.has_val:
-        val_logits = _eval_logits(fns.apply_fn, variables, data.x_val, config.eval_batch_size)
-        val_acc = jnp.mean((jnp.argmax(val_logits, -1) == data.y_val).astype(jnp.float32))
+        val_acc = jnp.mean((jnp.argmax(val_logits, -1) == y_val).astype(jnp.float32))
         if recipe.selection == "best_val":
             improved = val_acc > state.best_val_acc + recipe.min_improvement
         else:
@@ -302,21 +347,244 @@ def train_epoch(config: EpochConfig, state: TrainState, key: jax.Array, keep_row
     return new_state, EpochMetrics(sums.loss / seen, sums.correct / seen, val_acc)
 
 
+def _zero_sums() -> EpochSums:
+    return EpochSums(jnp.float32(0), jnp.float32(0), jnp.float32(0))
+
+
+def train_epoch(config: EpochConfig, state: TrainState, key: jax.Array, keep_row: jax.Array,
+                epoch: jax.Array, data: TrainData) -> tuple[TrainState, EpochMetrics]:
+    """One epoch of one model in one program (the "scan" loop strategy).
+
+    :func:`epoch_start`, the steps in a ``lax.scan`` (:func:`scan_steps`; the first
+    ``full_steps`` without the empty-batch guard, the rest with it) and :func:`epoch_end`, with
+    the eval-mode passes batched by ``lax.map``.
+
+    Args:
+      config: the recipe, step functions and static epoch shape.
+      state: the model's :class:`TrainState` (no model axis).
+      key: the model's base key (:func:`model_key`).
+      keep_row: bool ``[N]``, the model's members.
+      epoch: int32 scalar, 0-based.
+      data: the candidates and validation data.
+
+    Returns:
+      ``(new_state, EpochMetrics)``.
+    """
+    recipe, fns = config.recipe, config.fns
+    x, y = data.x, data.y
+    example_logits = None
+    if recipe.example_state is not None:
+        example_logits = _eval_logits(fns.apply_fn, state.variables, x, config.eval_batch_size)
+    step_state, example_state, steps = epoch_start(config, state, key, keep_row, epoch, y,
+                                                   example_logits)
+    num_steps, full_steps = config.num_steps, config.full_steps
+    sums = _zero_sums()
+    # The first `full_steps` steps have real examples for every model (static, from keep):
+    # they skip the select that guards the remaining steps of models with fewer members.
+    head = jax.tree_util.tree_map(lambda a: a[:full_steps], steps)
+    step_state, sums = scan_steps(fns, step_state, sums, head, x, y, example_state, epoch,
+                                  guard=False)
+    if full_steps < num_steps:
+        tail = jax.tree_util.tree_map(lambda a: a[full_steps:], steps)
+        step_state, sums = scan_steps(fns, step_state, sums, tail, x, y, example_state, epoch,
+                                      guard=True)
+    val_logits = None
+    if config.has_val:
+        val_logits = _eval_logits(fns.apply_fn, step_state.variables, data.x_val,
+                                  config.eval_batch_size)
+    return epoch_end(config, state, step_state, sums, example_state, val_logits, epoch,
+                     data.y_val)
+
+
+def _per_model(one_model: Callable, in_axes: tuple) -> Callable:
+    """``one_model`` over the leading model axis of the arguments with ``in_axes`` 0.
+
+    With one model the size-1 axis is dropped instead of vmapped, so that XLA sees plain (not
+    batched) matmuls and convolutions; on CPU this runs ~1.5x faster than vmap.
+    """
+
+    def fn(*args):
+        first = next(a for a, ax in zip(args, in_axes) if ax == 0)
+        if jax.tree_util.tree_leaves(first)[0].shape[0] == 1:
+            squeeze = lambda t: jax.tree_util.tree_map(lambda a: a[0], t)
+            out = one_model(*[squeeze(a) if ax == 0 else a for a, ax in zip(args, in_axes)])
+            return jax.tree_util.tree_map(lambda a: a[None], out)
+        return jax.vmap(one_model, in_axes=in_axes)(*args)
+
+    return fn
+
+
 def _make_epoch_fn(config: EpochConfig, *, donate: bool):
     """The jitted one-epoch program of a chunk: ``(state, keys, keep, epoch, data)``."""
-    one_model = functools.partial(train_epoch, config)
+    over_models = _per_model(functools.partial(train_epoch, config), (0, 0, 0, None, None))
 
     def epoch_fn(state, keys, keep, epoch, data):
         TRACE_COUNTS["epoch"] += 1
-        if keep.shape[0] == 1:
-            # One model: drop the size-1 model axis instead of vmapping over it, so that XLA
-            # sees plain (not batched) matmuls; on CPU this runs ~1.5x faster than vmap.
-            squeeze = lambda t: jax.tree_util.tree_map(lambda a: a[0], t)
-            out = one_model(squeeze(state), keys[0], keep[0], epoch, data)
-            return jax.tree_util.tree_map(lambda a: a[None], out)
-        return jax.vmap(one_model, in_axes=(0, 0, 0, None, None))(state, keys, keep, epoch, data)
+        return over_models(state, keys, keep, epoch, data)
 
     return jax.jit(epoch_fn, donate_argnums=(0,) if donate else ())
+
+
+class HostLoop:
+    """The "host" loop strategy: an epoch driven from Python in small loop-free programs.
+
+    Every program runs on all models of a chunk (model axis first) and has no while loop:
+    ``start`` (:func:`epoch_start`), ``steps[(n, guard)]`` (``n`` unrolled steps from a traced
+    offset, :func:`unrolled_steps`; ``n`` is ``steps_per_call`` or the remainder of the head or
+    tail of the epoch, so at most four step programs are compiled), ``eval`` (eval-mode logits
+    of one batch of ``eval_batch_size`` rows at a traced offset) and ``end``
+    (:func:`epoch_end`). The same operations as :func:`train_epoch` in the same order, so
+    results are bit-identical to the "scan" strategy on CPU.
+    """
+
+    def __init__(self, config: EpochConfig, steps_per_call: int):
+        self.config = config
+        self.steps_per_call = steps_per_call
+        fns = config.fns
+        self.start = jax.jit(_per_model(
+            lambda state, key, keep_row, epoch, y, logits: epoch_start(
+                config, state, key, keep_row, epoch, y, logits),
+            (0, 0, 0, None, None, 0)))
+        self.end = jax.jit(_per_model(
+            lambda state, step_state, sums, example_state, val_logits, epoch, y_val: epoch_end(
+                config, state, step_state, sums, example_state, val_logits, epoch, y_val),
+            (0, 0, 0, 0, 0, None, None)))
+
+        def eval_batch(variables, x, start, size):
+            TRACE_COUNTS["host_eval"] += 1
+            xb = jax.lax.dynamic_slice_in_dim(x, start, size)
+            return _per_model(lambda v: fns.apply_fn(v, xb, train=False)[0], (0,))(variables)
+
+        self.eval_batch = jax.jit(eval_batch, static_argnums=(3,))
+        # No buffer donation: the programs' outputs may forward their inputs' buffers.
+        self._steps: dict[tuple[int, bool], Callable] = {}
+
+    def _steps_fn(self, num: int, guard: bool) -> Callable:
+        if (num, guard) not in self._steps:
+            fns = self.config.fns
+
+            def run(step_state, sums, steps, start, x, y, example_state, epoch):
+                TRACE_COUNTS["host_steps"] += 1
+                return _per_model(
+                    lambda st, su, sp, es: unrolled_steps(fns, st, su, sp, start, x, y, es,
+                                                          epoch, num=num, guard=guard),
+                    (0, 0, 0, 0))(step_state, sums, steps, example_state)
+
+            self._steps[(num, guard)] = jax.jit(run)
+        return self._steps[(num, guard)]
+
+    def logits(self, variables, x) -> jax.Array:
+        """Eval-mode logits ``[M, n, C]`` of every model of a chunk, one batch per call.
+
+        Batches of ``size = min(eval_batch_size, n)`` rows; the last one starts at ``n - size``
+        (it overlaps the one before instead of being padded) and only its new rows are kept.
+        """
+        n = x.shape[0]
+        size = min(self.config.eval_batch_size, n)
+        parts = []
+        for lo in range(0, n, size):
+            start = min(lo, n - size)
+            out = self.eval_batch(variables, x, jnp.int32(start), size)
+            parts.append(out[:, lo - start:] if lo != start else out)
+        return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
+
+    def __call__(self, state, keys, keep, epoch, data):
+        """One epoch of a chunk, like the jitted ``train_epoch`` over models."""
+        config = self.config
+        logits = None
+        if config.recipe.example_state is not None:
+            logits = self.logits(state.variables, data.x)
+        step_state, example_state, steps = self.start(state, keys, keep, epoch, data.y, logits)
+        num_models = keep.shape[0]
+        sums = jax.tree_util.tree_map(lambda a: jnp.zeros((num_models,), a.dtype), _zero_sums())
+        sums = jax.device_put(sums, keep.sharding)
+        k = self.steps_per_call
+        for lo, hi, guard in ((0, config.full_steps, False),
+                              (config.full_steps, config.num_steps, True)):
+            for s in range(lo, hi, k):
+                num = min(k, hi - s)
+                step_state, sums = self._steps_fn(num, guard)(
+                    step_state, sums, steps, jnp.int32(s), data.x, data.y, example_state, epoch)
+        val_logits = None
+        if config.has_val:
+            val_logits = self.logits(step_state.variables, data.x_val)
+        return self.end(state, step_state, sums, example_state, val_logits, epoch, data.y_val)
+
+
+LOOPS = ("auto", "scan", "host")
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def choose_precision(precision: str, platform: str) -> str:
+    """``"float32"`` or ``"bfloat16"``: ``"auto"`` is bfloat16 on GPU/TPU, float32 on CPU.
+
+    Example:
+      >>> choose_precision("auto", "cpu"), choose_precision("auto", "gpu")
+      ('float32', 'bfloat16')
+    """
+    validation.check_choice("precision", precision, PRECISIONS)
+    if precision != "auto":
+        return precision
+    return "float32" if platform == "cpu" else "bfloat16"
+
+
+def mixed_precision_apply(apply_fn: ApplyFn, compute_dtype=jnp.bfloat16) -> ApplyFn:
+    """``apply_fn`` computing in ``compute_dtype`` on float32 variables.
+
+    Floating variables and inputs are cast to ``compute_dtype`` for the forward pass (so
+    gradients reach the float32 parameters through the cast); the logits come back as
+    float32 (the loss and softmax run in float32) and updated floating variables (BatchNorm
+    statistics) are cast back to their stored dtype.
+    """
+
+    def cast(tree, dtype):
+        return jax.tree_util.tree_map(
+            lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+    def apply(variables, x, *, train, key=None):
+        logits, new_variables = apply_fn(cast(variables, compute_dtype),
+                                         cast(x, compute_dtype), train=train, key=key)
+        new_variables = jax.tree_util.tree_map(lambda new, old: new.astype(old.dtype),
+                                               new_variables, variables)
+        return logits.astype(jnp.float32), new_variables
+
+    return apply
+DEFAULT_STEPS_PER_CALL = 4
+
+
+def has_convolution(apply_fn: ApplyFn, variables_shape: Any, sample_x: Any) -> bool:
+    """Whether the model's eval-mode forward pass contains a convolution (from its jaxpr)."""
+    jaxpr = jax.make_jaxpr(lambda v, x: apply_fn(v, x, train=False)[0])(
+        variables_shape, jax.ShapeDtypeStruct(sample_x.shape, sample_x.dtype))
+
+    def walk(jaxpr) -> bool:
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "conv_general_dilated":
+                return True
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                if walk(sub):
+                    return True
+        return False
+
+    return walk(jaxpr.jaxpr)
+
+
+def choose_loop(loop: str, platform: str, *, has_conv: bool) -> str:
+    """The loop strategy of a run: ``"scan"`` or ``"host"``.
+
+    ``"auto"`` picks ``"host"`` for models with a convolution on CPU (XLA:CPU runs
+    convolutions inside a while loop ~30x slower than outside one) and ``"scan"`` otherwise
+    (dense models on CPU, every model on accelerators: one program per epoch, no per-step
+    dispatch). See the module docstring for the measurements.
+
+    Example:
+      >>> choose_loop("auto", "cpu", has_conv=True), choose_loop("auto", "gpu", has_conv=True)
+      ('host', 'scan')
+    """
+    validation.check_choice("loop", loop, LOOPS)
+    if loop != "auto":
+        return loop
+    return "host" if platform == "cpu" and has_conv else "scan"
 
 
 def _make_init_fn(init_fn, optimizer, learning_rate, num_examples: int):
@@ -349,14 +617,18 @@ class Programs(NamedTuple):
     optimizer: optax.GradientTransformation
     init_chunk: Callable  # (keys [M], sample_x) -> TrainState
     epoch_fn: Callable  # (state, keys, keep, epoch, TrainData) -> (TrainState, EpochMetrics)
+    # (a jitted train_epoch over models for loop="scan", a HostLoop for loop="host")
+    config: EpochConfig
 
 
 def _programs(model, init_fn, apply_fn, recipe: Recipe, *, num_steps: int, full_steps: int,
-              has_val: bool, eval_batch_size: int, donate: bool, num_examples: int) -> Programs:
+              has_val: bool, eval_batch_size: int, donate: bool, num_examples: int,
+              loop: str, steps_per_call: int) -> Programs:
     recipe_key = (recipe.loss, recipe.optimizer, recipe.learning_rate, recipe.batch_size,
                   recipe.selection, recipe.min_improvement, recipe.reset_optimizer_each_epoch,
                   recipe.shuffle, recipe.example_state)
-    static = (num_steps, full_steps, has_val, eval_batch_size, donate, num_examples)
+    static = (num_steps, full_steps, has_val, eval_batch_size, donate, num_examples, loop,
+              steps_per_call)
     key = (model, recipe_key, static)
     if key in _PROGRAMS:
         _PROGRAMS.move_to_end(key)
@@ -368,7 +640,9 @@ def _programs(model, init_fn, apply_fn, recipe: Recipe, *, num_steps: int, full_
     programs = Programs(
         optimizer,
         _make_init_fn(init_fn, optimizer, recipe.learning_rate, num_examples),
-        _make_epoch_fn(config, donate=donate),
+        (HostLoop(config, steps_per_call) if loop == "host"
+         else _make_epoch_fn(config, donate=donate)),
+        config,
     )
     _PROGRAMS[key] = programs
     while len(_PROGRAMS) > _MAX_PROGRAMS:
@@ -460,6 +734,9 @@ def train_many(
     snapshot_epochs: Sequence[int] = (),
     eval_batch_size: int = 1024,
     progress: bool = True,
+    loop: str = "auto",
+    steps_per_call: int | None = None,
+    precision: str = "auto",
 ) -> TrainResult:
     """Train ``M = keep.shape[0]`` models with one recipe, batched and sharded.
 
@@ -487,6 +764,19 @@ def train_many(
       snapshot_epochs: 0-based epochs after which the models are also kept (early stopping).
       eval_batch_size: batch size of eval-mode passes (validation, per-epoch example state).
       progress: show a progress bar (models x epochs, examples/s).
+      loop: how an epoch's steps run (a performance setting: results are bit-identical on
+        CPU): ``"scan"``, one program per epoch with the steps in a ``lax.scan``; ``"host"``,
+        Python drives small loop-free programs of ``steps_per_call`` unrolled steps (and
+        loop-free eval-mode passes); ``"auto"`` (default), see :func:`choose_loop`: ``"host"``
+        for models with convolutions on CPU, ``"scan"`` otherwise.
+      steps_per_call: steps per call of the ``"host"`` strategy (default 4); larger values
+        cost compile time and save dispatch.
+      precision: ``"float32"``, ``"bfloat16"`` (forward and backward passes in bfloat16;
+        parameters, optimizer state, BatchNorm statistics, loss and softmax in float32, see
+        :func:`mixed_precision_apply`) or ``"auto"`` (default: bfloat16 on GPU/TPU, float32 on
+        CPU, :func:`choose_precision`). It changes results, so a bfloat16 run records it in its
+        fingerprint (``run.json["precision"]``) and a workdir refuses to resume with another
+        precision; float32 runs record nothing (their run directories are unchanged).
 
     Returns:
       A :class:`TrainResult`.
@@ -507,11 +797,13 @@ def train_many(
         return _train_many(model, recipe, x, y, keep, seed=seed, val_data=val_data,
                            workdir=workdir, chunk_size=chunk_size, devices=devices,
                            save_every=save_every, snapshot_epochs=snapshot_epochs,
-                           eval_batch_size=eval_batch_size, progress=progress)
+                           eval_batch_size=eval_batch_size, progress=progress, loop=loop,
+                           steps_per_call=steps_per_call, precision=precision)
 
 
 def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_size, devices,
-                save_every, snapshot_epochs, eval_batch_size, progress) -> TrainResult:
+                save_every, snapshot_epochs, eval_batch_size, progress, loop,
+                steps_per_call, precision) -> TrainResult:
     from hampjax.training import distributed
 
     init_fn, apply_fn = _model_functions(model)
@@ -528,6 +820,10 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
         raise ValueError("val_data is required when recipe.selection is 'best_val'")
     save_every = validation.check_positive_int("save_every", save_every)
     eval_batch_size = validation.check_positive_int("eval_batch_size", eval_batch_size)
+    validation.check_choice("loop", loop, LOOPS)
+    validation.check_choice("precision", precision, PRECISIONS)
+    steps_per_call = validation.check_positive_int(
+        "steps_per_call", DEFAULT_STEPS_PER_CALL if steps_per_call is None else steps_per_call)
     snapshot_epochs = tuple(sorted(set(int(e) for e in snapshot_epochs)))
     for e in snapshot_epochs:
         validation.check_in_range("snapshot_epochs", e, 0, recipe.epochs)
@@ -535,30 +831,26 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
         validation.check_shape("val_data[1]", np.asarray(val_data[1]), (np.shape(val_data[0])[0],),
                                what="(len(x_val),)")
 
+    devices = list(devices) if devices is not None else jax.local_devices()
+    platform = devices[0].platform
+    precision = choose_precision(precision, platform)
+    if precision == "bfloat16":
+        apply_fn = mixed_precision_apply(apply_fn)
+        model = (model, "bfloat16")  # compiled programs are cached per model and precision
+
     # Open the run directory before any device work: a different run is refused at once.
     run = None
     if workdir is not None:
         fingerprint = run_fingerprint(recipe, seed=seed, x=x, y=y, val_data=val_data,
                                       snapshot_epochs=snapshot_epochs)
+        if precision != "float32":  # results-changing; float32 run directories unchanged
+            fingerprint["precision"] = precision
         run = ckpt.RunDirectory(workdir, fingerprint, keep,
                                 writer=distributed.process_index() == 0)
 
-    devices = list(devices) if devices is not None else jax.local_devices()
     num_devices = len(devices)
-    if chunk_size is None:
-        # Performance default: on CPU one model per device runs plain (unbatched) matmuls,
-        # measured ~1.15x faster than vmapping several models; accelerators take as many
-        # models as their memory holds.
-        if devices[0].platform == "cpu":
-            chunk = num_devices
-        else:
-            state_bytes = _state_bytes_per_model(init_fn, x[:1], num_examples)
-            chunk = auto_chunk_size(num_models, state_bytes, _device_memory(devices[0]),
-                                    num_devices)
-    else:
-        chunk = validation.check_positive_int("chunk_size", chunk_size)
-    chunk = min(chunk, num_models)
-    chunk = math.ceil(chunk / num_devices) * num_devices
+    if chunk_size is not None:
+        chunk_size = validation.check_positive_int("chunk_size", chunk_size)
     num_steps = _num_steps(keep, recipe.batch_size)
 
     mesh = Mesh(np.asarray(devices), ("models",))
@@ -576,11 +868,33 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
                      x_val, y_val)
 
     full_steps = math.ceil(int(keep.sum(axis=1).min()) / recipe.batch_size)
+    if loop == "auto":
+        variables_shape = jax.eval_shape(lambda: init_fn(jax.random.key(0), jnp.asarray(x[:1])))
+        loop = choose_loop(loop, platform, has_conv=has_convolution(
+            apply_fn, variables_shape, x[:1]))
     programs = _programs(
         model, init_fn, apply_fn, recipe, num_steps=num_steps, full_steps=full_steps,
         has_val=val_data is not None, eval_batch_size=eval_batch_size,
-        donate=devices[0].platform != "cpu",  # CPU cannot donate buffers
-        num_examples=num_examples)
+        donate=platform != "cpu",  # CPU cannot donate buffers
+        num_examples=num_examples, loop=loop, steps_per_call=steps_per_call)
+    if chunk_size is None:
+        # Performance default: on CPU one model per device runs plain (unbatched) matmuls,
+        # measured ~1.15x faster than vmapping several models; accelerators take as many
+        # models as their memory holds, from the measured footprint of the epoch program.
+        if platform == "cpu":
+            chunk = num_devices
+        else:
+            footprint = measure_footprint(programs, seed, data)
+            chunk = auto_chunk_size(num_models, footprint.per_model, _device_memory(devices[0]),
+                                    num_devices, shared_bytes=footprint.shared)
+    else:
+        chunk = chunk_size
+    chunk = min(chunk, num_models)
+    chunk = math.ceil(chunk / num_devices) * num_devices
+    performance = {"precision": precision, "loop": loop,
+                   "steps_per_call": steps_per_call if loop == "host" else None,
+                   "chunk_size": chunk, "devices": num_devices, "backend": platform,
+                   "eval_batch_size": eval_batch_size}
 
     # Finished model ranges (of any earlier chunking); the rest is planned in chunks and dealt
     # out to the processes. Every process must plan from the same listing: scan after process
@@ -626,7 +940,8 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
     if run is not None and distributed.process_index() == 0:
         run.remove_superseded()  # every result is written (after the barrier, if any)
     trained = sum(plan.real for plan in mine)
-    return _assemble(pieces, keep, snapshot_epochs, seconds, trained)
+    return dataclasses.replace(_assemble(pieces, keep, snapshot_epochs, seconds, trained),
+                               performance=performance)
 
 
 def _rows(result: dict, start: int, stop: int) -> dict:
@@ -677,10 +992,45 @@ def _train_chunk(plan: ChunkPlan, ctx: RunContext) -> dict:
     }
 
 
-def _state_bytes_per_model(init_fn, sample_x, num_examples: int) -> int:
-    shapes = jax.eval_shape(lambda: init_fn(jax.random.key(0), jnp.asarray(sample_x)))
-    params = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(shapes))
-    return int(params + 4 * num_examples)
+class Footprint(NamedTuple):
+    """Device memory of a chunk's epoch program: ``shared + M * per_model`` bytes for M models."""
+
+    per_model: int  # one model's arguments, outputs and temporaries
+    shared: int  # the replicated data (candidates, validation set)
+
+
+def program_bytes(compiled) -> int | None:
+    """Arguments + outputs + temporaries (less aliased buffers) of a compiled program, from
+    its ``memory_analysis()``; None where the backend does not report it."""
+    try:
+        stats = compiled.memory_analysis()
+    except Exception:  # not every backend implements it
+        return None
+    if stats is None:
+        return None
+    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
+               + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+
+
+def measure_footprint(programs: Programs, seed: int, data: TrainData) -> Footprint:
+    """The measured per-model footprint of the one-model epoch program (the "scan" program,
+    which holds the whole training state and one step's activations).
+
+    Compiles the program for one model (``jax.jit(...).lower(...).compile()``) and reads its
+    ``memory_analysis()``; the replicated data is counted once, as ``shared``. Where the backend
+    reports no figure, 16x the model's state (variables, best snapshot, optimizer state,
+    example state) stands in for it.
+    """
+    keys = jax.vmap(lambda i: model_key(seed, i))(jnp.arange(1))
+    state = jax.eval_shape(programs.init_chunk, keys, data.x[:1])
+    keep = jax.ShapeDtypeStruct((1, data.x.shape[0]), jnp.bool_)
+    shared = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(data))
+    program = _make_epoch_fn(programs.config, donate=False)
+    total = program_bytes(program.lower(state, keys, keep, jnp.int32(0), data).compile())
+    if total is None:
+        state_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(state))
+        return Footprint(16 * int(state_bytes), int(shared))
+    return Footprint(max(1, total - int(shared)), int(shared))
 
 
 def _device_memory(device) -> int | None:
@@ -691,18 +1041,24 @@ def _device_memory(device) -> int | None:
     return stats.get("bytes_limit")
 
 
-def auto_chunk_size(num_models: int, state_bytes_per_model: int, device_bytes: int | None,
-                    num_devices: int, *, budget: float = 0.25) -> int:
-    """Models per chunk so that their training state fits a share of device memory.
+def auto_chunk_size(num_models: int, per_model_bytes: int, device_bytes: int | None,
+                    num_devices: int, *, shared_bytes: int = 0, budget: float = 0.8) -> int:
+    """Models per chunk so that a chunk's epoch program fits ``budget`` of device memory.
 
-    One model's state is about 4x its variables (variables, best snapshot, optimizer state
-    with momentum or Adam's two moments) plus per-example state; ``budget`` is the fraction of
-    each device's memory that state may use (the rest is left to activations and data). Without
-    a memory figure all models form one chunk.
+    Each device holds the replicated data (``shared_bytes``) and its models' share of the
+    program (``per_model_bytes`` each, as measured by :func:`measure_footprint`); the rest of
+    the memory is headroom for the allocator. Without a memory figure all models form one
+    chunk; at least one model per device.
+
+    Example:
+      >>> gb = 1 << 30  # 128 models of 0.5 GB each, 0.25 GB of data, one 16 GB device
+      >>> auto_chunk_size(128, gb // 2, 16 * gb, 1, shared_bytes=gb // 4)
+      25
     """
     if not device_bytes:
         return num_models
-    per_device = max(1, int(budget * device_bytes) // max(1, 4 * state_bytes_per_model))
+    free = budget * device_bytes - shared_bytes
+    per_device = max(1, int(free // max(1, per_model_bytes)))
     return max(1, min(num_models, per_device * num_devices))
 
 

@@ -5,7 +5,9 @@ examples' ``train_step``): the static functions (:class:`StepFns`: the model's `
 the recipe's per-example loss, the optimizer), the state it updates (:class:`StepState`) and
 the minibatch (:class:`Batch`). It has no model axis; the engine vmaps it over the models of a
 chunk (:mod:`hampjax.training.engine`). :func:`scan_steps` runs it over a range of an epoch's
-steps in a ``lax.scan``; other loop strategies can run the same step differently.
+steps in a ``lax.scan``; :func:`unrolled_steps` runs a fixed number of them written out one
+after the other (no loop in the program), which the host-driven loop strategy calls from
+Python: XLA:CPU runs convolutions inside a while loop (``lax.scan``) far slower than outside.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import optax
 from hampjax.training.recipes import LossContext
 
 __all__ = ["StepFns", "StepState", "Batch", "StepOutput", "train_step", "EpochSteps",
-           "EpochSums", "scan_steps"]
+           "EpochSums", "scan_steps", "unrolled_steps"]
 
 ApplyFn = Callable[..., tuple[jax.Array, dict]]
 
@@ -133,6 +135,15 @@ class EpochSums(NamedTuple):
     seen: jax.Array
 
 
+def _one_step(fns: StepFns, state: StepState, sums: EpochSums, idx, valid, step_keys, x, y,
+              example_state, epoch, guard: bool) -> tuple[StepState, EpochSums]:
+    batch = Batch(x[idx], y[idx], valid, example_state[idx], step_keys[0], step_keys[1])
+    state, out = train_step(fns, state, batch, epoch, guard=guard)
+    sums = EpochSums(sums.loss + out.loss * out.count, sums.correct + out.hits,
+                     sums.seen + out.count)
+    return state, sums
+
+
 def scan_steps(fns: StepFns, state: StepState, sums: EpochSums, steps: EpochSteps, x, y,
                example_state, epoch, *, guard: bool) -> tuple[StepState, EpochSums]:
     """Run ``train_step`` over the leading axis of ``steps`` (one model), in a ``lax.scan``.
@@ -141,13 +152,30 @@ def scan_steps(fns: StepFns, state: StepState, sums: EpochSums, steps: EpochStep
     """
 
     def body(carry, inputs):
-        state, sums = carry
         idx, valid, step_keys = inputs
-        batch = Batch(x[idx], y[idx], valid, example_state[idx], step_keys[0], step_keys[1])
-        state, out = train_step(fns, state, batch, epoch, guard=guard)
-        sums = EpochSums(sums.loss + out.loss * out.count, sums.correct + out.hits,
-                         sums.seen + out.count)
-        return (state, sums), None
+        return _one_step(fns, *carry, idx, valid, step_keys, x, y, example_state, epoch,
+                         guard), None
 
     (state, sums), _ = jax.lax.scan(body, (state, sums), steps)
+    return state, sums
+
+
+def unrolled_steps(fns: StepFns, state: StepState, sums: EpochSums, steps: EpochSteps,
+                   start: jax.Array, x, y, example_state, epoch, *, num: int,
+                   guard: bool) -> tuple[StepState, EpochSums]:
+    """Run ``train_step`` on steps ``start .. start + num - 1`` of ``steps``, unrolled.
+
+    The same computation as :func:`scan_steps` on ``steps[start:start + num]`` with the steps
+    written out one after the other: the program has no while loop, and ``start`` is traced,
+    so one compiled program serves every offset of an epoch.
+
+    Args:
+      num: static number of steps (the program grows with it).
+      start: int32 scalar, the first step (``start + num <= S``).
+    """
+    for i in range(num):
+        idx, valid, step_keys = jax.tree_util.tree_map(
+            lambda a: jax.lax.dynamic_index_in_dim(a, start + i, keepdims=False), steps)
+        state, sums = _one_step(fns, state, sums, idx, valid, step_keys, x, y, example_state,
+                                epoch, guard)
     return state, sums

@@ -18,7 +18,10 @@ from hampjax.evaluation import (
     FAMILY_ORDER,
     AttackSettings,
     attack_inputs,
+    boundary_attack,
+    evaluate_defense,
     evaluate_defenses,
+    multi_target_scores,
     predict_outputs,
     score_attacks,
     score_family,
@@ -28,11 +31,13 @@ from hampjax.evaluation import (
 from hampjax.evaluation import families as families_module
 from hampjax.evaluation import pipeline as pipeline_module
 from hampjax.models import get_model, model_functions
-from hampjax.report import load_evaluation, rebuild, verify_run_dir
+from hampjax.report import load_evaluation, verify_run_dir
+from hampjax.report.report import rebuild  # (hampjax.report.rebuild may be the CLI module)
 from hampjax.training import paired_keep, predict_many
 
 SETTINGS = AttackSettings(nn_epochs=1, top3_max_epochs=1, noise_variants=2,
-                          boundary_samples=3, boundary_iterations=1, boundary_evals=4)
+                          boundary_samples=3, boundary_iterations=1, boundary_evals=4,
+                          boundary_cw_steps=10, boundary_cw_search_steps=2, shokri_steps=20)
 MODEL = get_model("fc", 10, hidden_sizes=(16,))
 
 
@@ -100,7 +105,7 @@ EXPECTED = {
     "metric": ["correctness", "confidence", "entropy", "modified_entropy", "loss"],
     "lira": ["lira_online", "lira_online_fixed_variance", "lira_offline",
              "lira_offline_fixed_variance", "global_threshold"],
-    "rmia": ["rmia"], "nn": ["nn", "top3"],
+    "rmia": ["rmia"], "nn": ["nn", "top3"], "shokri": ["shokri"], "risk_score": ["risk_score"],
     "label_only": ["label_only_gap", "label_only_augmentation"],
     "boundary": ["label_only_boundary"],
 }
@@ -115,6 +120,36 @@ def test_step3_each_attack_family_alone(inputs, family):
     for s, member in scores.values():
         assert s.shape == member.shape == (size,) and np.all(np.isfinite(s))
         assert 0 < member.mean() < 1
+
+
+def test_boundary_attack_cw_l2_on_images_hop_skip_jump_on_tabular(inputs):
+    attack_in, _ = inputs
+    assert boundary_attack(attack_in) == "cw_l2"  # digits: EvalData.image_shape is set
+    tabular = dataclasses.replace(attack_in, image_shape=None)
+    assert boundary_attack(tabular) == "hop_skip_jump"
+    cw = score_family("boundary", attack_in)["label_only_boundary"]
+    for choice, other in (("hop_skip_jump", attack_in), ("auto", tabular)):
+        forced = dataclasses.replace(other, settings=dataclasses.replace(SETTINGS, boundary_attack=choice))
+        assert boundary_attack(forced) == "hop_skip_jump"
+        hsja = score_family("boundary", forced)["label_only_boundary"]
+        np.testing.assert_array_equal(hsja[1], cw[1])  # the same subsample
+        assert not np.array_equal(hsja[0], cw[0])
+    with pytest.raises(ValueError, match="boundary_attack must be one of"):
+        AttackSettings(boundary_attack="hsja")
+
+
+def test_shokri_and_risk_score_learn_from_the_shadows_only(inputs):
+    attack_in, _ = inputs
+    shokri, risk = score_family("shokri", attack_in), score_family("risk_score", attack_in)
+    assert 0 <= risk["risk_score"][0].min() and risk["risk_score"][0].max() <= 1
+    assert 0 < shokri["shokri"][0].min() and shokri["shokri"][0].max() < 1
+    # The target's membership is not used: flipping its keep row (labels aside) changes nothing.
+    keep = attack_in.keep.copy()
+    keep[0] = ~keep[0]
+    flipped = dataclasses.replace(attack_in, keep=keep, roles=attack_in.roles)
+    np.testing.assert_array_equal(score_family("shokri", flipped)["shokri"][0], shokri["shokri"][0])
+    np.testing.assert_array_equal(score_family("risk_score", flipped)["risk_score"][0],
+                                  risk["risk_score"][0])
 
 
 def test_label_only_noise_on_binary_features(inputs):
@@ -161,7 +196,7 @@ def test_attack_phase_resumes_after_a_kill(run, inputs, tmp_path, monkeypatch):
     monkeypatch.setitem(families_module.FAMILIES, "nn", counting("nn"))
     calls.clear()
     resumed, seconds = score_attacks(attack_in, attack_dir=str(tmp_path), config=config)
-    assert calls == ["nn", "label_only", "boundary"]  # finished families are not recomputed
+    assert calls == ["nn", "shokri", "risk_score", "label_only", "boundary"]  # not the finished ones
     assert list(resumed) == list(uninterrupted) and set(seconds) == set(FAMILY_ORDER)
     for name, (s, member) in uninterrupted.items():
         np.testing.assert_array_equal(resumed[name][0], s)
@@ -242,3 +277,44 @@ def test_validation(run):
     with pytest.raises(ValueError, match="data.random_inputs is required"):
         evaluate_defenses(MODEL, defenses()[1:], dataclasses.replace(data, random_inputs=None),
                           num_models=4, seed=0)
+
+
+def test_several_targets_mean_and_spread_with_target_0_as_the_main_results(run):
+    data, run_dir, evaluation, report = run
+    undefended = defenses()[0]
+    # Models and every family load from the run directory; only the summary is computed.
+    result = evaluate_defense(
+        MODEL, undefended, data, num_models=NUM_MODELS, seed=0, settings=SETTINGS,
+        workdir=os.path.join(run_dir, "train", "undefended"),
+        attack_dir=os.path.join(run_dir, "attacks", "undefended"), targets=NUM_MODELS)
+    multi = result.multi_target
+    cheap = EXPECTED["metric"] + EXPECTED["lira"] + EXPECTED["rmia"]
+    assert multi["targets"] == [0, 1, 2, 3] and list(multi["attacks"]) == cheap
+    assert multi["metrics"] == ["auc", "tpr@0.1%fpr", "tnr@0.1%fnr"]
+    main = report["defenses"]["undefended"]
+    for attack in cheap:
+        for metric in multi["metrics"]:
+            spread = multi["attacks"][attack][metric]
+            assert spread["per_target"][0] == main["attacks"][attack][metric], (attack, metric)
+            assert spread["mean"] == pytest.approx(np.mean(spread["per_target"]))
+            assert spread["std"] == pytest.approx(np.std(spread["per_target"], ddof=1))
+    assert multi["train_acc"]["per_target"][0] == main["train_acc"]
+    assert "multi_target" in result.timings
+    # Each target in turn: the scores of the families with that model as the target.
+    trained = train_models(MODEL, undefended, data, num_models=NUM_MODELS, seed=0,
+                           workdir=os.path.join(run_dir, "train", "undefended"))
+    predictions = predict_outputs(MODEL, trained.variables, undefended, data, seed=0)
+    per_target = multi_target_scores(predictions.outputs, predictions.test_outputs, data.y,
+                                     data.y_test, trained.keep, targets=[2, 1], seed=0,
+                                     settings=SETTINGS)
+    target1 = attack_inputs(MODEL, trained.variables, predictions, data, trained.keep, target=1,
+                            seed=0, settings=SETTINGS)
+    for family in ("metric", "lira", "rmia"):
+        for attack, (scores, member) in score_family(family, target1).items():
+            np.testing.assert_array_equal(per_target[attack][1][1], member)
+            np.testing.assert_allclose(per_target[attack][1][0], scores, rtol=1e-6, err_msg=attack)
+    with pytest.raises(ValueError, match="targets must be at most num_models"):
+        evaluate_defense(MODEL, undefended, data, num_models=4, seed=0, targets=5)
+    with pytest.raises(ValueError, match="targets > 1 needs an adaptive attacker"):
+        evaluate_defense(MODEL, dataclasses.replace(undefended, shadow_recipe=undefended.recipe),
+                         data, num_models=4, seed=0, targets=2)

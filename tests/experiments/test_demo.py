@@ -34,6 +34,8 @@ def test_demo_quick_then_extended(demo, tmp_path, capsys):
     report = _run(demo, workdir, 4)
     out = capsys.readouterr().out
     assert "Summary (max over all attacks" in out and "hamp" in out
+    # --targets defaults to 4: each of models 0..3 in turn the target of the cheap attacks.
+    assert "Mean ± std over 4 targets" in out and "lira_online_fixed_variance" in out
     with open(os.path.join(workdir, "report.json")) as f:
         on_disk = json.load(f)
     assert on_disk == json.loads(json.dumps(report))
@@ -47,6 +49,10 @@ def test_demo_quick_then_extended(demo, tmp_path, capsys):
     assert on_disk["defenses"]["undefended"]["config"]["output"]["kind"] == "none"
     verify_run_dir(workdir)
     assert [on_disk["defenses"][n]["models_trained"] for n in ("undefended", "hamp")] == [4, 4]
+    multi = on_disk["defenses"]["hamp"]["multi_target"]
+    assert multi["targets"] == [0, 1, 2, 3] and "rmia" in multi["attacks"]
+    assert multi["attacks"]["loss"]["auc"]["per_target"][0] == on_disk["defenses"]["hamp"]["attacks"]["loss"]["auc"]
+    assert {"shokri", "risk_score"} <= set(on_disk["defenses"]["hamp"]["attacks"])
 
     extended = _run(demo, workdir, 6, "undefended")  # trains only models 4 and 5
     d = extended["defenses"]["undefended"]
@@ -58,6 +64,7 @@ def test_demo_quick_then_extended(demo, tmp_path, capsys):
 
 def test_demo_flag_validation(demo):
     for argv in (["--models", "5"], ["--models", "2"], ["--epochs", "0"], ["--nn-epochs", "0"],
-                 ["--defenses", "undefended,nope"]):
+                 ["--defenses", "undefended,nope"], ["--models", "4", "--targets", "5"],
+                 ["--targets", "0"]):
         with pytest.raises(SystemExit):
             demo.main(argv + ["--quiet"])

@@ -11,10 +11,12 @@ from hampjax.report import (
     Evaluation,
     load_evaluation,
     load_report,
-    rebuild,
     verify_run_dir,
     write_report,
 )
+# Not `from hampjax.report import rebuild`: once the CLI module hampjax.report.rebuild is
+# imported (test_report.py does), that package attribute is the module, not the function.
+from hampjax.report.report import rebuild
 
 
 def _evaluation(shift=0.0):

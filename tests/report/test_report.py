@@ -375,6 +375,49 @@ def test_plots_written(tmp_path):
     assert (tmp_path / "roc_lira.png").stat().st_size > 1000
 
 
+def test_histograms_of_scores_and_boundary_distances_listed_and_rebuilt(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(0)
+    spread = {"mean": 0.6, "std": 0.1, "per_target": [0.5, 0.7]}
+    multi = {"targets": [0, 1], "metrics": ["auc"], "train_acc": spread, "test_acc": spread,
+             "attacks": {"loss": {"auc": spread}}}
+    ev = Evaluation(
+        defenses={"none": DefenseResult(1.0, 0.7, {"confidence": _attack(rng, 30, 30, 1.0),
+                                                   "lira": _attack(rng, 30, 30, 2.0),
+                                                   "label_only_boundary": _attack(rng, 5, 5, 1.0)},
+                                        multi_target=multi),
+                  "hamp": DefenseResult(0.9, 0.7, {"lira": _attack(rng, 30, 30, 0.1)})},
+        num_models=4, num_queries=1, seeds={}, config={}, timings={})
+    drawn = []
+    real = plots.render_score_histogram_png
+
+    def spy(scores, is_member, **kwargs):
+        drawn.append((len(scores), kwargs["xlabel"]))
+        return real(scores, is_member, **kwargs)
+
+    monkeypatch.setattr(plots, "render_score_histogram_png", spy)
+    monkeypatch.setattr(plots, "render_roc_png", lambda curves, title: b"\x89PNG stub")  # (fast)
+    report = write_report(tmp_path, ev, bootstrap_resamples=0, seed=0)
+    hists = {"confidence": "hist_none_confidence.png",
+             "label_only_boundary": "hist_none_label_only_boundary.png"}
+    assert report["defenses"]["none"]["plots"] == {"roc": "roc_none.png", "histograms": hists}
+    assert report["defenses"]["hamp"]["plots"] == {"roc": "roc_hamp.png", "histograms": {}}
+    assert report["plots"] == ["roc_none.png", *hists.values(), "roc_hamp.png", "roc_confidence.png",
+                               "roc_lira.png", "roc_label_only_boundary.png"]
+    assert drawn == [(60, "Confidence in the true class p_y"), (10, "L2 distance to the decision boundary")]
+    assert report["defenses"]["none"]["multi_target"] == multi
+    assert report["defenses"]["hamp"]["multi_target"] == {}
+    for name in report["plots"]:
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+        os.remove(tmp_path / name)
+    before = (tmp_path / "report.json").read_bytes()
+    assert rebuild(tmp_path) == report
+    assert (tmp_path / "report.json").read_bytes() == before
+    assert sorted(report["plots"]) == sorted(f for f in os.listdir(tmp_path) if f.endswith(".png"))
+    assert load_evaluation(tmp_path).defenses["none"].multi_target == multi
+    assert rebuild(tmp_path, plots=False)["plots"] == []
+
+
 def test_roc_axes_are_log_log_1e5_to_1(monkeypatch):
     matplotlib = pytest.importorskip("matplotlib")
     del matplotlib
@@ -585,3 +628,19 @@ def test_rebuild_validation(tmp_path):
     os.remove(tmp_path / "scores.npz")
     with pytest.raises(ValueError, match="lacks scores.npz"):
         rebuild(tmp_path)
+
+
+def test_markdown_lists_histograms_and_the_mean_over_targets():
+    rng = np.random.default_rng(0)
+    spread = {"mean": 0.6, "std": 0.05, "per_target": [0.55, 0.65]}
+    multi = {"targets": [0, 1], "metrics": ["auc", "tpr@0.1%fpr"], "train_acc": spread,
+             "test_acc": spread, "attacks": {"loss": {"auc": spread, "tpr@0.1%fpr": spread}}}
+    ev = Evaluation({"none": DefenseResult(1.0, 0.7, {"confidence": _attack(rng, 10, 10, 1.0)},
+                                           multi_target=multi)},
+                    num_models=2, num_queries=1, seeds={}, config={}, timings={})
+    md = markdown_document(build_report(ev, bootstrap_resamples=0, seed=0, plots=True))
+    assert "| loss | 0.6000 ± 0.0500 | 60.00% ± 5.00% |" in md
+    assert "none: targets [0, 1]; train acc 60.00% ± 5.00%" in md
+    assert "- none: `hist_none_confidence.png`" in md
+    plain = markdown_document(build_report(_evaluation(), bootstrap_resamples=0, seed=0))
+    assert "over targets" not in plain and "histograms" not in plain

@@ -264,13 +264,35 @@ def test_batchnorm_model_trains_and_selects_in_eval_mode():
 def test_auto_chunk_size():
     from hampjax.training.engine import auto_chunk_size
 
-    mb = 1 << 20
-    # 1.3M-parameter FC net (5.3 MB of float32) on an 80 GB device: all 128 models fit.
-    assert auto_chunk_size(128, 5 * mb + 72_000, 80 << 30, 1) == 128
-    # 11M-parameter ResNet-18 (45 MB) on a 1 GB device: 0.25 GB / (4 x 45 MB) = 1 model each.
-    assert auto_chunk_size(128, 45 * mb, 1 << 30, 8) == 8
+    mb, gb = 1 << 20, 1 << 30
+    # The FC net's epoch program (~30 MB a model) on an 80 GB device: all 128 models fit.
+    assert auto_chunk_size(128, 30 * mb, 80 * gb, 1, shared_bytes=50 * mb) == 128
+    # 128 CIFAR DenseNet-BC-100 (k=12) of ~1.5 GB a model (batch 64 activations) on a 16 GB
+    # device: 0.8 x 16 GB - 150 MB of CIFAR data holds 8 models a chunk, not 128.
+    assert auto_chunk_size(128, 3 * gb // 2, 16 * gb, 1, shared_bytes=150 * mb) == 8
+    assert auto_chunk_size(128, 3 * gb // 2, 16 * gb, 4, shared_bytes=150 * mb) == 32
     assert auto_chunk_size(16, 45 * mb, None, 1) == 16  # no memory figure: one chunk
-    assert auto_chunk_size(4, 10 * mb, 200 * mb, 2) == 2  # at least one model per device
+    assert auto_chunk_size(4, 300 * mb, 200 * mb, 2) == 2  # at least one model per device
+
+
+def test_measured_footprint_chunks_on_small_device(data, model):
+    # The per-model footprint is the compiled one-model epoch program's memory_analysis():
+    # at least the model's training state, and it decides the chunk on a given device size.
+    x, y = data
+    recipe = sgd_recipe()
+    init_fn, apply_fn = model_functions(model)
+    programs = engine._programs(model, init_fn, apply_fn, recipe, num_steps=5, full_steps=5,
+                                has_val=False, eval_batch_size=64, donate=False,
+                                num_examples=N, loop="scan", steps_per_call=4)
+    tdata = engine.TrainData(jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.zeros((1, D)),
+                             jnp.zeros((1,), jnp.int32))
+    fp = engine.measure_footprint(programs, 0, tdata)
+    assert fp.shared == N * D * 4 + N * 4 + D * 4 + 4
+    params = sum(a.size for a in jax.tree_util.tree_leaves(init_fn(jax.random.key(0), x[:1])))
+    assert fp.per_model >= 3 * 4 * params  # variables, best snapshot, momentum
+    device = fp.shared + int(2.5 * fp.per_model)  # holds 2 models: 128 models chunk by 2
+    assert engine.auto_chunk_size(128, fp.per_model, device, 1, shared_bytes=fp.shared,
+                                  budget=1.0) == 2
 
 
 def _step_fixture(model, x, y, recipe):

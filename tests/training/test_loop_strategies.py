@@ -1,0 +1,132 @@
+"""Loop strategies of the engine: "host" (loop-free programs driven from Python) == "scan".
+
+On CPU the two strategies must give bit-identical parameters and histories, for a dense and a
+convolutional model, with best_val selection, both shuffle modes, guarded steps (unequal member
+counts), an optimizer reset and Weighted Smoothing's per-example state.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+from hampjax.models import get_model
+from hampjax.models.cnn import SalemCNN
+from hampjax.training import (
+    OptimizerSpec,
+    undefended_recipe,
+    train_many,
+    weighted_smoothing_recipe,
+)
+from hampjax.training import engine
+
+N, C = 40, 3
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(N, 8, 8, 2)).astype(np.float32), rng.integers(0, C, N)
+
+
+def _keep():
+    keep = np.zeros((2, N), bool)
+    keep[0, :23] = True  # 23 and 13 members: 3 and 2 steps of 8, a guarded tail step
+    keep[1, 20:33] = True
+    return keep
+
+
+def _recipes():
+    base = undefended_recipe("digits", epochs=2, batch_size=8).replace(
+        optimizer=OptimizerSpec(kind="sgd", learning_rate=0.05, momentum=0.9))
+    return {
+        "best_val_every_epoch": base.replace(selection="best_val", min_improvement=0.0,
+                                             shuffle="every_epoch"),
+        "once_reset": base.replace(shuffle="once", reset_optimizer_each_epoch=True),
+        "ws": weighted_smoothing_recipe(sigma=0.1, epochs=2, batch_size=8).replace(
+            selection="best_val", shuffle="every_epoch", **{"example_state.start_epoch": 1}),
+    }
+
+
+MODELS = {
+    "fc": lambda: get_model("fc", C, hidden_sizes=(8,)),
+    "cnn": lambda: SalemCNN(C, channels=3, hidden=8),
+}
+
+
+def _assert_same(a, b):
+    for name in ("train_loss", "train_acc", "val_acc", "best_epoch"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for la, lb in zip(jax.tree_util.tree_leaves(a.variables), jax.tree_util.tree_leaves(b.variables)):
+        np.testing.assert_array_equal(la, lb)
+
+
+def _train(images, model_name, recipe_name, **kw):
+    x, y = images
+    if model_name == "fc":
+        x = x.reshape(N, -1)
+    return train_many(MODELS[model_name](), _recipes()[recipe_name], x, y, _keep(), seed=3,
+                      val_data=(x[:9], y[:9]), eval_batch_size=16, progress=False,
+                      devices=jax.devices()[:1], **kw)
+
+
+@pytest.mark.parametrize("recipe_name", ["best_val_every_epoch", "once_reset"])
+def test_host_loop_bit_identical_to_scan_dense(images, recipe_name):
+    scan = _train(images, "fc", recipe_name, loop="scan")
+    host = _train(images, "fc", recipe_name, loop="host", steps_per_call=2)
+    assert scan.performance["loop"] == "scan" and host.performance["loop"] == "host"
+    assert host.performance["steps_per_call"] == 2
+    _assert_same(scan, host)
+
+
+def _assert_close(a, b):
+    np.testing.assert_array_equal(a.best_epoch, b.best_epoch)
+    np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-5)
+    for la, lb in zip(jax.tree_util.tree_leaves(a.variables), jax.tree_util.tree_leaves(b.variables)):
+        np.testing.assert_allclose(la, lb, rtol=1e-4, atol=1e-6)
+
+
+def test_host_loop_conv(images):
+    """A CNN with WS example state, best_val, every-epoch shuffle and a guarded tail step."""
+    before = dict(engine.TRACE_COUNTS)
+    a = _train(images, "cnn", "ws", steps_per_call=2)  # auto: host for a conv model on CPU
+    assert a.performance["loop"] == "host"
+    # 2 head steps and 1 guarded tail step per epoch: programs (2, False) and (1, True), traced
+    # once for both epochs; eval batches of 16 candidates and of the 9 validation rows.
+    assert engine.TRACE_COUNTS["host_steps"] - before["host_steps"] == 2
+    assert engine.TRACE_COUNTS["host_eval"] - before["host_eval"] == 2
+    assert engine.TRACE_COUNTS["epoch"] == before["epoch"]  # no scan program
+    # Within the host strategy results do not depend on steps_per_call.
+    b = _train(images, "cnn", "ws", steps_per_call=3)
+    _assert_same(a, b)
+    # XLA:CPU compiles a convolution inside a while loop differently from one outside it:
+    # the strategies agree to a few float32 ulps (measured: <= 3e-8 on the parameters).
+    c = _train(images, "cnn", "ws", loop="scan")
+    assert c.performance["loop"] == "scan"
+    _assert_close(a, c)
+
+
+def test_choose_loop():
+    assert engine.choose_loop("auto", "cpu", has_conv=True) == "host"
+    assert engine.choose_loop("auto", "cpu", has_conv=False) == "scan"
+    assert engine.choose_loop("auto", "gpu", has_conv=True) == "scan"
+    assert engine.choose_loop("host", "gpu", has_conv=False) == "host"
+    with pytest.raises(ValueError, match="loop"):
+        engine.choose_loop("fast", "cpu", has_conv=True)
+
+
+def test_predict_many_unrolls_conv_models_on_cpu(images, monkeypatch):
+    # On CPU predict_many writes a few models out one after the other (vmapped convolutions
+    # become slow grouped convolutions); the outputs match the vmapped ones.
+    from hampjax.models import model_functions
+    from hampjax.training import predict, predict_many
+
+    x, _ = images
+    init_fn, apply_fn = model_functions(MODELS["cnn"]())
+    variables = jax.vmap(init_fn, in_axes=(0, None))(jax.random.split(jax.random.key(0), 3),
+                                                     x[:1])
+    assert predict._unroll_models(3, None)
+    unrolled = predict_many(apply_fn, variables, x, batch_size=16)
+    monkeypatch.setattr(predict, "_MAX_UNROLLED_MODELS", 0)
+    vmapped = predict_many(apply_fn, variables, x, batch_size=16)
+    assert unrolled.dtype == np.float32
+    np.testing.assert_allclose(unrolled, vmapped, rtol=1e-5, atol=1e-6)
