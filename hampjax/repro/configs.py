@@ -59,11 +59,14 @@ def base_config(experiment: str, name: str) -> ml_collections.ConfigDict:
     c.bootstrap_resamples = 200
     c.plots = True
     # Fields of hampjax.evaluation.AttackSettings (every one a --config.attacks. flag). The
-    # boundary attack (Table VIII's Boundary column) runs on a subsample of BOUNDARY_SAMPLES
-    # evaluated members and as many non-members (it costs many queries per example); 0 skips it.
+    # boundary attack (Table VIII's Boundary column; boundary_attack "auto": CW-L2 on images,
+    # HopSkipJump on tabular data) runs on a subsample of BOUNDARY_SAMPLES evaluated members
+    # and as many non-members (it costs many queries / steps per example); 0 skips it.
     c.attacks = ml_collections.ConfigDict(dict(
         nn_epochs=200, top3_max_epochs=200, noise_variants=100,
-        boundary_samples=BOUNDARY_SAMPLES, boundary_iterations=20, boundary_evals=100))
+        boundary_samples=BOUNDARY_SAMPLES, boundary_attack="auto", boundary_iterations=20,
+        boundary_evals=100, boundary_cw_steps=100, boundary_cw_lr=0.01,
+        boundary_cw_search_steps=5))
     c.cells = _ordered()
     return c
 
@@ -80,6 +83,8 @@ def make_quick(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.attacks.boundary_samples = QUICK_BOUNDARY_SAMPLES  # Small budgets: the column shows up.
     c.attacks.boundary_iterations = 2
     c.attacks.boundary_evals = 10
+    c.attacks.boundary_cw_steps = 10
+    c.attacks.boundary_cw_search_steps = 2
     return c
 
 

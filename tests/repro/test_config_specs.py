@@ -129,6 +129,7 @@ def test_attack_settings_come_from_the_config():
     full, quick = load_config("hamp_main", None), load_config("hamp_main")
     settings = _settings(full, full.cells.purchase100)
     assert settings.boundary_samples == 100 and settings.nn_epochs == 200  # Table VIII's column.
+    assert settings.boundary_attack == "auto" and settings.boundary_cw_steps == 100
     assert settings.role_fractions == tuple(full.cells.purchase100.role_fractions)
     assert 0 < _settings(quick, quick.cells.digits).boundary_samples <= 10
     quick.attacks.boundary_colour = 1
