@@ -36,7 +36,7 @@ import numpy as np
 
 from hampjax import atomic
 from hampjax.attacks import global_threshold_score, leave_one_out, rmia
-from hampjax.attacks.lira import DEFAULT_LOO_CHUNK_SIZE, DEFAULT_LOO_TARGET_CHUNK_SIZE
+from hampjax.attacks.leave_one_out import DEFAULT_LOO_CHUNK_SIZE, DEFAULT_LOO_TARGET_CHUNK_SIZE
 from hampjax.scores import logit_scaled_score
 from hampjax.training import balanced_keep
 

@@ -5,7 +5,8 @@ class (label 1).
 
 * :mod:`~hampjax.attacks.metric` - loss, confidence, entropy, modified entropy, correctness;
   ROC sweep and calibrated (global / per-class) thresholds.
-* :mod:`~hampjax.attacks.lira` - LiRA online/offline, fixed/per-example variance, leave-one-out.
+* :mod:`~hampjax.attacks.lira` - LiRA online/offline, fixed/per-example variance.
+* :mod:`~hampjax.attacks.leave_one_out` - leave-one-model-out LiRA, all targets at once.
 * :mod:`~hampjax.attacks.rmia` - RMIA with an O((N + Z) log Z) sorted path.
 * :mod:`~hampjax.attacks.shokri` - Shokri et al. per-class shadow-model attack models.
 * :mod:`~hampjax.attacks.risk_score` - Song & Mittal's privacy risk score.
@@ -27,16 +28,13 @@ from hampjax.attacks.label_only import (
     labels_from_logits,
     noise_robustness_scores,
 )
-from hampjax.attacks.lira import (
-    LIRA_VARIANT_NAMES,
+from hampjax.attacks.leave_one_out import (
     LeaveOneOutMetrics,
     LeaveOneOutResult,
-    global_threshold_score,
     leave_one_out,
     leave_one_out_metrics,
-    lira,
-    lira_variants,
 )
+from hampjax.attacks.lira import LIRA_VARIANT_NAMES, global_threshold_score, lira, lira_variants
 from hampjax.attacks.metric import (
     METRIC_SCORES,
     Thresholds,

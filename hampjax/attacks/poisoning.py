@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from hampjax import validation
-from hampjax.attacks.lira import LeaveOneOutResult, leave_one_out
+from hampjax.attacks.leave_one_out import LeaveOneOutResult, leave_one_out
 
 __all__ = ["PoisonedData", "poison_dataset", "poisoning_scores"]
 

@@ -115,16 +115,21 @@ def check_cells(config: Any) -> None:
         cell_specs(cell, where)
         validation.check_choice(f"{where}.dataset", cell.dataset, DATASETS)
         validation.check_choice(f"{where}.scheme", cell.scheme, ("hamp", "relaxloss"))
+        if config.get("attacks") is not None:  # Kinds without the attack pipeline have none.
+            try:
+                _settings(config, cell)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"config.attacks (fields of hampjax.evaluation.AttackSettings)"
+                                 f" or {where}.role_fractions: {e}") from e
         if cell.dataset != "digits" and config.get("data_dir") is None:
             raise ValueError(f"config.data_dir is required for dataset {cell.dataset!r} "
                              f"({where}; only 'digits' ships offline)")
 
 
 def _settings(config: Any, cell: Any) -> AttackSettings:
-    a = config.attacks
-    return AttackSettings(nn_epochs=a.nn_epochs, top3_max_epochs=a.top3_max_epochs,
-                          noise_variants=a.noise_variants, boundary_samples=a.boundary_samples,
-                          role_fractions=tuple(cell.role_fractions))
+    # config.attacks holds AttackSettings fields (hampjax.repro.configs.base_config); the
+    # role fractions are the cell's.
+    return AttackSettings(**config.attacks.to_dict(), role_fractions=tuple(cell.role_fractions))
 
 
 def _cell_info(cell: Any, data: ExperimentData, specs: Mapping[str, RecipeSpec]) -> dict:

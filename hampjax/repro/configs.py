@@ -29,9 +29,12 @@ from hampjax.training import RecipeSpec, preset_spec
 
 __all__ = ["base_config", "make_quick", "split_arg", "spec_config", "quick_spec", "cell",
            "sweep_key", "hamp_cells_config", "HAMP_MAIN_DEFENSES", "QUICK_EPOCHS",
-           "QUICK_POOL_SIZE", "ROLE_FRACTIONS"]
+           "QUICK_POOL_SIZE", "ROLE_FRACTIONS", "BOUNDARY_SAMPLES",
+           "QUICK_BOUNDARY_SAMPLES"]
 
 QUICK_EPOCHS = 2
+BOUNDARY_SAMPLES = 100  # Boundary attack: evaluated members (and as many non-members).
+QUICK_BOUNDARY_SAMPLES = 5
 QUICK_POOL_SIZE = 50
 ROLE_FRACTIONS = {"location30": (0.3, 0.2, 0.5)}  # HAMP code; the others (0.45, 0.05, 0.5).
 _DEFAULT_ROLE_FRACTIONS = (0.45, 0.05, 0.5)
@@ -55,8 +58,15 @@ def base_config(experiment: str, name: str) -> ml_collections.ConfigDict:
     c.num_models = 128  # Target + 127 shadow models per defense (LiRA's 128).
     c.bootstrap_resamples = 200
     c.plots = True
+    # Fields of hampjax.evaluation.AttackSettings (every one a --config.attacks. flag). The
+    # boundary attack (Table VIII's Boundary column; boundary_attack "auto": CW-L2 on images,
+    # HopSkipJump on tabular data) runs on a subsample of BOUNDARY_SAMPLES evaluated members
+    # and as many non-members (it costs many queries / steps per example); 0 skips it.
     c.attacks = ml_collections.ConfigDict(dict(
-        nn_epochs=200, top3_max_epochs=200, noise_variants=100, boundary_samples=0))
+        nn_epochs=200, top3_max_epochs=200, noise_variants=100,
+        boundary_samples=BOUNDARY_SAMPLES, boundary_attack="auto", boundary_iterations=20,
+        boundary_evals=100, boundary_cw_steps=100, boundary_cw_lr=0.01,
+        boundary_cw_search_steps=5))
     c.cells = _ordered()
     return c
 
@@ -70,6 +80,11 @@ def make_quick(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.attacks.nn_epochs = 2
     c.attacks.top3_max_epochs = 2
     c.attacks.noise_variants = 0
+    c.attacks.boundary_samples = QUICK_BOUNDARY_SAMPLES  # Small budgets: the column shows up.
+    c.attacks.boundary_iterations = 2
+    c.attacks.boundary_evals = 10
+    c.attacks.boundary_cw_steps = 10
+    c.attacks.boundary_cw_search_steps = 2
     return c
 
 

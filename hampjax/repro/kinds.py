@@ -7,7 +7,7 @@ and :func:`~hampjax.repro.results.figures`) and the tests. Adding a kind is one 
 
 Example:
   >>> sorted(EXPERIMENT_KINDS)[:3]
-  ['hamp_ablation', 'hamp_entropy', 'hamp_main']
+  ['hamp_ablation', 'hamp_archs', 'hamp_entropy']
   >>> EXPERIMENT_KINDS["hamp_params"].figures.__name__
   'params_figure'
 """
@@ -19,7 +19,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hampjax.repro import cells, figures, overhead, tables, trust
+from hampjax.repro import cells, figures, overhead, tables, trust, truth_serum
 from hampjax.repro.rundir import RunResults
 
 __all__ = ["ExperimentKind", "EXPERIMENT_KINDS"]
@@ -64,6 +64,8 @@ EXPERIMENT_KINDS: Mapping[str, ExperimentKind] = _kinds(
                    description="HAMP Table V (gamma, alpha)", **_EVAL),
     ExperimentKind("hamp_sizes", tables=tables.sizes_tables, figures=figures.sizes_figure,
                    description="HAMP Fig. 6 (training sizes)", **_EVAL),
+    ExperimentKind("hamp_archs", tables=tables.archs_tables,
+                   description="HAMP Fig. 10 (architectures, CIFAR-10)", **_EVAL),
     ExperimentKind("hamp_overhead", check=overhead.check_overhead, run=overhead.run_overhead,
                    tables=tables.overhead_tables, description="HAMP Table VII (inference time)"),
     ExperimentKind("relaxloss", tables=tables.relaxloss_tables,
@@ -72,5 +74,8 @@ EXPERIMENT_KINDS: Mapping[str, ExperimentKind] = _kinds(
                    description="Weighted Smoothing sigma sweep", **_EVAL),
     ExperimentKind("trust", check=trust.check_trust, run=trust.run_trust,
                    tables=tables.trust_tables, description="To Trust or Not To Trust, CIFAR-10"),
+    ExperimentKind("truth_serum", check=truth_serum.check_truth_serum,
+                   run=truth_serum.run_truth_serum, tables=tables.truth_serum_tables,
+                   description="HAMP V-C (Truth-Serum data poisoning)"),
 )
 """Every experiment kind by name."""

@@ -49,8 +49,10 @@ __all__ = [
     "AblationRow",
     "Overhead",
     "RelaxLossRow",
+    "PoisoningRow",
     "HAMP_DATASETS",
     "HAMP_ATTACK_NAMES",
+    "HAMP_BOUNDARY_IS_NOISE",
     "SWAPPED_ATTACKS",
     "HAMP_ACCURACY",
     "HAMP_ATTACK_RATES",
@@ -63,6 +65,9 @@ __all__ = [
     "HAMP_SIZES_TEXT",
     "RELAXLOSS_POSTER",
     "TRUST_FPR",
+    "HAMP_POISONING",
+    "HAMP_POISONING_DATASET",
+    "HAMP_POISONING_UNPOISONED",
     "hamp_accuracy",
     "hamp_attack_rates",
     "hamp_max_rates",
@@ -128,6 +133,15 @@ class RelaxLossRow(NamedTuple):
     auc_adaptive: float
 
 
+class PoisoningRow(NamedTuple):
+    """HAMP Section V-C (Truth-Serum poisoning): TPR @ 0.1% FPR, TNR @ 0.1% FNR (%) and the
+    test-accuracy change against the undefended model (percentage points; ``None``: not given)."""
+
+    tpr: float
+    tnr: float
+    acc_delta: float | None
+
+
 def _frozen(d: dict) -> Mapping:
     return types.MappingProxyType(
         {k: _frozen(v) if isinstance(v, dict) else v for k, v in d.items()})
@@ -147,6 +161,10 @@ HAMP_ATTACK_NAMES: Mapping[str, str] = _frozen({
     "LiRA": "lira_online",
 })
 """Table VIII column -> our attack name (``hampjax.evaluation``), in column order."""
+
+HAMP_BOUNDARY_IS_NOISE = ("purchase100", "texas100", "location30")
+"""Datasets whose Table VIII Boundary column is bit-flip noise robustness (binary features;
+paper Section IV-A), not the CW2 perturbation distance of the image datasets."""
 
 SWAPPED_ATTACKS = ("nn",)
 """Attacks whose printed TPR and TNR are swapped by the authors' label bug (members labelled 0)."""
@@ -405,6 +423,19 @@ TRUST_FPR: Mapping[str, Mapping[str, float]] = _frozen({
     "efficientnet_b0": {"scaled": 91.0},                         # Sec. 4.2, EfficientNet-B0
 })
 """Trust paper FPRs: ``{model setting: {non-member set: FPR %}}`` (for the trust experiment)."""
+
+
+HAMP_POISONING_DATASET = "cifar10"
+"""The dataset of HAMP's poisoning evaluation (V-C: 250 targets x 8 replicas, 128 models)."""
+
+HAMP_POISONING: Mapping[str, PoisoningRow] = _frozen({
+    "undefended": PoisoningRow(52.44, 24.52, None),  # V-C text, "after data poisoning"
+    "hamp": PoisoningRow(0.34, 0.71, -0.6),           # V-C text, "accuracy drop of 0.6%"
+})
+"""HAMP V-C: LiRA (leave-one-out, online, fixed variance) on the poisoned targets, pooled."""
+
+HAMP_POISONING_UNPOISONED = Rates(8.23, 10.15)  # V-C text: undefended, without poisoning
+"""HAMP V-C: the undefended model's rates without poisoning (Table VIII's CIFAR-10 maxima)."""
 
 
 # ------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ The layout (written by the experiment kinds of :mod:`hampjax.repro.kinds`)::
     <workdir>/<cell>/stats.json    {defense: {"entropy_members", "entropy_nonmembers"}} (nats)
     <workdir>/overhead.json        kind "hamp_overhead" only: {dataset: {"forward_ms",
                                    "modify_output_ms", "hamp_ms", "batch", "device"}}
+    <workdir>/<cell>/report.json   kind "truth_serum": one attack, LiRA on the poisoned
+                                   targets pooled over the models (hampjax.repro.truth_serum)
     <workdir>/<cell>/summary.json  kind "trust" only: {variant: {"train_acc", "test_acc",
                                    "ece", "oe", "mmps", "fpr": {set: {attack: fpr}}, ...}}
 

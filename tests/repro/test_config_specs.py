@@ -121,3 +121,17 @@ def test_a_running_experiment_locks_its_workdir(tmp_path):
     with RunLock(workdir, what="experiment"):
         with pytest.raises(RunLockError, match="locked by pid"):
             run_experiment(config, workdir, progress=False)
+
+
+def test_attack_settings_come_from_the_config():
+    from hampjax.repro.cells import _settings, check_cells
+
+    full, quick = load_config("hamp_main", None), load_config("hamp_main")
+    settings = _settings(full, full.cells.purchase100)
+    assert settings.boundary_samples == 100 and settings.nn_epochs == 200  # Table VIII's column.
+    assert settings.boundary_attack == "auto" and settings.boundary_cw_steps == 100
+    assert settings.role_fractions == tuple(full.cells.purchase100.role_fractions)
+    assert 0 < _settings(quick, quick.cells.digits).boundary_samples <= 10
+    quick.attacks.boundary_colour = 1
+    with pytest.raises(ValueError, match="config.attacks .*boundary_colour"):
+        check_cells(quick)

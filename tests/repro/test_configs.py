@@ -75,6 +75,11 @@ def test_quick_variant_runs(name, tmp_path, capsys):
                 assert 0.0 <= d["test_acc"] <= 1.0 and "max_tpr@0.1%fpr" in d
             for s in stats.values():
                 assert s["entropy_members"] > 0 and s["entropy_nonmembers"] > 0
+            if config.experiment == "truth_serum":  # Pooled over every (model, target) pair.
+                for d in report["defenses"].values():
+                    (attack,) = d["attacks"].values()
+                    assert attack["num_members"] + attack["num_nonmembers"] == (
+                        config.num_models * config.poison.num_targets)
     text = render(load_run(workdir))
     assert config.name in text
     for cell in record["cells"]:
