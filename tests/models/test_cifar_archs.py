@@ -446,6 +446,7 @@ def engine_run(module):
     assert not np.allclose(stats[0][1][0], stats[0][1][1])
 
 
+@pytest.mark.slow  # ~45 s of conv training on CPU; the engine path is covered by test_loop_strategies
 def test_shufflenetv2_trains_under_engine():
     engine_run(ShuffleNetV2(3, width_multiplier=0.5, stage_repeats=(1, 1, 1)))
 
