@@ -41,7 +41,9 @@ def test_every_config_has_a_documented_quick_variant():
         assert quick.name.endswith("_quick") and quick.experiment == full.experiment
 
 
-@pytest.mark.parametrize("name", EVALUATION_CONFIGS)
+# hamp_ablation's quick run (8 defenses, ~37 s) runs with -m slow; the others stay in the default run.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "hamp_ablation" else n
+                                  for n in EVALUATION_CONFIGS])
 def test_quick_variant_runs(name, tmp_path, capsys):
     config = load_config(name)
     workdir = str(tmp_path / name)

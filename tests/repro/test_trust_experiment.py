@@ -53,6 +53,7 @@ def test_trust_split_errors():
         trust_split(np.array([0] * 10 + [1] * 3), y, num_train=12, attack_size=1, seed=0)
 
 
+@pytest.mark.slow  # ~55 s; the harness's parts are tested above and in tests/attacks, tests/report
 def test_trust_quick_config(tmp_path, capsys):
     config = load_config()
     workdir = str(tmp_path / "trust")

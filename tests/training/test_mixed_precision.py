@@ -29,7 +29,8 @@ RECIPE = undefended_recipe("digits", epochs=3, batch_size=16).replace(
     optimizer=OptimizerSpec(kind="sgd", learning_rate=0.05, momentum=0.9))
 
 
-@pytest.mark.parametrize("name", ["fc", "cnn"])
+# The CNN case costs ~16 s of conv training on CPU: it runs with -m slow.
+@pytest.mark.parametrize("name", ["fc", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_bfloat16_close_to_float32(name):
     if name == "fc":
         model, (x, y) = get_model("fc", C, hidden_sizes=(16,)), _data((12,))
