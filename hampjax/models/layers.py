@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from hampjax import validation
+from hampjax.models import convolution
 
 __all__ = [
     "BN_MOMENTUM",
@@ -89,6 +90,7 @@ def conv(
         padding=padding,
         use_bias=use_bias,
         kernel_init=conv_kernel_init,
+        conv_general_dilated=convolution.conv_general_dilated,
         name=name,
     )
 

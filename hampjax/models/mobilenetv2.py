@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from hampjax import validation
-from hampjax.models import layers
+from hampjax.models import convolution, layers
 
 __all__ = [
     "MobileNetV2",
@@ -113,6 +113,7 @@ def depthwise_conv(
         feature_group_count=features,
         use_bias=False,
         kernel_init=layers.conv_kernel_init,
+        conv_general_dilated=convolution.conv_general_dilated,
         name=name,
     )
 

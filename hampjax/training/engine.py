@@ -28,18 +28,22 @@ Performance choices, and the measurements behind them (2-core CPU, XLA:CPU, jax 
 * Loop strategy (``loop=``, :func:`choose_loop`). ``"scan"`` runs an epoch as one program, the
   steps in a ``lax.scan`` and the eval-mode passes in ``lax.map``; ``"host"`` drives loop-free
   programs from Python (:class:`HostLoop`: epoch start, ``steps_per_call`` unrolled steps,
-  eval batches, epoch end). XLA:CPU runs convolutions inside a while loop far slower than
-  outside one: ResNet-20, batch 64, 6.4 s per step in a scan against 0.19 s for the same
-  jitted step called from Python; a partially unrolled scan (``unroll=2`` or 4, still a
-  while loop) stays slow, only loop-free programs are fast (host loop of 1-step programs 0.87
-  s/step, 2-step 0.72, 4-step 0.78 at load ~10). ``"auto"`` therefore picks ``"host"`` for any
-  model with a convolution on CPU and ``"scan"`` for dense models (the FC nets run at matmul
-  speed inside a scan, and one program per epoch saves per-step dispatch) and on
-  accelerators (not measured here: no GPU was available; measure before changing it). The
-  strategies compute the same operations in the same order: dense models give bit-identical
-  results on CPU; for convolutions (compiled differently inside a loop) and in-program
-  example state they agree to float32 ulps, and within ``"host"`` results do not depend on
-  ``steps_per_call``.
+  eval batches, epoch end). With JAX's own convolution gradient, XLA:CPU runs a convolution
+  step inside a while loop far slower than outside one (ResNet-20, batch 64: 6.4 s per step in
+  a scan against 0.19 s called from Python): the transpose rule emits convolutions with
+  transposed dimension labels, which XLA:CPU rewrites into its fast form only outside loops.
+  The zoo's convolutions (:mod:`hampjax.models.convolution`) write their backward pass with
+  forward convolutions and dots, which compile the same everywhere, so the zoo's conv nets
+  train fast inside a scan (``bench_shadow.py --model resnet20 --models 2 --samples 512
+  --epochs 1``: 2.59x the examples/s of a plain jitted step called from Python with ``--loop
+  scan``, 1.81x with ``--loop host``, load ~7-10) and bit-identically with either strategy.
+  ``"auto"`` therefore picks ``"scan"`` everywhere except on CPU for a model with a
+  convolution that uses JAX's own gradient (a user's ``nn.Conv``; :func:`has_convolution`),
+  which gets ``"host"``. On accelerators ``"scan"`` is not measured here (no GPU was
+  available; measure before changing it). The strategies compute the same operations in the
+  same order: results are bit-identical on CPU for dense and zoo conv models, except that with
+  Weighted Smoothing's in-program example state they agree to float32 ulps; within
+  ``"host"`` results do not depend on ``steps_per_call``.
 * Models per device on CPU: one. Vmapping several models turns matmuls into batched matmuls
   and convolutions into grouped convolutions; on CPU one model per device measured ~1.15x
   faster for the FC net, and 2.7x faster for ResNet-20 (``bench_shadow.py --model resnet20
@@ -553,7 +557,14 @@ DEFAULT_STEPS_PER_CALL = 4
 
 
 def has_convolution(apply_fn: ApplyFn, variables_shape: Any, sample_x: Any) -> bool:
-    """Whether the model's eval-mode forward pass contains a convolution (from its jaxpr)."""
+    """Whether the model's eval-mode forward pass contains a convolution with JAX's own
+    gradient (from its jaxpr).
+
+    Convolutions inside a ``custom_vjp`` (the zoo's :mod:`hampjax.models.convolution`, whose
+    backward pass is written with forward convolutions and dots) do not count: they run at full
+    speed inside a ``lax.scan`` on XLA:CPU, while JAX's transpose rule emits convolutions that
+    XLA:CPU runs ~30x slower there.
+    """
     jaxpr = jax.make_jaxpr(lambda v, x: apply_fn(v, x, train=False)[0])(
         variables_shape, jax.ShapeDtypeStruct(sample_x.shape, sample_x.dtype))
 
@@ -561,6 +572,8 @@ def has_convolution(apply_fn: ApplyFn, variables_shape: Any, sample_x: Any) -> b
         for eqn in jaxpr.eqns:
             if eqn.primitive.name == "conv_general_dilated":
                 return True
+            if eqn.primitive.name.startswith("custom_vjp_call"):
+                continue
             for sub in jax.extend.core.jaxprs_in_params(eqn.params):
                 if walk(sub):
                     return True
@@ -572,14 +585,17 @@ def has_convolution(apply_fn: ApplyFn, variables_shape: Any, sample_x: Any) -> b
 def choose_loop(loop: str, platform: str, *, has_conv: bool) -> str:
     """The loop strategy of a run: ``"scan"`` or ``"host"``.
 
-    ``"auto"`` picks ``"host"`` for models with a convolution on CPU (XLA:CPU runs
-    convolutions inside a while loop ~30x slower than outside one) and ``"scan"`` otherwise
-    (dense models on CPU, every model on accelerators: one program per epoch, no per-step
-    dispatch). See the module docstring for the measurements.
+    ``"auto"`` picks ``"host"`` on CPU for models with a convolution that uses JAX's own
+    gradient (:func:`has_convolution`; XLA:CPU runs those inside a while loop ~30x slower than
+    outside one) and ``"scan"`` otherwise: dense models and the zoo's conv nets on CPU (their
+    convolutions come from :mod:`hampjax.models.convolution`), every model on accelerators. One
+    program per epoch, no per-step dispatch. See the module docstring for the measurements.
 
     Example:
       >>> choose_loop("auto", "cpu", has_conv=True), choose_loop("auto", "gpu", has_conv=True)
       ('host', 'scan')
+      >>> choose_loop("auto", "cpu", has_conv=False)  # dense models and the zoo's conv nets
+      'scan'
     """
     validation.check_choice("loop", loop, LOOPS)
     if loop != "auto":
@@ -765,10 +781,11 @@ def train_many(
       eval_batch_size: batch size of eval-mode passes (validation, per-epoch example state).
       progress: show a progress bar (models x epochs, examples/s).
       loop: how an epoch's steps run (a performance setting: results are bit-identical on
-        CPU): ``"scan"``, one program per epoch with the steps in a ``lax.scan``; ``"host"``,
-        Python drives small loop-free programs of ``steps_per_call`` unrolled steps (and
-        loop-free eval-mode passes); ``"auto"`` (default), see :func:`choose_loop`: ``"host"``
-        for models with convolutions on CPU, ``"scan"`` otherwise.
+        CPU, see the module docstring): ``"scan"``, one program per epoch with the steps in a
+        ``lax.scan``; ``"host"``, Python drives small loop-free programs of ``steps_per_call``
+        unrolled steps (and loop-free eval-mode passes); ``"auto"`` (default), see
+        :func:`choose_loop`: ``"host"`` on CPU for models with convolutions that use JAX's own
+        gradient, ``"scan"`` otherwise (the zoo's conv nets included).
       steps_per_call: steps per call of the ``"host"`` strategy (default 4); larger values
         cost compile time and save dispatch.
       precision: ``"float32"``, ``"bfloat16"`` (forward and backward passes in bfloat16;

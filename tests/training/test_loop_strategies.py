@@ -1,8 +1,9 @@
 """Loop strategies of the engine: "host" (loop-free programs driven from Python) == "scan".
 
-On CPU the two strategies must give bit-identical parameters and histories, for a dense and a
+On CPU the two strategies give bit-identical parameters and histories, for a dense and a
 convolutional model, with best_val selection, both shuffle modes, guarded steps (unequal member
-counts), an optimizer reset and Weighted Smoothing's per-example state.
+counts) and an optimizer reset. Weighted Smoothing's per-epoch example state is the one known
+exception (float32 ulps, see its test).
 """
 
 import jax
@@ -86,23 +87,47 @@ def _assert_close(a, b):
 
 
 def test_host_loop_conv(images):
-    """A CNN with WS example state, best_val, every-epoch shuffle and a guarded tail step."""
+    """A CNN with best_val, every-epoch shuffle and a guarded tail step: host == scan."""
     before = dict(engine.TRACE_COUNTS)
-    a = _train(images, "cnn", "ws", steps_per_call=2)  # auto: host for a conv model on CPU
+    a = _train(images, "cnn", "best_val_every_epoch", loop="host", steps_per_call=2)
     assert a.performance["loop"] == "host"
     # 2 head steps and 1 guarded tail step per epoch: programs (2, False) and (1, True), traced
-    # once for both epochs; eval batches of 16 candidates and of the 9 validation rows.
+    # once for both epochs; one eval batch of the 9 validation rows.
     assert engine.TRACE_COUNTS["host_steps"] - before["host_steps"] == 2
-    assert engine.TRACE_COUNTS["host_eval"] - before["host_eval"] == 2
+    assert engine.TRACE_COUNTS["host_eval"] - before["host_eval"] == 1
     assert engine.TRACE_COUNTS["epoch"] == before["epoch"]  # no scan program
     # Within the host strategy results do not depend on steps_per_call.
-    b = _train(images, "cnn", "ws", steps_per_call=3)
-    _assert_same(a, b)
-    # XLA:CPU compiles a convolution inside a while loop differently from one outside it:
-    # the strategies agree to a few float32 ulps (measured: <= 3e-8 on the parameters).
-    c = _train(images, "cnn", "ws", loop="scan")
+    _assert_same(a, _train(images, "cnn", "best_val_every_epoch", loop="host",
+                           steps_per_call=3))
+    # The zoo's convolution (hampjax.models.convolution) compiles to the same kernels inside
+    # and outside a while loop: "auto" scans the zoo's conv nets on CPU, bit-identically.
+    c = _train(images, "cnn", "best_val_every_epoch")
     assert c.performance["loop"] == "scan"
-    _assert_close(a, c)
+    _assert_same(a, c)
+
+
+def test_weighted_smoothing_state_scan_vs_host(images):
+    """Known gap: with Weighted Smoothing's per-epoch example state, the strategies agree to
+    float32 ulps (measured: <= 1e-8 on the parameters), not bit for bit, on every model."""
+    a = _train(images, "fc", "ws", loop="scan")
+    b = _train(images, "fc", "ws", loop="host", steps_per_call=2)
+    _assert_close(a, b)
+
+
+def test_auto_loop_scans_zoo_convs_but_not_plain_ones(images):
+    import flax.linen as nn
+    from hampjax.models import model_functions
+
+    class PlainConv(nn.Module):  # A user's model: flax's Conv with JAX's own gradient.
+        @nn.compact
+        def __call__(self, x, *, train):
+            return nn.Dense(C)(nn.Conv(2, (3, 3))(x).mean((1, 2)))
+
+    x = images[0][:2]
+    for model, want in ((MODELS["cnn"](), False), (PlainConv(), True)):
+        init_fn, apply_fn = model_functions(model)
+        shapes = jax.eval_shape(init_fn, jax.random.key(0), x)
+        assert engine.has_convolution(apply_fn, shapes, x) is want
 
 
 def test_choose_loop():
