@@ -85,12 +85,13 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from hampjax import validation
+from hampjax import atomic, validation
 from hampjax.runlock import RunLock
 from hampjax.training import checkpoint as ckpt
 from hampjax.training.membership import check_keep
 from hampjax.training.checkpoint import run_fingerprint
 from hampjax.training.recipes import Recipe
+from hampjax.training.spec import DEFENSES
 from hampjax.training.step import (
     Batch,
     EpochSteps,
@@ -789,7 +790,9 @@ def train_many(
         (distillation: the teacher's logits on the candidates); each step gathers its
         batch's rows into ``Batch.targets`` / ``LossContext.targets``. Required exactly when
         the recipe's defense kind reads them (``DEFENSES[kind].targets != "none"``). Their
-        hash enters the run's fingerprint (``run.json["targets_sha256"]``).
+        shape ``[N, C]`` enters the run's fingerprint (``run.json["targets_shape"]``) and
+        each model's row is hashed into ``targets_sha256.json``, checked like ``keep``: a
+        workdir refuses other targets, and extends to more models whose first rows match.
 
     Returns:
       A :class:`TrainResult`.
@@ -815,8 +818,6 @@ def train_many(
 
 
 def _check_targets(targets: Any, recipe: Recipe, keep: np.ndarray) -> np.ndarray | None:
-    from hampjax.training.spec import DEFENSES
-
     kind = recipe.spec.defense.kind
     needs = DEFENSES[kind].targets
     if targets is None:
@@ -834,6 +835,24 @@ def _check_targets(targets: Any, recipe: Recipe, keep: np.ndarray) -> np.ndarray
     if not np.issubdtype(targets.dtype, np.floating) or not np.all(np.isfinite(targets)):
         raise ValueError(f"targets must be finite floats, got dtype {targets.dtype}")
     return targets.astype(np.float32, copy=False)
+
+
+def _check_target_rows(path: str, targets: np.ndarray, *, writer: bool) -> None:
+    """Per-model hashes of the targets in ``targets_sha256.json``, checked like ``keep.npy``:
+    the stored rows must equal the first requested ones (a run extends to more models)."""
+    file = os.path.join(path, "targets_sha256.json")
+    rows = [ckpt._sha256(row) for row in targets]
+    stored = atomic.read_json(file, default=None, recover=ckpt._NEW_WORKDIR)
+    if stored is not None:
+        common = min(len(stored), len(rows))
+        if stored[:common] != rows[:common]:
+            bad = next(m for m in range(common) if stored[m] != rows[m])
+            raise ValueError(f"workdir {path!r} holds a different run (differs in: targets, "
+                             f"model {bad}); {ckpt._NEW_WORKDIR}")
+        if len(stored) >= len(rows):
+            return
+    if writer:
+        ckpt.write_json_atomic(file, rows)
 
 
 def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_size, devices,
@@ -882,9 +901,11 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
         if precision != "float32":  # results-changing; float32 run directories unchanged
             fingerprint["precision"] = precision
         if targets is not None:  # results-changing; runs without targets unchanged
-            fingerprint["targets_sha256"] = ckpt._sha256(targets)
+            fingerprint["targets_shape"] = list(targets.shape[1:])
         run = ckpt.RunDirectory(workdir, fingerprint, keep,
                                 writer=distributed.process_index() == 0)
+        if targets is not None:
+            _check_target_rows(run.path, targets, writer=distributed.process_index() == 0)
 
     num_devices = len(devices)
     if chunk_size is not None:

@@ -112,9 +112,16 @@ def test_targets_validation_and_fingerprint(setup, tmp_path):
     again = train_many(model, one, x, y, keep, seed=0, targets=targets, progress=False,
                        workdir=str(tmp_path))
     assert again.models_loaded == 2 and again.models_trained == 0
-    with pytest.raises(ValueError, match="targets_sha256"):
-        train_many(model, one, x, y, keep, seed=0, targets=targets + 1.0, progress=False,
+    changed = targets.copy()
+    changed[1, 3] += 1.0
+    with pytest.raises(ValueError, match="differs in: targets, model 1"):
+        train_many(model, one, x, y, keep, seed=0, targets=changed, progress=False,
                    workdir=str(tmp_path))
+    # More models whose first rows match: only the new one trains.
+    more = train_many(model, one, x, y, np.concatenate([keep, keep[:1]]), seed=0,
+                      targets=np.concatenate([targets, changed[1:]]), progress=False,
+                      workdir=str(tmp_path))
+    assert (more.models_loaded, more.models_trained) == (2, 1)
 
 
 def test_snapshot_equals_a_run_stopped_at_that_epoch(setup):
