@@ -43,20 +43,24 @@ def setup():
 
 
 def reference(model, recipe, x, y, keep, targets, seed):
-    """Each model plainly: Python loops, only the real rows of each batch, their target rows."""
+    """Each model plainly: Python loops over epochs and steps, the loss averaged over the real
+    rows of each batch, with their target rows."""
     init_fn, apply_fn = model_functions(model)
     tx = optax.inject_hyperparams(recipe.optimizer)(learning_rate=recipe.learning_rate(0))
     d = recipe.spec.defense
 
     @jax.jit
-    def step(params, opt_state, xb, yb, tb):
+    def step(params, opt_state, xb, yb, tb, wb):  # wb: the batch's real rows (mean over them)
         def loss_fn(p):
             logits, _ = apply_fn({"params": p}, xb, train=True)
-            return distillation_loss(logits, yb, tb, temperature=d.temperature,
-                                     kl_weight=d.kl_weight).mean()
+            loss = distillation_loss(logits, yb, tb, temperature=d.temperature,
+                                     kl_weight=d.kl_weight)
+            return jnp.sum(loss * wb) / jnp.sum(wb)
 
         updates, opt_state = tx.update(jax.grad(loss_fn)(params), opt_state, params)
         return optax.apply_updates(params, updates), opt_state
+
+    batches = jax.jit(epoch_batches, static_argnames=("batch_size", "num_steps", "shuffle"))
 
     out = []
     for m, keep_row in enumerate(keep):
@@ -66,13 +70,14 @@ def reference(model, recipe, x, y, keep, targets, seed):
         num_steps = int(np.ceil(keep_row.sum() / recipe.batch_size))
         for epoch in range(recipe.epochs):
             opt_state.hyperparams["learning_rate"] = recipe.learning_rate(epoch)
-            idx, where = epoch_batches(key, jnp.asarray(keep_row), jnp.int32(epoch),
-                                       batch_size=recipe.batch_size, num_steps=num_steps,
-                                       shuffle=recipe.shuffle)
-            idx, where = np.asarray(idx), np.asarray(where)
+            idx, where = batches(key, jnp.asarray(keep_row), jnp.int32(epoch),
+                                 batch_size=recipe.batch_size, num_steps=num_steps,
+                                 shuffle=recipe.shuffle)
+            idx, where = np.asarray(idx), np.asarray(where, np.float32)
             for s in range(num_steps):
-                rows = idx[s][where[s]]
-                params, opt_state = step(params, opt_state, x[rows], y[rows], targets[m][rows])
+                rows = idx[s]
+                params, opt_state = step(params, opt_state, x[rows], y[rows], targets[m][rows],
+                                         where[s])
         out.append(params)
     return out
 
