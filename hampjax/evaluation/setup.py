@@ -87,8 +87,9 @@ class Defense:
         otherwise the recipe of a non-adaptive attacker's shadows (e.g. undefended training).
         The target is then trained on its own with ``recipe``. Not combinable with output
         modification (the attacker would not know the defense) or early stopping.
-      model: the Flax module this defense trains (target and shadows), or ``None`` (the
-        default) for the evaluation's model. A model setting that is part of the defense, such
+      model: the Flax module this defense trains (the target and every shadow, a
+        non-adaptive attacker's too: the architecture is public), or ``None`` (the default)
+        for the evaluation's model. A model setting that is part of the defense, such
         as RelaxLoss's dropout baseline (``head_dropout_rate=0.5``), lives here; the
         defense's config records it (``config["model"]``, :func:`model_record`).
 
