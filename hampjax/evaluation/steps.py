@@ -116,7 +116,8 @@ def train_recipe(model: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, keep:
     trains :func:`~hampjax.training.teacher_spec` of the recipe (plain cross-entropy, same
     optimizer and schedule) on the same keep rows and seed (``workdir/teacher``), takes each
     teacher's eval-mode logits on the candidates ``x`` as the student's per-example targets
-    ``[M, N, C]`` and trains the students with them (``workdir/student``). Otherwise one
+    ``[M, N, C]`` and trains the students with them (``workdir/student``); with the same seed,
+    teacher ``m`` is the model ``m`` that the plain cross-entropy recipe trains. Otherwise one
     ``train_many`` in ``workdir``. The snapshots of ``recipe.spec.early_stopping_epochs`` are
     kept (``train_many(snapshot_epochs=[E - 1, ...])``: after ``E`` epochs).
 
