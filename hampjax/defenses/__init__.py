@@ -5,12 +5,15 @@ reduces. Randomness only through explicit ``key`` arguments.
 """
 
 from hampjax.defenses.baselines import (
+    LS_STYLES,
     confidence_penalty_loss,
     cross_entropy_loss,
     fit_temperature,
     label_smoothing_loss,
+    smoothed_labels,
     temperature_scale,
 )
+from hampjax.defenses.distillation import distillation_kl, distillation_loss
 from hampjax.defenses.hamp import (
     hamp_loss,
     hamp_soft_labels,
@@ -65,8 +68,12 @@ __all__ = [
     "sample_from_pool",
     "WS_NOISE_START_EPOCH",
     "WS_SIGMA_GRID",
+    "LS_STYLES",
     "confidence_penalty_loss",
     "cross_entropy_loss",
+    "distillation_kl",
+    "distillation_loss",
+    "smoothed_labels",
     "fit_temperature",
     "hamp_loss",
     "hamp_soft_labels",

@@ -1,7 +1,9 @@
 """Baseline training losses and output transforms that the MIA-defense papers compare against.
 
 * :func:`cross_entropy_loss` - the undefended objective.
-* :func:`label_smoothing_loss` - cross-entropy on smoothed labels (via ``optax.smooth_labels``).
+* :func:`label_smoothing_loss` - cross-entropy on smoothed labels, in two styles
+  (:data:`LS_STYLES`: ``"standard"``, ``optax.smooth_labels``; ``"hamp"``, the HAMP authors').
+* :func:`smoothed_labels` - the smoothed target distributions themselves.
 * :func:`confidence_penalty_loss` - cross-entropy minus ``beta`` times the prediction entropy
   (Pereyra et al., 2017).
 * :func:`temperature_scale` / :func:`fit_temperature` - dividing logits by a temperature, fixed
@@ -23,7 +25,9 @@ from hampjax import validation
 from hampjax.scores import entropy
 
 __all__ = [
+    "LS_STYLES",
     "cross_entropy_loss",
+    "smoothed_labels",
     "label_smoothing_loss",
     "confidence_penalty_loss",
     "temperature_scale",
@@ -56,39 +60,89 @@ def cross_entropy_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return _cross_entropy(logits, labels)
 
 
-@functools.partial(jax.jit, static_argnums=3)
-def _label_smoothing(logits, labels, smoothing, num_classes):
-    targets = optax.smooth_labels(jax.nn.one_hot(labels, num_classes, dtype=logits.dtype), smoothing)
+LS_STYLES = ("standard", "hamp")
+"""Label-smoothing styles: ``"standard"`` (true class ``1 - eps + eps / C``, the others
+``eps / C``; ``optax.smooth_labels``, RelaxLoss) and ``"hamp"`` (true class ``1 - eps``, the
+others ``eps / (C - 1)``; the HAMP authors' LS baseline)."""
+
+
+def _smoothed(labels, num_classes: int, smoothing, style: str, dtype):
+    one_hot = jax.nn.one_hot(labels, num_classes, dtype=dtype)
+    if style == "standard":
+        return optax.smooth_labels(one_hot, smoothing)
+    off = smoothing / (num_classes - 1)
+    return one_hot * (1.0 - smoothing) + (1.0 - one_hot) * off
+
+
+def smoothed_labels(labels: jax.Array, num_classes: int, smoothing: float | jax.Array, *,
+                    style: str = "standard", dtype=jnp.float32) -> jax.Array:
+    """Smoothed one-hot targets ``[..., C]`` (see :data:`LS_STYLES`).
+
+    Args:
+      labels: ``[...]`` integer in ``[0, C)``.
+      num_classes: ``C >= 2``.
+      smoothing: eps in [0, 1) (scalar; may be traced).
+      style: ``"standard"`` (true class ``1 - eps + eps / C``) or ``"hamp"`` (true class
+        ``1 - eps``, the others ``eps / (C - 1)``).
+      dtype: floating dtype of the result.
+
+    Returns:
+      ``[..., C]`` rows summing to 1.
+
+    Raises:
+      ValueError: on an unknown ``style``, ``num_classes < 2`` or ``smoothing`` outside [0, 1).
+
+    Example:
+      >>> [round(v, 4) for v in smoothed_labels(jnp.array(0), 4, 0.3, style="hamp").tolist()]
+      [0.7, 0.1, 0.1, 0.1]
+      >>> [round(v, 4) for v in smoothed_labels(jnp.array(0), 4, 0.4).tolist()]
+      [0.7, 0.1, 0.1, 0.1]
+    """
+    validation.check_choice("style", style, LS_STYLES)
+    validation.check_num_classes(num_classes)
+    validation.check_in_range("smoothing", smoothing, 0.0, 1.0)
+    return _smoothed(jnp.asarray(labels), num_classes, smoothing, style, dtype)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _label_smoothing(logits, labels, smoothing, num_classes, style):
+    targets = _smoothed(labels, num_classes, smoothing, style, logits.dtype)
     return optax.softmax_cross_entropy(logits, targets)
 
 
 def label_smoothing_loss(
-    logits: jax.Array, labels: jax.Array, smoothing: float | jax.Array
+    logits: jax.Array, labels: jax.Array, smoothing: float | jax.Array, *,
+    style: str = "standard",
 ) -> jax.Array:
-    """Cross-entropy against label-smoothed targets.
+    """Cross-entropy against label-smoothed targets (:func:`smoothed_labels`).
 
-    The target is ``(1 - smoothing) * one_hot + smoothing / C`` (``optax.smooth_labels``), so
-    the true class gets ``1 - smoothing + smoothing / C``. HAMP's authors implement their
-    label-smoothing baseline with the soft-label routine instead (true class ``p``, others
-    ``(1 - p) / (C - 1)``); that is ``smoothing = (1 - p) * C / (C - 1)`` here, or use
-    :func:`hampjax.defenses.hamp_soft_labels` with a small ``entropy_threshold`` and
-    :func:`hampjax.defenses.hamp_loss` with ``alpha = 0``.
+    ``style="standard"``: the target is ``(1 - smoothing) * one_hot + smoothing / C``
+    (``optax.smooth_labels``), so the true class gets ``1 - smoothing + smoothing / C``.
+    ``style="hamp"``: the HAMP authors' label-smoothing baseline, true class ``1 - smoothing``,
+    the others ``smoothing / (C - 1)`` (their code minimizes ``KL(target || p)``, which differs
+    from this cross-entropy by the target's entropy, a constant: same gradients). The
+    entropy-threshold form of the same targets is :func:`hampjax.defenses.hamp_soft_labels`
+    (with :func:`hampjax.defenses.hamp_loss` at ``alpha = 0``); the standard style's
+    ``smoothing`` equals the hamp style's times ``C / (C - 1)``.
 
     Args:
       logits: ``[..., C]`` float.
       labels: ``[...]`` integer in ``[0, C)``.
       smoothing: in [0, 1) (scalar; may be traced).
+      style: ``"standard"`` or ``"hamp"`` (:data:`LS_STYLES`).
 
     Returns:
       ``[...]`` loss.
 
     Raises:
-      ValueError: on ``smoothing`` outside [0, 1), shape mismatch or labels out of range.
+      ValueError: on ``smoothing`` outside [0, 1), an unknown style, shape mismatch or labels
+        out of range.
     """
     labels = jnp.asarray(labels)
     num_classes = validation.check_logits_labels(logits, labels)
     validation.check_in_range("smoothing", smoothing, 0.0, 1.0)
-    return _label_smoothing(logits, labels, smoothing, num_classes)
+    validation.check_choice("style", style, LS_STYLES)
+    return _label_smoothing(logits, labels, smoothing, num_classes, style)
 
 
 @jax.jit

@@ -13,7 +13,8 @@ alone:
 * :mod:`~hampjax.evaluation.targets` - each of several models in turn the target
   (:func:`multi_target_summary`).
 * :mod:`~hampjax.evaluation.pipeline` - :func:`evaluate_defense` (one
-  :class:`hampjax.report.DefenseResult`) and :func:`evaluate_defenses` (the
+  :class:`hampjax.report.DefenseResult`), :func:`evaluate_defense_results` (plus one per
+  early-stopping epoch) and :func:`evaluate_defenses` (the
   :class:`hampjax.report.Evaluation` and its report).
 """
 
@@ -25,14 +26,22 @@ from hampjax.evaluation.families import (
     boundary_attack,
     score_family,
 )
-from hampjax.evaluation.pipeline import defense_config, evaluate_defense, evaluate_defenses, run_config
+from hampjax.evaluation.pipeline import (
+    defense_config,
+    evaluate_defense,
+    evaluate_defense_results,
+    evaluate_defenses,
+    run_config,
+)
 from hampjax.evaluation.setup import (
     BOUNDARY_ATTACKS,
     AttackSettings,
     Defense,
     EvalData,
     attack_roles,
+    model_record,
     output_config,
+    snapshot_name,
 )
 from hampjax.evaluation.steps import (
     Predictions,
@@ -44,6 +53,7 @@ from hampjax.evaluation.steps import (
     score_attacks,
     statistics,
     train_models,
+    train_recipe,
 )
 from hampjax.evaluation.targets import MULTI_TARGET_METRICS, multi_target_scores, multi_target_summary
 
@@ -64,16 +74,20 @@ __all__ = [
     "boundary_attack",
     "defense_config",
     "evaluate_defense",
+    "evaluate_defense_results",
     "evaluate_defenses",
     "evaluation_keep",
     "multi_target_scores",
     "multi_target_summary",
+    "model_record",
     "output_config",
     "output_modifier",
     "predict_outputs",
     "run_config",
     "score_attacks",
     "score_family",
+    "snapshot_name",
     "statistics",
     "train_models",
+    "train_recipe",
 ]

@@ -21,14 +21,21 @@
    spread over targets go to ``DefenseResult.multi_target``
    (:func:`~hampjax.evaluation.targets.multi_target_summary`). The per-attack results stay
    those of model ``target`` (model 0 by default).
+6. Early stopping (``recipe.spec.early_stopping_epochs``): steps 2-5 again for the models as
+   they were after each of those epoch counts ``E`` (the same run's snapshots; the shadows'
+   snapshots after ``E`` epochs are the attacker's shadows), each as its own result
+   ``<defense>_e<E>`` (:func:`~hampjax.evaluation.setup.snapshot_name`) with
+   ``config["early_stopping_epoch"] = E`` (:func:`evaluate_defense_results`).
 
 The result is a :class:`hampjax.report.DefenseResult`; :func:`evaluate_defenses` collects
 them into the :class:`hampjax.report.Evaluation` that :func:`hampjax.report.write_report`
 writes. Run directory of :func:`evaluate_defenses`::
 
     RUN_DIR/
-      train/<defense>/           train_many's resumable workdir (non-adaptive: shadows/, target/)
+      train/<defense>/           train_many's resumable workdir (non-adaptive: shadows/, target/;
+                                 distillation: teacher/, student/)
       attacks/<defense>/<family>.npz   finished attack families (hampjax.evaluation.store)
+      attacks/<defense>_e<E>/    the same for an early-stopping snapshot
       scores.npz, evaluation.json, report.json, report.md, roc_*.png, manifest.json
                                  hampjax.report (manifest.json last)
 """
@@ -37,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import time
 import warnings
@@ -47,12 +55,13 @@ import jax
 from hampjax import atomic, validation
 from hampjax.evaluation import steps
 from hampjax.evaluation.targets import multi_target_summary
-from hampjax.evaluation.setup import AttackSettings, Defense, EvalData
+from hampjax.evaluation.setup import AttackSettings, Defense, EvalData, model_record, snapshot_name
 from hampjax.report import DefenseResult, Evaluation, verify_run_dir, write_report
 from hampjax.runlock import RunLock
 from hampjax.training import QuerySet
 
-__all__ = ["evaluate_defense", "evaluate_defenses", "defense_config", "run_config"]
+__all__ = ["evaluate_defense", "evaluate_defense_results", "evaluate_defenses",
+           "defense_config", "run_config"]
 
 
 def run_config(*, num_models: int, seed: int, target: int, queries: QuerySet,
@@ -64,10 +73,15 @@ def run_config(*, num_models: int, seed: int, target: int, queries: QuerySet,
 
 def defense_config(defense: Defense, **run: Any) -> dict[str, Any]:
     """A defense's config (``DefenseResult.config``): recipe spec, output transform, shadow
-    recipe (non-adaptive attacker) and the run's settings (:func:`run_config` keywords)."""
-    return {"recipe": dict(defense.recipe.config), "output": defense.output,
-            "shadow_recipe": None if defense.shadow_recipe is None
-            else dict(defense.shadow_recipe.config), **run_config(**run)}
+    recipe (non-adaptive attacker), the defense's own model (``"model"``,
+    :func:`~hampjax.evaluation.setup.model_record`, only when ``defense.model`` is set) and the
+    run's settings (:func:`run_config` keywords)."""
+    config = {"recipe": dict(defense.recipe.config), "output": defense.output,
+              "shadow_recipe": None if defense.shadow_recipe is None
+              else dict(defense.shadow_recipe.config), **run_config(**run)}
+    if defense.model is not None:
+        config["model"] = model_record(defense.model)
+    return config
 
 
 def evaluate_defense(
@@ -88,7 +102,7 @@ def evaluate_defense(
     """Train the defense's target and shadows, run every attack on the target (module doc).
 
     Args:
-      model: a Flax module of :mod:`hampjax.models`.
+      model: a Flax module of :mod:`hampjax.models` (``defense.model`` replaces it when set).
       defense: what to evaluate.
       data: candidate pool, test set and data properties.
       num_models: models trained in total (target + shadows), even and >= 4.
@@ -103,7 +117,8 @@ def evaluate_defense(
         the metric, LiRA and RMIA attacks (module doc, step 5). Adaptive attacker only.
 
     Returns:
-      A :class:`hampjax.report.DefenseResult` with the per-attack scores, accuracies,
+      A :class:`hampjax.report.DefenseResult` of the run's selected models (early-stopping
+      snapshots: :func:`evaluate_defense_results`) with the per-attack scores, accuracies,
       ``config`` (:func:`defense_config`), ``stats``, ``timings`` (seconds of ``train``,
       ``predict``, each attack family and, with ``T > 1``, ``multi_target``), the models
       trained / loaded and ``multi_target`` (``{}`` for ``T = 1``).
@@ -112,6 +127,47 @@ def evaluate_defense(
       ValueError: on invalid arguments, or ``targets > 1`` with a non-adaptive attacker
         (only model ``target`` is trained with the defense's recipe).
     """
+    return _evaluate(model, defense, data, num_models=num_models, seed=seed, target=target,
+                     queries=queries, settings=settings, workdir=workdir,
+                     attack_dir=attack_dir, progress=progress, targets=targets,
+                     snapshots=False)[defense.name]
+
+
+def evaluate_defense_results(
+    model: Any,
+    defense: Defense,
+    data: EvalData,
+    *,
+    num_models: int,
+    seed: int,
+    target: int = 0,
+    queries: QuerySet = QuerySet.none(),
+    settings: AttackSettings = AttackSettings(),
+    workdir: str | None = None,
+    attack_dir: str | None = None,
+    progress: bool = False,
+    targets: int = 1,
+) -> dict[str, DefenseResult]:
+    """:func:`evaluate_defense` plus one result per early-stopping epoch (module doc, step 6).
+
+    Arguments as :func:`evaluate_defense`. Snapshot ``E``'s attack families are stored in
+    ``attack_dir + "_e<E>"`` (``attacks/<defense>_e<E>`` under a run directory).
+
+    Returns:
+      ``{name: DefenseResult}`` in :attr:`Defense.result_names` order: ``defense.name`` (the
+      run's selected models) first, then ``<name>_e<E>`` for each ``E`` of
+      ``recipe.spec.early_stopping_epochs`` (the models after ``E`` epochs;
+      ``config["early_stopping_epoch"] = E``, ``timings["train"] = 0`` and 0 models trained /
+      loaded: the training is the first result's).
+    """
+    return _evaluate(model, defense, data, num_models=num_models, seed=seed, target=target,
+                     queries=queries, settings=settings, workdir=workdir,
+                     attack_dir=attack_dir, progress=progress, targets=targets,
+                     snapshots=True)
+
+
+def _evaluate(model, defense, data, *, num_models, seed, target, queries, settings, workdir,
+              attack_dir, progress, targets, snapshots: bool) -> dict[str, DefenseResult]:
     num_models = validation.check_positive_int("num_models", num_models, minimum=4)
     if num_models % 2:
         raise ValueError(f"num_models must be an even integer >= 4 (complementary pairs), "
@@ -126,27 +182,47 @@ def evaluate_defense(
                             queries=queries, settings=settings)
     trained = steps.train_models(model, defense, data, num_models=num_models, seed=seed,
                                  target=target, workdir=workdir, progress=progress)
-    predictions = steps.predict_outputs(model, trained.variables, defense, data, seed=seed,
+    model = model if defense.model is None else defense.model
+    score = functools.partial(_score, model, defense, data, trained.keep, seed=seed,
+                              target=target, queries=queries, settings=settings,
+                              targets=targets)
+    results = {defense.name: score(trained.variables, config=config, attack_dir=attack_dir,
+                                   train=(trained.seconds, trained.models_trained,
+                                          trained.models_loaded))}
+    if snapshots:
+        for epochs, variables in trained.snapshots.items():
+            results[snapshot_name(defense.name, epochs)] = score(
+                variables, config={**config, "early_stopping_epoch": epochs},
+                attack_dir=None if attack_dir is None else f"{attack_dir}_e{epochs}",
+                train=(0.0, 0, 0))
+    return results
+
+
+def _score(model, defense, data, keep, variables, *, seed, target, queries, settings, targets,
+           config, attack_dir, train) -> DefenseResult:
+    """Steps 2-5 for stacked ``variables`` (the run's models, or a snapshot of them)."""
+    predictions = steps.predict_outputs(model, variables, defense, data, seed=seed,
                                         queries=queries)
-    inputs = steps.attack_inputs(model, trained.variables, predictions, data, trained.keep,
+    inputs = steps.attack_inputs(model, variables, predictions, data, keep,
                                  target=target, seed=seed, settings=settings)
-    target_variables = jax.tree_util.tree_map(lambda a: a[target], trained.variables)
+    target_variables = jax.tree_util.tree_map(lambda a: a[target], variables)
     attacks, family_seconds = steps.score_attacks(
         inputs, attack_dir=attack_dir, config=config, target_variables=target_variables,
         write=jax.process_index() == 0)
-    train_acc, test_acc, stats = steps.statistics(predictions, data, trained.keep, target=target)
-    timings = {"train": trained.seconds, "predict": predictions.seconds, **family_seconds}
+    train_acc, test_acc, stats = steps.statistics(predictions, data, keep, target=target)
+    seconds, models_trained, models_loaded = train
+    timings = {"train": seconds, "predict": predictions.seconds, **family_seconds}
     multi = {}
     if targets > 1:
         t0 = time.perf_counter()
         multi = multi_target_summary(predictions.outputs, predictions.test_outputs, data.y,
-                                     data.y_test, trained.keep, targets=range(targets),
+                                     data.y_test, keep, targets=range(targets),
                                      seed=seed, settings=settings)
         timings["multi_target"] = time.perf_counter() - t0
     return DefenseResult(
         train_acc=train_acc, test_acc=test_acc, attacks=attacks, config=config, stats=stats,
-        timings=timings, models_trained=trained.models_trained,
-        models_loaded=trained.models_loaded, multi_target=multi)
+        timings=timings, models_trained=models_trained, models_loaded=models_loaded,
+        multi_target=multi)
 
 
 def _check_targets(targets: int, num_models: int, defense: Defense) -> int:
@@ -193,7 +269,8 @@ def evaluate_defenses(
     Args:
       model, data, num_models, seed, queries, settings, progress, targets: as
         :func:`evaluate_defense` (target 0; ``targets`` is recorded in ``Evaluation.config``).
-      defenses: the defenses, distinct names.
+      defenses: the defenses, distinct names; a defense with early-stopping epochs adds one
+        result per epoch (:func:`evaluate_defense_results`).
       run_dir: optional run directory (resumable; the report is written there).
       bootstrap_resamples, plots: report settings (:func:`hampjax.report.write_report`).
 
@@ -209,6 +286,10 @@ def evaluate_defenses(
     names = [d.name for d in defenses]
     if not names or len(set(names)) != len(names):
         raise ValueError(f"defenses must be a non-empty list with distinct names, got {names}")
+    result_names = [r for d in defenses for r in d.result_names]
+    if len(set(result_names)) != len(result_names):
+        raise ValueError(f"the defenses' result names (early-stopping snapshots included) must "
+                         f"be distinct, got {result_names}")
     for defense in defenses:  # Before any training.
         _check_targets(targets, num_models, defense)
     with _run_lock(run_dir):
@@ -222,10 +303,10 @@ def evaluate_defenses(
         results = {}
         for defense in defenses:
             sub = (lambda kind: os.path.join(run_dir, kind, defense.name)) if run_dir else (lambda kind: None)
-            results[defense.name] = evaluate_defense(
+            results.update(evaluate_defense_results(
                 model, defense, data, num_models=num_models, seed=seed, queries=queries,
                 settings=settings, workdir=sub("train"), attack_dir=sub("attacks"),
-                progress=progress, targets=targets)
+                progress=progress, targets=targets))
         evaluation = Evaluation(
             defenses=results, num_models=num_models, num_queries=queries.size,
             seeds={"seed": seed}, timings={},

@@ -20,7 +20,7 @@ from hampjax import validation
 from hampjax.training import Recipe
 
 __all__ = ["BOUNDARY_ATTACKS", "Defense", "EvalData", "AttackSettings", "attack_roles",
-           "output_config"]
+           "output_config", "snapshot_name", "model_record"]
 
 BOUNDARY_ATTACKS = ("auto", "cw_l2", "hop_skip_jump")
 """Values of :attr:`AttackSettings.boundary_attack`."""
@@ -39,6 +39,41 @@ def output_config(recipe: Recipe) -> dict[str, Any]:
     return recipe.spec.output.to_dict()
 
 
+def snapshot_name(name: str, epochs: int) -> str:
+    """The result name of a defense's early-stopping snapshot after ``epochs`` epochs.
+
+    Example:
+      >>> snapshot_name("early_stopping", 5)
+      'early_stopping_e5'
+    """
+    return f"{name}_e{int(epochs)}"
+
+
+def model_record(module: Any) -> dict[str, Any]:
+    """A Flax module as plain JSON data: its class and fields (callables by name).
+
+    Example:
+      >>> from hampjax.models import get_model
+      >>> model_record(get_model("fc", 3, hidden_sizes=(8,), head_dropout_rate=0.5))
+      {'class': 'FCNet', 'num_classes': 3, 'hidden_sizes': [8], 'activation': 'tanh', 'head_dropout_rate': 0.5}
+    """
+    def plain(value):
+        if isinstance(value, (bool, int, float, str)) or value is None:
+            return value
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        return getattr(value, "__name__", None) or repr(value)
+
+    record = {"class": type(module).__name__}
+    if dataclasses.is_dataclass(module):
+        for field in dataclasses.fields(module):
+            if field.init and field.name not in ("parent", "name"):
+                record[field.name] = plain(getattr(module, field.name))
+    return record
+
+
 @dataclasses.dataclass(frozen=True)
 class Defense:
     """A defense to evaluate: a training recipe whose spec also names the output transform.
@@ -51,20 +86,42 @@ class Defense:
       shadow_recipe: ``None`` (the default) for an adaptive attacker whose shadows use ``recipe``;
         otherwise the recipe of a non-adaptive attacker's shadows (e.g. undefended training).
         The target is then trained on its own with ``recipe``. Not combinable with output
-        modification (the attacker would not know the defense).
+        modification (the attacker would not know the defense) or early stopping.
+      model: the Flax module this defense trains (the target and every shadow, a
+        non-adaptive attacker's too: the architecture is public), or ``None`` (the default)
+        for the evaluation's model. A model setting that is part of the defense, such
+        as RelaxLoss's dropout baseline (``head_dropout_rate=0.5``), lives here; the
+        defense's config records it (``config["model"]``, :func:`model_record`).
+
+    ``recipe.spec.early_stopping_epochs`` (early stopping as a defense): the evaluation also
+    reports the models after each of those epoch counts ``E``, every one as its own result
+    :func:`snapshot_name` ``(name, E)`` (``config["early_stopping_epoch"] = E``), the shadows'
+    snapshots after ``E`` epochs being the attacker's shadows.
 
     Raises:
-      ValueError: if ``shadow_recipe`` is given and the recipe modifies its outputs.
+      ValueError: if ``shadow_recipe`` is given and the recipe modifies its outputs or has
+        early-stopping epochs.
     """
 
     name: str
     recipe: Recipe
     shadow_recipe: Recipe | None = None
+    model: Any = None
 
     def __post_init__(self):
         if self.shadow_recipe is not None and self.output["kind"] != "none":
             raise ValueError("shadow_recipe (a non-adaptive attacker) cannot be combined with "
                              "an output transform (recipe.spec.output.kind != 'none')")
+        if self.shadow_recipe is not None and self.recipe.spec.early_stopping_epochs:
+            raise ValueError("shadow_recipe (a non-adaptive attacker) cannot be combined with "
+                             "early stopping (recipe.spec.early_stopping_epochs): the "
+                             "attacker's shadows are the adaptive shadows' snapshots")
+
+    @property
+    def result_names(self) -> tuple[str, ...]:
+        """The names of this defense's results: its own, then one per early-stopping epoch."""
+        return (self.name,) + tuple(snapshot_name(self.name, e)
+                                    for e in self.recipe.spec.early_stopping_epochs)
 
     @property
     def output(self) -> dict[str, Any]:

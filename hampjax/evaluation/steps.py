@@ -1,7 +1,8 @@
 """The evaluation's steps, each callable and testable alone.
 
 1. :func:`train_models` - target and shadows (one batched ``train_many`` per recipe) on the
-   paired keep matrix;
+   paired keep matrix (a distillation defense's teachers first, :func:`train_recipe`; the
+   early-stopping snapshots of ``recipe.spec.early_stopping_epochs`` kept);
 2. :func:`predict_outputs` - every model's released outputs, through the defense's output
    transform (HAMP: each model's own pool of outputs on random inputs);
 3. :func:`score_attacks` - every attack family (:mod:`hampjax.evaluation.families`), with
@@ -31,10 +32,20 @@ from hampjax.evaluation import families as _families
 from hampjax.evaluation import store as _store
 from hampjax.evaluation.setup import AttackSettings, Defense, EvalData, attack_roles
 from hampjax.scores import entropy
-from hampjax.training import QuerySet, paired_keep, predict_many, train_many
+from hampjax.training import (
+    DEFENSES,
+    QuerySet,
+    Recipe,
+    TrainResult,
+    build_recipe,
+    paired_keep,
+    predict_many,
+    teacher_spec,
+    train_many,
+)
 
-__all__ = ["TrainedModels", "Predictions", "train_models", "output_modifier", "predict_outputs", "attack_inputs",
-           "score_attacks", "statistics", "evaluation_keep"]
+__all__ = ["TrainedModels", "Predictions", "train_models", "train_recipe", "output_modifier",
+           "predict_outputs", "attack_inputs", "score_attacks", "statistics", "evaluation_keep"]
 
 
 @functools.lru_cache(maxsize=32)
@@ -76,8 +87,11 @@ class TrainedModels:
     Attributes:
       variables: every model's variables, stacked ``[M, ...]`` (host arrays).
       keep: the keep matrix ``[M, N]``.
-      models_trained, models_loaded: models this call trained / loaded from finished runs.
+      models_trained, models_loaded: models this call trained / loaded from finished runs
+        (teachers included).
       seconds: wall time of the step.
+      snapshots: ``{E: variables [M, ...]}``, every model after ``E`` epochs for each ``E``
+        of ``recipe.spec.early_stopping_epochs`` (``{}`` without early stopping).
     """
 
     variables: Any
@@ -85,11 +99,49 @@ class TrainedModels:
     models_trained: int
     models_loaded: int
     seconds: float
+    snapshots: dict = dataclasses.field(default_factory=dict)
 
 
 def _counts(*results: Any) -> tuple[int, int]:
     return (sum(int(r.models_trained) for r in results),
             sum(int(r.models_loaded) for r in results))
+
+
+def train_recipe(model: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray,
+                 *, seed: int, val_data: Any = None, workdir: str | None = None,
+                 progress: bool = False) -> tuple[TrainResult, TrainResult | None]:
+    """``train_many`` of one recipe, with its teachers first when its loss reads them.
+
+    A defense kind with ``DEFENSES[kind].targets == "teacher_logits"`` (distillation) first
+    trains :func:`~hampjax.training.teacher_spec` of the recipe (plain cross-entropy, same
+    optimizer and schedule) on the same keep rows and seed (``workdir/teacher``), takes each
+    teacher's eval-mode logits on the candidates ``x`` as the student's per-example targets
+    ``[M, N, C]`` and trains the students with them (``workdir/student``); with the same seed,
+    teacher ``m`` is the model ``m`` that the plain cross-entropy recipe trains. Otherwise one
+    ``train_many`` in ``workdir``. The snapshots of ``recipe.spec.early_stopping_epochs`` are
+    kept (``train_many(snapshot_epochs=[E - 1, ...])``: after ``E`` epochs).
+
+    Returns:
+      ``(result, teacher_result)``; ``teacher_result`` is None without teachers.
+    """
+    snapshot_epochs = [e - 1 for e in recipe.spec.early_stopping_epochs]
+    needs = DEFENSES[recipe.spec.defense.kind].targets
+    if needs == "none":
+        return train_many(model, recipe, x, y, keep, seed=seed, val_data=val_data,
+                          workdir=workdir, progress=progress,
+                          snapshot_epochs=snapshot_epochs), None
+    sub = (lambda name: os.path.join(workdir, name)) if workdir else (lambda name: None)
+    teacher = train_many(model, build_recipe(teacher_spec(recipe.spec)), x, y, keep, seed=seed,
+                         val_data=val_data, workdir=sub("teacher"), progress=progress)
+    targets = np.asarray(predict_many(_apply_fn(model), teacher.variables, x))[:, :, 0]
+    student = train_many(model, recipe, x, y, keep, seed=seed, val_data=val_data,
+                         workdir=sub("student"), progress=progress,
+                         snapshot_epochs=snapshot_epochs, targets=targets)
+    return student, teacher
+
+
+def _snapshots(result: TrainResult, recipe: Recipe) -> dict:
+    return {e: result.snapshots[e - 1] for e in recipe.spec.early_stopping_epochs}
 
 
 def train_models(model: Any, defense: Defense, data: EvalData, *, num_models: int, seed: int,
@@ -100,10 +152,11 @@ def train_models(model: Any, defense: Defense, data: EvalData, *, num_models: in
     Adaptive attacker (``defense.shadow_recipe is None``): all ``num_models`` models in one
     ``train_many`` with the defense's recipe, resumable under ``workdir``. Non-adaptive: the
     shadows with ``shadow_recipe`` (``workdir/shadows``) and the target alone with the recipe
-    (``workdir/target``).
+    (``workdir/target``). Each recipe trains through :func:`train_recipe` (teachers first for
+    distillation; early-stopping snapshots kept).
 
     Args:
-      model: a Flax module of :mod:`hampjax.models`.
+      model: a Flax module of :mod:`hampjax.models` (``defense.model`` replaces it when set).
       defense, data: what to train and on which candidates.
       num_models: models in total (target + shadows), even and ``>= 4``.
       seed: integer ``>= 0`` (keep matrix and training).
@@ -116,28 +169,35 @@ def train_models(model: Any, defense: Defense, data: EvalData, *, num_models: in
     """
     num_models = validation.check_positive_int("num_models", num_models, minimum=4)
     validation.check_in_range("target", target, 0, num_models)
+    model = model if defense.model is None else defense.model
     x, y = np.asarray(data.x), np.asarray(data.y)
     t0 = time.perf_counter()
     keep = evaluation_keep(num_models, len(x), seed=seed)
     val = (data.x_val, data.y_val) if data.x_val is not None else None
+    snapshots = {}
     if defense.shadow_recipe is None:
-        trained = train_many(model, defense.recipe, x, y, keep, seed=seed, val_data=val,
-                             workdir=workdir, progress=progress)
+        trained, teacher = train_recipe(model, defense.recipe, x, y, keep, seed=seed,
+                                        val_data=val, workdir=workdir, progress=progress)
         variables = trained.variables
-        counts = _counts(trained)
+        snapshots = _snapshots(trained, defense.recipe)
+        counts = _counts(*[r for r in (trained, teacher) if r is not None])
     else:  # Non-adaptive: shadows with their own recipe, the target on its own.
         sub = (lambda name: os.path.join(workdir, name)) if workdir else (lambda name: None)
-        shadows = train_many(model, defense.shadow_recipe, x, y, keep, seed=seed, val_data=val,
-                             workdir=sub("shadows"), progress=progress)
-        alone = train_many(model, defense.recipe, x, y, keep[target:target + 1], seed=seed,
-                           val_data=val, workdir=sub("target"), progress=progress)
+        shadows, shadow_teacher = train_recipe(model, defense.shadow_recipe, x, y, keep,
+                                               seed=seed, val_data=val,
+                                               workdir=sub("shadows"), progress=progress)
+        alone, teacher = train_recipe(model, defense.recipe, x, y, keep[target:target + 1],
+                                      seed=seed, val_data=val, workdir=sub("target"),
+                                      progress=progress)
         variables = jax.tree_util.tree_map(
             lambda s, t: np.concatenate([np.asarray(s)[:target], np.asarray(t),
                                          np.asarray(s)[target + 1:]]),
             shadows.variables, alone.variables)
-        counts = _counts(shadows, alone)
+        counts = _counts(*[r for r in (shadows, shadow_teacher, alone, teacher)
+                           if r is not None])
     return TrainedModels(variables=variables, keep=keep, models_trained=counts[0],
-                         models_loaded=counts[1], seconds=time.perf_counter() - t0)
+                         models_loaded=counts[1], seconds=time.perf_counter() - t0,
+                         snapshots=snapshots)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -36,6 +36,8 @@ __all__ = [
     "check_image_batch",
     "check_positive_int_tuple",
     "check_bool",
+    "check_dropout_rate",
+    "head_dropout",
 ]
 
 BN_MOMENTUM = 0.9
@@ -121,3 +123,22 @@ def check_positive_int_tuple(name: str, values: Any) -> tuple[int, ...]:
 
 
 check_bool = validation.check_bool
+
+
+def check_dropout_rate(name: str, rate: Any) -> float:
+    """Raise unless ``rate`` is a number in [0, 1); return it as a float."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+        raise ValueError(f"{name} must be a number in [0, 1), got {rate!r}")
+    validation.check_in_range(name, rate, 0.0, 1.0)
+    return float(rate)
+
+
+def head_dropout(x: jax.Array, rate: float, train: bool) -> jax.Array:
+    """Dropout before the classifier (RelaxLoss's dropout baseline: 0.5), in train mode only.
+
+    Call inside an ``nn.compact`` method; draws from the ``"dropout"`` PRNG stream. A rate of
+    0 returns ``x`` unchanged (no layer, identical programs and results).
+    """
+    if rate == 0.0:
+        return x
+    return nn.Dropout(rate, deterministic=not train, name="head_dropout")(x)

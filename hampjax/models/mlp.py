@@ -29,10 +29,12 @@ class FCNet(nn.Module):
       num_classes: number of output logits k >= 2.
       hidden_sizes: widths of the hidden layers (default ``(1024, 512, 256, 128)``).
       activation: elementwise nonlinearity after each hidden layer (default ``nn.tanh``).
+      head_dropout_rate: dropout before the classifier in train mode, in [0, 1) (default 0;
+        RelaxLoss's dropout baseline: 0.5); a positive rate needs a ``"dropout"`` PRNG key.
 
     Call:
       ``model.apply(variables, x, train=...)`` with ``x`` float ``[batch, d]`` returns logits
-      ``[batch, num_classes]``; ``train`` is accepted for a uniform interface and ignored.
+      ``[batch, num_classes]``; ``train`` switches the head dropout (if any) on.
 
     Raises:
       ValueError: on ``num_classes < 2``, a non-positive hidden size, a non-callable
@@ -52,6 +54,7 @@ class FCNet(nn.Module):
     num_classes: int
     hidden_sizes: tuple[int, ...] = DEFAULT_HIDDEN_SIZES
     activation: Callable[[jax.Array], jax.Array] = nn.tanh
+    head_dropout_rate: float = 0.0
 
     def __post_init__(self):
         validation.check_num_classes(self.num_classes)
@@ -59,13 +62,15 @@ class FCNet(nn.Module):
         object.__setattr__(self, "hidden_sizes", sizes)  # Lists become hashable tuples.
         if not callable(self.activation):
             raise ValueError(f"activation must be callable, got {self.activation!r}")
+        object.__setattr__(self, "head_dropout_rate",
+                           layers.check_dropout_rate("head_dropout_rate", self.head_dropout_rate))
         super().__post_init__()
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-        del train  # No BatchNorm or dropout.
         if x.ndim != 2:
             raise ValueError(f"x must have shape [batch, features] (rank 2), got shape {x.shape}")
         for i, width in enumerate(self.hidden_sizes):
             x = self.activation(layers.dense(width, name=f"hidden{i}")(x))
+        x = layers.head_dropout(x, self.head_dropout_rate, train)
         return layers.dense(self.num_classes, name="classifier")(x)

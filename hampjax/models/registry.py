@@ -68,6 +68,8 @@ def get_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
         "efficientnet_b0".
       num_classes: number of output logits k >= 2.
       **kwargs: other attributes of the model class (e.g. ``dropout_rate`` for a DenseNet,
+        ``head_dropout_rate`` (dropout before the classifier) for "fc", the ResNets, VGG and
+        "salem_cnn",
         ``shortcut="B"`` for ResNet-20, ``hidden_sizes`` for "fc"). Attributes the name fixes
         (such as a DenseNet's ``depth``) cannot be overridden.
 
@@ -113,7 +115,7 @@ def get_model(name: str, num_classes: int, **kwargs: Any) -> nn.Module:
 
 
 # Module attributes whose positive value draws from the "dropout" PRNG stream in train mode.
-_RANDOM_RATES = ("dropout_rate", "stochastic_depth_rate")
+_RANDOM_RATES = ("dropout_rate", "stochastic_depth_rate", "head_dropout_rate")
 
 
 def _random_rates(module: nn.Module) -> dict[str, float]:

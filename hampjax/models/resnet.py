@@ -121,6 +121,8 @@ class ResNet18(nn.Module):
       widths: channels per stage (``(64, 128, 256, 512)``); stages after the first halve the
         resolution.
       shortcut: ``"B"`` (1x1 conv + BN projection, the usual CIFAR ResNet-18) or ``"A"``.
+      head_dropout_rate: dropout before the classifier in train mode, in [0, 1) (default 0;
+        RelaxLoss's dropout baseline: 0.5); a positive rate needs a ``"dropout"`` PRNG key.
 
     Call:
       ``model.apply(variables, x, train=...)``, ``x`` float32 ``[batch, H, W, C]`` ->
@@ -144,6 +146,7 @@ class ResNet18(nn.Module):
     stage_sizes: tuple[int, ...] = (2, 2, 2, 2)
     widths: tuple[int, ...] = (64, 128, 256, 512)
     shortcut: Shortcut = "B"
+    head_dropout_rate: float = 0.0
 
     def __post_init__(self):
         _check_common(self.num_classes, self.shortcut)
@@ -156,6 +159,8 @@ class ResNet18(nn.Module):
             )
         object.__setattr__(self, "stage_sizes", stages)
         object.__setattr__(self, "widths", widths)
+        object.__setattr__(self, "head_dropout_rate",
+                           layers.check_dropout_rate("head_dropout_rate", self.head_dropout_rate))
         super().__post_init__()
 
     @nn.compact
@@ -170,6 +175,7 @@ class ResNet18(nn.Module):
                     x, train=train
                 )
         x = jnp.mean(x, axis=(1, 2))
+        x = layers.head_dropout(x, self.head_dropout_rate, train)
         return layers.dense(self.num_classes, name="classifier")(x)
 
 
@@ -182,6 +188,8 @@ class ResNet20(nn.Module):
         classes) or ``"B"`` (1x1 conv + BN projection where the shape changes).
       depth: ``6n + 2`` with n >= 1 BasicBlocks per stage (20, 32, 44, 56, 110).
       width: channels of the first stage (16); the later stages use 2x and 4x.
+      head_dropout_rate: dropout before the classifier in train mode, in [0, 1) (default 0;
+        RelaxLoss's dropout baseline: 0.5); a positive rate needs a ``"dropout"`` PRNG key.
 
     Call:
       ``model.apply(variables, x, train=...)``, ``x`` float32 ``[batch, H, W, C]`` ->
@@ -203,6 +211,7 @@ class ResNet20(nn.Module):
     shortcut: Shortcut = "A"
     depth: int = 20
     width: int = 16
+    head_dropout_rate: float = 0.0
 
     def __post_init__(self):
         _check_common(self.num_classes, self.shortcut)
@@ -210,6 +219,8 @@ class ResNet20(nn.Module):
         validation.check_positive_int("depth", self.depth)
         if self.depth < 8 or (self.depth - 2) % 6:
             raise ValueError(f"depth must be 6 * n + 2 for an integer n >= 1, got {self.depth}")
+        object.__setattr__(self, "head_dropout_rate",
+                           layers.check_dropout_rate("head_dropout_rate", self.head_dropout_rate))
         super().__post_init__()
 
     @nn.compact
@@ -225,6 +236,7 @@ class ResNet20(nn.Module):
                     self.width * 2**stage, strides, self.shortcut, name=f"stage{stage}_block{i}"
                 )(x, train=train)
         x = jnp.mean(x, axis=(1, 2))
+        x = layers.head_dropout(x, self.head_dropout_rate, train)
         return layers.dense(self.num_classes, name="classifier")(x)
 
 

@@ -34,6 +34,8 @@ class VGG(nn.Module):
       config: layer plan, integers (conv channels) and ``"M"`` (max-pool); default VGG11
         ``(64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M)``. See ``VGG_CONFIGS``.
       batch_norm: BatchNorm after every conv (True for VGG11-BN).
+      head_dropout_rate: dropout before the classifier in train mode, in [0, 1) (default 0;
+        RelaxLoss's dropout baseline: 0.5); a positive rate needs a ``"dropout"`` PRNG key.
 
     Call:
       ``model.apply(variables, x, train=...)``, ``x`` float32 ``[batch, H, W, C]`` ->
@@ -57,6 +59,7 @@ class VGG(nn.Module):
     num_classes: int
     config: tuple[int | str, ...] = VGG_CONFIGS["vgg11"]
     batch_norm: bool = True
+    head_dropout_rate: float = 0.0
 
     def __post_init__(self):
         validation.check_num_classes(self.num_classes)
@@ -70,6 +73,8 @@ class VGG(nn.Module):
             if item != "M":
                 validation.check_positive_int(f"config[{i}] (an int or 'M')", item)
         object.__setattr__(self, "config", tuple(self.config))
+        object.__setattr__(self, "head_dropout_rate",
+                           layers.check_dropout_rate("head_dropout_rate", self.head_dropout_rate))
         super().__post_init__()
 
     @nn.compact
@@ -86,4 +91,5 @@ class VGG(nn.Module):
             x = nn.relu(x)
             conv_index += 1
         x = x.reshape((x.shape[0], -1))
+        x = layers.head_dropout(x, self.head_dropout_rate, train)
         return layers.dense(self.num_classes, name="classifier")(x)

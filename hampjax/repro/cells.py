@@ -12,11 +12,17 @@ presets). A cell is a ConfigDict::
     defenses             {name: recipe spec (RecipeSpec.to_dict() as a ConfigDict)}
     sweep                {defense name: dotted spec field it sweeps, e.g. "defense.alpha"}
     non_adaptive_shadows {defense name: name of the defense whose recipe trains its shadows}
+    defense_model_kwargs {defense name: model kwargs over model_kwargs} (optional, default {}):
+                         a defense that is part of the model, e.g. RelaxLoss's dropout
+                         baseline {"dropout": {"head_dropout_rate": 0.5}}
 
 Each defense is ``RecipeSpec.from_dict(spec) -> build_recipe``: a run trains exactly what its
 config (saved in ``experiment.json``) says. Per cell the runner records the split
 (:func:`~hampjax.repro.rundir.record_cell_data`) and ``cell_info``: the dataset, the training
-size and, for every swept defense, the swept field and the value it ran with.
+size, for every swept defense the swept field and the value it ran with, and every
+defense's model kwargs where they differ from the cell's. A defense whose spec has
+``early_stopping_epochs`` reports one more result per epoch (``<defense>_e<E>``,
+:func:`hampjax.evaluation.evaluate_defense_results`).
 """
 
 from __future__ import annotations
@@ -34,11 +40,15 @@ from hampjax.repro import rundir
 from hampjax.repro.datasets import ExperimentData, load_dataset, load_experiment_data
 from hampjax.training import RecipeSpec, build_recipe
 
-__all__ = ["CELL_FIELDS", "cell_specs", "cell_defenses", "check_cells", "run_cells", "spec_value"]
+__all__ = ["CELL_FIELDS", "OPTIONAL_CELL_FIELDS", "cell_specs", "cell_defenses",
+           "cell_model_kwargs", "check_cells", "run_cells", "spec_value"]
 
 CELL_FIELDS = ("dataset", "scheme", "train_size", "model", "model_kwargs", "role_fractions",
-               "defenses", "sweep", "non_adaptive_shadows")
+               "defenses", "sweep", "non_adaptive_shadows", "defense_model_kwargs")
 """The fields of a cell (module docstring)."""
+
+OPTIONAL_CELL_FIELDS = ("defense_model_kwargs",)
+"""Fields a cell may leave out (configs written before they existed): empty then."""
 
 
 def spec_value(spec: Mapping[str, Any], field: str) -> Any:
@@ -70,7 +80,7 @@ def cell_specs(cell: Any, where: str) -> dict[str, RecipeSpec]:
       ValueError: a spec is invalid (from :meth:`RecipeSpec.from_dict`, with its path), or a
         ``sweep`` / ``non_adaptive_shadows`` entry names a missing defense or field.
     """
-    missing = [f for f in CELL_FIELDS if f not in cell]
+    missing = [f for f in CELL_FIELDS if f not in cell and f not in OPTIONAL_CELL_FIELDS]
     unknown = [f for f in cell if f not in CELL_FIELDS]
     if missing or unknown:
         raise ValueError(f"{where}: missing fields {missing} / unknown fields {unknown}; a cell "
@@ -92,17 +102,37 @@ def cell_specs(cell: Any, where: str) -> dict[str, RecipeSpec]:
     for name, shadow in cell.non_adaptive_shadows.items():
         validation.check_choice(f"{where}.non_adaptive_shadows key", name, tuple(specs))
         validation.check_choice(f"{where}.non_adaptive_shadows.{name}", shadow, tuple(specs))
+    for name in _defense_model_kwargs(cell):
+        validation.check_choice(f"{where}.defense_model_kwargs key", name, tuple(specs))
     return specs
 
 
-def cell_defenses(cell: Any, specs: Mapping[str, RecipeSpec]) -> list[Defense]:
-    """The cell's defenses (recipes built from their specs), in the config's order."""
+def _defense_model_kwargs(cell: Any) -> dict[str, dict[str, Any]]:
+    return {name: _plain(kwargs) for name, kwargs in (cell.get("defense_model_kwargs") or {}).items()}
+
+
+def cell_model_kwargs(cell: Any) -> dict[str, dict[str, Any]]:
+    """``{defense name: model kwargs}`` of the defenses with their own model: the cell's
+    ``model_kwargs`` updated with the defense's ``defense_model_kwargs``."""
+    return {name: {**_plain(cell.model_kwargs), **kwargs}
+            for name, kwargs in _defense_model_kwargs(cell).items()}
+
+
+def cell_defenses(cell: Any, specs: Mapping[str, RecipeSpec],
+                  models: Mapping[str, Any] | None = None) -> list[Defense]:
+    """The cell's defenses (recipes built from their specs), in the config's order.
+
+    ``models``: ``{defense name: Flax module}`` for defenses with their own model
+    (:func:`cell_model_kwargs`); the others train the evaluation's model.
+    """
     recipes = {name: build_recipe(spec) for name, spec in specs.items()}
+    models = dict(models or {})
     defenses = []
     for name, recipe in recipes.items():  # The output transform is the spec's (spec.output).
         shadow = cell.non_adaptive_shadows.get(name)
         defenses.append(Defense(name, recipe,
-                                shadow_recipe=None if shadow is None else recipes[shadow]))
+                                shadow_recipe=None if shadow is None else recipes[shadow],
+                                model=models.get(name)))
     return defenses
 
 
@@ -137,9 +167,16 @@ def _cell_info(cell: Any, data: ExperimentData, specs: Mapping[str, RecipeSpec])
     train_size = cell.train_size
     if train_size is None and "members" in sizes and "val" in sizes:
         train_size = int(sizes["members"]) + int(sizes["val"])
-    return {"dataset": cell.dataset, "train_size": train_size,
+    info = {"dataset": cell.dataset, "train_size": train_size,
             "sweep": {name: {"field": field, "value": spec_value(specs[name].to_dict(), field)}
                       for name, field in cell.sweep.items()}}
+    if _defense_model_kwargs(cell):  # Only then: earlier cells' records stay as they were.
+        info["model_kwargs"] = cell_model_kwargs(cell)
+    early = {name: list(spec.early_stopping_epochs) for name, spec in specs.items()
+             if spec.early_stopping_epochs}
+    if early:
+        info["early_stopping_epochs"] = early
+    return info
 
 
 def run_cells(config: Any, workdir: str, progress: bool) -> list[str]:
@@ -160,7 +197,9 @@ def run_cells(config: Any, workdir: str, progress: bool) -> list[str]:
             print(f"[{name}] done already, skipped")
             continue
         model = get_model(cell.model, data.num_classes, **_plain(cell.model_kwargs))
-        defenses = cell_defenses(cell, specs)
+        models = {name: get_model(cell.model, data.num_classes, **kwargs)
+                  for name, kwargs in cell_model_kwargs(cell).items()}
+        defenses = cell_defenses(cell, specs, models)
         t0 = time.perf_counter()
         evaluation, _ = evaluate_defenses(
             model, defenses, data.eval_data, num_models=config.num_models, seed=config.seed,

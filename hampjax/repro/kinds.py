@@ -70,6 +70,8 @@ EXPERIMENT_KINDS: Mapping[str, ExperimentKind] = _kinds(
                    tables=tables.overhead_tables, description="HAMP Table VII (inference time)"),
     ExperimentKind("relaxloss", tables=tables.relaxloss_tables,
                    description="RelaxLoss poster table", **_EVAL),
+    ExperimentKind("relaxloss_baselines", tables=tables.relaxloss_baselines_tables,
+                   description="RelaxLoss's regularization baselines, early stopping", **_EVAL),
     ExperimentKind("ws_sigma", tables=tables.ws_tables, figures=figures.ws_figures,
                    description="Weighted Smoothing sigma sweep", **_EVAL),
     ExperimentKind("trust", check=trust.check_trust, run=trust.run_trust,

@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 from hampjax import validation
 
 __all__ = [
+    "DEFENSE_ALIASES",
     "Accuracy",
     "Rates",
     "MaxRates",
@@ -543,6 +544,16 @@ def _check_str(name: str, value) -> None:
         raise ValueError(f"{name} must be a string, got {value!r}")
 
 
+DEFENSE_ALIASES: Mapping[str, str] = _frozen({"hamp_ls": "label_smoothing"})
+"""Our defense keys whose paper numbers are another key's: ``hamp_ls`` (HAMP's LS baseline at
+the paper's intensities, ``preset_spec("hamp_ls", ...)``) is the paper's LS row."""
+
+
+def _defense_key(defense: str) -> str:
+    _check_str("defense", defense)
+    return DEFENSE_ALIASES.get(defense, defense)
+
+
 def hamp_accuracy(dataset: str, defense: str) -> Accuracy | None:
     """Table I accuracy of ``defense`` on ``dataset``, or ``None`` where the paper has none.
 
@@ -561,7 +572,7 @@ def hamp_accuracy(dataset: str, defense: str) -> Accuracy | None:
       Accuracy(train=95.88, test=86.28, delta=-0.44)
     """
     _check_str("dataset", dataset)
-    _check_str("defense", defense)
+    defense = _defense_key(defense)
     return HAMP_ACCURACY.get(dataset, {}).get(defense)
 
 
@@ -587,7 +598,7 @@ def hamp_attack_rates(dataset: str, defense: str, attack: str, *,
       Rates(tpr=8.23, tnr=0.05)
     """
     _check_str("dataset", dataset)
-    _check_str("defense", defense)
+    defense = _defense_key(defense)
     _check_str("attack", attack)
     corrected = validation.check_bool("corrected", corrected)
     rates = HAMP_ATTACK_RATES.get(dataset, {}).get(defense, {}).get(attack)
@@ -622,7 +633,7 @@ def hamp_max_rates(dataset: str, defense: str, *, corrected: bool = True) -> Max
       MaxRates(tpr=14.37, tpr_attack='nn', tnr=13.19, tnr_attack='lira_online')
     """
     _check_str("dataset", dataset)
-    _check_str("defense", defense)
+    defense = _defense_key(defense)
     corrected = validation.check_bool("corrected", corrected)
     rows = HAMP_ATTACK_RATES.get(dataset, {}).get(defense)
     if rows is None:

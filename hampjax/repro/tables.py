@@ -18,6 +18,7 @@ from hampjax.repro import paper
 from hampjax.repro.rundir import RunResults
 
 __all__ = [
+    "relaxloss_baselines_tables",
     "Entry",
     "Table",
     "SWEEP_PARAMETERS",
@@ -408,6 +409,17 @@ def relaxloss_tables(run: RunResults) -> list[Table]:
                       "accuracy for both attack settings) and the best attack AUC; "
                       "'adaptive' = shadow models trained with RelaxLoss too.",
                       "Ours: the highest AUC over every attack we run, with the attack."))]
+
+
+def relaxloss_baselines_tables(run: RunResults) -> list[Table]:
+    """RelaxLoss's regularization baselines (and early stopping, one row per epoch count)."""
+    return [Table("relaxloss_baselines", "RelaxLoss baselines: accuracy and highest attack "
+                  "rates (%), ours only", ("cell", "defense"), _SUMMARY_COLUMNS,
+                  _summary_rows(run, lambda c, d: None), has_paper=False, notes=(
+                      "Adaptive attackers (shadows trained with the baseline). "
+                      "early_stopping_e<E>: the run's models after E epochs (its shadows' "
+                      "snapshots after E epochs are the attacker's shadows).",
+                      "The RelaxLoss paper shows these baselines as curves only.", _FLAG_NOTE))]
 
 
 def ws_tables(run: RunResults) -> list[Table]:

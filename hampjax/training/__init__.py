@@ -37,6 +37,7 @@ from hampjax.training.spec import (
     ConfidencePenaltyParams,
     CrossEntropyParams,
     DefenseParams,
+    DistillationParams,
     ExampleStateSpec,
     HampParams,
     LabelSmoothingParams,
@@ -48,6 +49,7 @@ from hampjax.training.spec import (
     SmoothLabelsParams,
     WeightedSmoothingParams,
     diff_paths,
+    teacher_spec,
 )
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "ConfidencePenaltyParams",
     "CrossEntropyParams",
     "DefenseParams",
+    "DistillationParams",
     "ExampleStateSpec",
     "HampParams",
     "LabelSmoothingParams",
@@ -68,6 +71,7 @@ __all__ = [
     "WeightedSmoothingParams",
     "build_recipe",
     "diff_paths",
+    "teacher_spec",
     "preset_spec",
     "Query",
     "QuerySet",

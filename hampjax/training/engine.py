@@ -89,12 +89,13 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from hampjax import validation
+from hampjax import atomic, validation
 from hampjax.runlock import RunLock
 from hampjax.training import checkpoint as ckpt
 from hampjax.training.membership import check_keep
 from hampjax.training.checkpoint import run_fingerprint
 from hampjax.training.recipes import Recipe
+from hampjax.training.spec import DEFENSES
 from hampjax.training.step import (
     Batch,
     EpochSteps,
@@ -356,7 +357,8 @@ def _zero_sums() -> EpochSums:
 
 
 def train_epoch(config: EpochConfig, state: TrainState, key: jax.Array, keep_row: jax.Array,
-                epoch: jax.Array, data: TrainData) -> tuple[TrainState, EpochMetrics]:
+                epoch: jax.Array, data: TrainData,
+                targets: jax.Array | None = None) -> tuple[TrainState, EpochMetrics]:
     """One epoch of one model in one program (the "scan" loop strategy).
 
     :func:`epoch_start`, the steps in a ``lax.scan`` (:func:`scan_steps`; the first
@@ -370,6 +372,7 @@ def train_epoch(config: EpochConfig, state: TrainState, key: jax.Array, keep_row
       keep_row: bool ``[N]``, the model's members.
       epoch: int32 scalar, 0-based.
       data: the candidates and validation data.
+      targets: optional ``[N, C]`` per-example targets of this model (``LossContext.targets``).
 
     Returns:
       ``(new_state, EpochMetrics)``.
@@ -387,11 +390,11 @@ def train_epoch(config: EpochConfig, state: TrainState, key: jax.Array, keep_row
     # they skip the select that guards the remaining steps of models with fewer members.
     head = jax.tree_util.tree_map(lambda a: a[:full_steps], steps)
     step_state, sums = scan_steps(fns, step_state, sums, head, x, y, example_state, epoch,
-                                  guard=False)
+                                  guard=False, targets=targets)
     if full_steps < num_steps:
         tail = jax.tree_util.tree_map(lambda a: a[full_steps:], steps)
         step_state, sums = scan_steps(fns, step_state, sums, tail, x, y, example_state, epoch,
-                                      guard=True)
+                                      guard=True, targets=targets)
     val_logits = None
     if config.has_val:
         val_logits = _eval_logits(fns.apply_fn, step_state.variables, data.x_val,
@@ -419,12 +422,13 @@ def _per_model(one_model: Callable, in_axes: tuple) -> Callable:
 
 
 def _make_epoch_fn(config: EpochConfig, *, donate: bool):
-    """The jitted one-epoch program of a chunk: ``(state, keys, keep, epoch, data)``."""
-    over_models = _per_model(functools.partial(train_epoch, config), (0, 0, 0, None, None))
+    """The jitted one-epoch program of a chunk: ``(state, keys, keep, epoch, data, targets)``
+    (``targets``: ``[M, N, C]`` or None)."""
+    over_models = _per_model(functools.partial(train_epoch, config), (0, 0, 0, None, None, 0))
 
-    def epoch_fn(state, keys, keep, epoch, data):
+    def epoch_fn(state, keys, keep, epoch, data, targets=None):
         TRACE_COUNTS["epoch"] += 1
-        return over_models(state, keys, keep, epoch, data)
+        return over_models(state, keys, keep, epoch, data, targets)
 
     return jax.jit(epoch_fn, donate_argnums=(0,) if donate else ())
 
@@ -467,12 +471,13 @@ class HostLoop:
         if (num, guard) not in self._steps:
             fns = self.config.fns
 
-            def run(step_state, sums, steps, start, x, y, example_state, epoch):
+            def run(step_state, sums, steps, start, x, y, example_state, epoch, targets):
                 TRACE_COUNTS["host_steps"] += 1
                 return _per_model(
-                    lambda st, su, sp, es: unrolled_steps(fns, st, su, sp, start, x, y, es,
-                                                          epoch, num=num, guard=guard),
-                    (0, 0, 0, 0))(step_state, sums, steps, example_state)
+                    lambda st, su, sp, es, tg: unrolled_steps(
+                        fns, st, su, sp, start, x, y, es, epoch, num=num, guard=guard,
+                        targets=tg),
+                    (0, 0, 0, 0, 0))(step_state, sums, steps, example_state, targets)
 
             self._steps[(num, guard)] = jax.jit(run)
         return self._steps[(num, guard)]
@@ -492,7 +497,7 @@ class HostLoop:
             parts.append(out[:, lo - start:] if lo != start else out)
         return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
 
-    def __call__(self, state, keys, keep, epoch, data):
+    def __call__(self, state, keys, keep, epoch, data, targets=None):
         """One epoch of a chunk, like the jitted ``train_epoch`` over models."""
         config = self.config
         logits = None
@@ -508,7 +513,8 @@ class HostLoop:
             for s in range(lo, hi, k):
                 num = min(k, hi - s)
                 step_state, sums = self._steps_fn(num, guard)(
-                    step_state, sums, steps, jnp.int32(s), data.x, data.y, example_state, epoch)
+                    step_state, sums, steps, jnp.int32(s), data.x, data.y, example_state, epoch,
+                    targets)
         val_logits = None
         if config.has_val:
             val_logits = self.logits(step_state.variables, data.x_val)
@@ -632,7 +638,7 @@ class Programs(NamedTuple):
 
     optimizer: optax.GradientTransformation
     init_chunk: Callable  # (keys [M], sample_x) -> TrainState
-    epoch_fn: Callable  # (state, keys, keep, epoch, TrainData) -> (TrainState, EpochMetrics)
+    epoch_fn: Callable  # (state, keys, keep, epoch, TrainData, targets) -> (TrainState, EpochMetrics)
     # (a jitted train_epoch over models for loop="scan", a HostLoop for loop="host")
     config: EpochConfig
 
@@ -720,6 +726,7 @@ class RunContext:
       save_every: checkpoint period in epochs.
       snapshot_epochs: epochs after which the variables are also kept.
       bar: the progress bar.
+      targets: per-example targets ``[M, N, C]`` (host), or None.
     """
 
     recipe: Recipe
@@ -732,6 +739,7 @@ class RunContext:
     save_every: int
     snapshot_epochs: tuple[int, ...]
     bar: Any
+    targets: np.ndarray | None = None
 
 
 def train_many(
@@ -753,6 +761,7 @@ def train_many(
     loop: str = "auto",
     steps_per_call: int | None = None,
     precision: str = "auto",
+    targets: Any = None,
 ) -> TrainResult:
     """Train ``M = keep.shape[0]`` models with one recipe, batched and sharded.
 
@@ -794,6 +803,13 @@ def train_many(
         CPU, :func:`choose_precision`). It changes results, so a bfloat16 run records it in its
         fingerprint (``run.json["precision"]``) and a workdir refuses to resume with another
         precision; float32 runs record nothing (their run directories are unchanged).
+      targets: optional float ``[M, N, C]`` per-example targets, row ``m`` for model ``m``
+        (distillation: the teacher's logits on the candidates); each step gathers its
+        batch's rows into ``Batch.targets`` / ``LossContext.targets``. Required exactly when
+        the recipe's defense kind reads them (``DEFENSES[kind].targets != "none"``). Their
+        shape ``[N, C]`` enters the run's fingerprint (``run.json["targets_shape"]``) and
+        each model's row is hashed into ``targets_sha256.json``, checked like ``keep``: a
+        workdir refuses other targets, and extends to more models whose first rows match.
 
     Returns:
       A :class:`TrainResult`.
@@ -815,12 +831,50 @@ def train_many(
                            workdir=workdir, chunk_size=chunk_size, devices=devices,
                            save_every=save_every, snapshot_epochs=snapshot_epochs,
                            eval_batch_size=eval_batch_size, progress=progress, loop=loop,
-                           steps_per_call=steps_per_call, precision=precision)
+                           steps_per_call=steps_per_call, precision=precision, targets=targets)
+
+
+def _check_targets(targets: Any, recipe: Recipe, keep: np.ndarray) -> np.ndarray | None:
+    kind = recipe.spec.defense.kind
+    needs = DEFENSES[kind].targets
+    if targets is None:
+        if needs != "none":
+            raise ValueError(f"targets is required for defense.kind={kind!r} (it reads "
+                             f"{needs!r}: float [M, N, C], one row per model)")
+        return None
+    if needs == "none":
+        raise ValueError(f"targets must be None for defense.kind={kind!r} (its loss reads no "
+                         f"per-example targets)")
+    targets = np.asarray(targets)
+    if targets.ndim != 3 or targets.shape[:2] != keep.shape:
+        raise ValueError(f"targets must have shape [M, N, C] = ({keep.shape[0]}, "
+                         f"{keep.shape[1]}, C), got {targets.shape}")
+    if not np.issubdtype(targets.dtype, np.floating) or not np.all(np.isfinite(targets)):
+        raise ValueError(f"targets must be finite floats, got dtype {targets.dtype}")
+    return targets.astype(np.float32, copy=False)
+
+
+def _check_target_rows(path: str, targets: np.ndarray, *, writer: bool) -> None:
+    """Per-model hashes of the targets in ``targets_sha256.json``, checked like ``keep.npy``:
+    the stored rows must equal the first requested ones (a run extends to more models)."""
+    file = os.path.join(path, "targets_sha256.json")
+    rows = [ckpt._sha256(row) for row in targets]
+    stored = atomic.read_json(file, default=None, recover=ckpt._NEW_WORKDIR)
+    if stored is not None:
+        common = min(len(stored), len(rows))
+        if stored[:common] != rows[:common]:
+            bad = next(m for m in range(common) if stored[m] != rows[m])
+            raise ValueError(f"workdir {path!r} holds a different run (differs in: targets, "
+                             f"model {bad}); {ckpt._NEW_WORKDIR}")
+        if len(stored) >= len(rows):
+            return
+    if writer:
+        ckpt.write_json_atomic(file, rows)
 
 
 def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_size, devices,
                 save_every, snapshot_epochs, eval_batch_size, progress, loop,
-                steps_per_call, precision) -> TrainResult:
+                steps_per_call, precision, targets) -> TrainResult:
     from hampjax.training import distributed
 
     init_fn, apply_fn = _model_functions(model)
@@ -833,6 +887,7 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
         raise ValueError(f"y must be integer class labels, got dtype {y.dtype}")
     keep = check_keep(keep, num_examples=x.shape[0])
     num_models, num_examples = keep.shape
+    targets = _check_targets(targets, recipe, keep)
     if recipe.selection == "best_val" and val_data is None:
         raise ValueError("val_data is required when recipe.selection is 'best_val'")
     save_every = validation.check_positive_int("save_every", save_every)
@@ -862,8 +917,12 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
                                       snapshot_epochs=snapshot_epochs)
         if precision != "float32":  # results-changing; float32 run directories unchanged
             fingerprint["precision"] = precision
+        if targets is not None:  # results-changing; runs without targets unchanged
+            fingerprint["targets_shape"] = list(targets.shape[1:])
         run = ckpt.RunDirectory(workdir, fingerprint, keep,
                                 writer=distributed.process_index() == 0)
+        if targets is not None:
+            _check_target_rows(run.path, targets, writer=distributed.process_index() == 0)
 
     num_devices = len(devices)
     if chunk_size is not None:
@@ -901,7 +960,8 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
         if platform == "cpu":
             chunk = num_devices
         else:
-            footprint = measure_footprint(programs, seed, data)
+            footprint = measure_footprint(programs, seed, data, targets_shape=None if targets
+                                          is None else targets.shape[1:])
             chunk = auto_chunk_size(num_models, footprint.per_model, _device_memory(devices[0]),
                                     num_devices, shared_bytes=footprint.shared)
     else:
@@ -933,7 +993,7 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
 
     bar = _progress_bar(num_models * recipe.epochs, enabled=progress)
     context = RunContext(recipe, seed, keep, programs, data, sharded, run, save_every,
-                         snapshot_epochs, bar)
+                         snapshot_epochs, bar, targets)
     seconds = 0.0
     try:
         if finished:
@@ -973,6 +1033,8 @@ def _train_chunk(plan: ChunkPlan, ctx: RunContext) -> dict:
     keys = jax.device_put(jax.vmap(lambda i: model_key(ctx.seed, i))(jnp.asarray(index)),
                           ctx.sharded)
     state = jax.device_put(ctx.programs.init_chunk(keys, ctx.data.x[:1]), ctx.sharded)
+    targets = (None if ctx.targets is None
+               else jax.device_put(ctx.targets[index], ctx.sharded))
     history = {"train_loss": [], "train_acc": [], "val_acc": []}
     snapshots = {}
     start = 0
@@ -985,7 +1047,8 @@ def _train_chunk(plan: ChunkPlan, ctx: RunContext) -> dict:
     members = ctx.keep[index[:real]].sum()
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
-        state, metrics = ctx.programs.epoch_fn(state, keys, keep_chunk, jnp.int32(epoch), ctx.data)
+        state, metrics = ctx.programs.epoch_fn(state, keys, keep_chunk, jnp.int32(epoch), ctx.data,
+                                               targets)
         metrics = jax.device_get(metrics)
         TRACE_COUNTS["epochs_run"] += 1
         for name in history:
@@ -1029,21 +1092,25 @@ def program_bytes(compiled) -> int | None:
                + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
 
 
-def measure_footprint(programs: Programs, seed: int, data: TrainData) -> Footprint:
+def measure_footprint(programs: Programs, seed: int, data: TrainData, *,
+                      targets_shape: tuple[int, ...] | None = None) -> Footprint:
     """The measured per-model footprint of the one-model epoch program (the "scan" program,
     which holds the whole training state and one step's activations).
 
     Compiles the program for one model (``jax.jit(...).lower(...).compile()``) and reads its
     ``memory_analysis()``; the replicated data is counted once, as ``shared``. Where the backend
     reports no figure, 16x the model's state (variables, best snapshot, optimizer state,
-    example state) stands in for it.
+    example state) stands in for it. ``targets_shape``: ``(N, C)`` of one model's
+    per-example targets, when the run has them.
     """
     keys = jax.vmap(lambda i: model_key(seed, i))(jnp.arange(1))
     state = jax.eval_shape(programs.init_chunk, keys, data.x[:1])
     keep = jax.ShapeDtypeStruct((1, data.x.shape[0]), jnp.bool_)
     shared = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(data))
+    targets = (None if targets_shape is None
+               else jax.ShapeDtypeStruct((1,) + tuple(targets_shape), jnp.float32))
     program = _make_epoch_fn(programs.config, donate=False)
-    total = program_bytes(program.lower(state, keys, keep, jnp.int32(0), data).compile())
+    total = program_bytes(program.lower(state, keys, keep, jnp.int32(0), data, targets).compile())
     if total is None:
         state_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(state))
         return Footprint(16 * int(state_bytes), int(shared))

@@ -87,12 +87,16 @@ class LossContext(NamedTuple):
       where: bool ``[B]``, False for padding rows that must contribute nothing.
       example_state: float32 ``[B]`` per-example values gathered for this batch
         (Weighted Smoothing's noise scales; zeros for recipes that do not use it).
+      targets: ``[B, C]`` per-example targets gathered for this batch from
+        ``train_many(..., targets=[M, N, C])`` (distillation: the teacher's logits), or None
+        when the run has none (:attr:`~hampjax.training.spec.DefenseKind.targets`).
     """
 
     epoch: jax.Array
     key: jax.Array
     where: jax.Array
     example_state: jax.Array
+    targets: jax.Array | None = None
 
 
 LossFn = Callable[[jax.Array, jax.Array, LossContext], jax.Array]

@@ -37,10 +37,12 @@ from typing import Any, ClassVar
 
 from hampjax import validation
 from hampjax.defenses.baselines import (
+    LS_STYLES,
     confidence_penalty_loss,
     cross_entropy_loss,
     label_smoothing_loss,
 )
+from hampjax.defenses.distillation import distillation_loss
 from hampjax.defenses.hamp import KL_REDUCTIONS, SOFT_LABEL_METHODS, hamp_loss, hamp_soft_labels
 from hampjax.defenses.relaxloss import RELAXLOSS_SCHEDULES, RELAXLOSS_VARIANTS, relaxloss_loss
 from hampjax.defenses.weighted_smoothing import (
@@ -67,8 +69,11 @@ __all__ = [
     "ConfidencePenaltyParams",
     "RelaxLossParams",
     "WeightedSmoothingParams",
+    "DistillationParams",
     "DefenseKind",
     "DEFENSES",
+    "TARGETS",
+    "teacher_spec",
     "diff_paths",
 ]
 
@@ -79,6 +84,8 @@ OUTPUTS = ("none", "hamp")
 RANDOM_INPUTS = ("dataset",)
 SELECTIONS = ("last", "best_val")
 SHUFFLES = ("every_epoch", "once")
+TARGETS = ("none", "teacher_logits")
+"""Values of :attr:`DefenseKind.targets`: the per-example targets a defense's loss reads."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -457,18 +464,22 @@ class LabelSmoothingParams(DefenseParams):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class SmoothLabelsParams(DefenseParams):
-    """Cross-entropy on ``optax.smooth_labels`` targets
-    (:func:`hampjax.defenses.label_smoothing_loss`).
+    """Cross-entropy on label-smoothed targets (:func:`hampjax.defenses.label_smoothing_loss`).
 
     Attributes:
-      smoothing: in [0, 1); the true class gets ``1 - smoothing + smoothing / C``.
+      smoothing: eps in [0, 1).
+      style: ``"standard"`` (``optax.smooth_labels``: the true class gets ``1 - eps + eps / C``,
+        the others ``eps / C``; RelaxLoss, Trust) or ``"hamp"`` (the HAMP authors' LS baseline:
+        the true class gets ``1 - eps``, the others ``eps / (C - 1)``).
     """
 
     kind: str = _kind("smooth_labels")
     smoothing: float
+    style: str = "standard"
 
     def __post_init__(self):
         _float(self, "smoothing", 0.0, 1.0)
+        _choice(self, "style", LS_STYLES)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -539,6 +550,34 @@ class WeightedSmoothingParams(DefenseParams):
         _float(self, "floor", 0.0, 1.0, low_inclusive=False)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DistillationParams(DefenseParams):
+    """Distillation from a teacher's logits (:func:`hampjax.defenses.distillation_loss`):
+    ``kl_weight * T^2 * KL(softmax(t / T) || softmax(s / T)) + (1 - kl_weight) * CE``.
+
+    The teacher is :func:`teacher_spec` of the recipe (the same recipe with plain
+    cross-entropy), trained by the evaluation on the same keep matrix and seed; its eval-mode
+    logits on the candidates reach the loss as ``LossContext.targets``
+    (``train_many(..., targets=...)``). Defaults: RelaxLoss's distillation baseline.
+
+    Attributes:
+      temperature: T > 0 (RelaxLoss 10; SELENA / DMP in the HAMP code 1).
+      kl_weight: weight of the KL term in [0, 1]; the cross-entropy gets ``1 - kl_weight``.
+      kl_reduction: ``"mean_over_classes"`` (the authors' PyTorch ``'mean'``, an extra 1/C) or
+        ``"sum"``.
+    """
+
+    kind: str = _kind("distillation")
+    temperature: float = 10.0
+    kl_weight: float = 0.5
+    kl_reduction: str = "mean_over_classes"
+
+    def __post_init__(self):
+        _float(self, "temperature", 0.0, low_inclusive=False)
+        _float(self, "kl_weight", 0.0, 1.0, high_inclusive=True)
+        _choice(self, "kl_reduction", KL_REDUCTIONS)
+
+
 # Loss builders: params -> loss(logits [B, C], labels [B], ctx: LossContext) -> [B]. Called only
 # by build_recipe (which caches them, so equal params give the identical function).
 
@@ -574,7 +613,7 @@ def _label_smoothing(p: LabelSmoothingParams):
 def _smooth_labels(p: SmoothLabelsParams):
     def loss(logits, labels, ctx):
         del ctx
-        return label_smoothing_loss(logits, labels, p.smoothing)
+        return label_smoothing_loss(logits, labels, p.smoothing, style=p.style)
 
     return loss
 
@@ -605,6 +644,14 @@ def _weighted_smoothing(p: WeightedSmoothingParams):
     return loss
 
 
+def _distillation(p: DistillationParams):
+    def loss(logits, labels, ctx):
+        return distillation_loss(logits, labels, ctx.targets, temperature=p.temperature,
+                                 kl_weight=p.kl_weight, kl_reduction=p.kl_reduction)
+
+    return loss
+
+
 @dataclasses.dataclass(frozen=True)
 class DefenseKind:
     """One registered defense kind.
@@ -613,11 +660,18 @@ class DefenseKind:
       params: its frozen parameter class.
       loss: ``params -> loss(logits, labels, ctx) -> per-example loss``.
       example_state: the ``example_state`` kind its loss reads (``"none"``: it reads none).
+      targets: the per-example targets its loss reads from ``LossContext.targets``
+        (:data:`TARGETS`): ``"none"``, or ``"teacher_logits"`` (the eval-mode logits of the
+        :func:`teacher_spec` models on the candidates, ``train_many(..., targets=...)``).
     """
 
     params: type
     loss: Callable[[Any], Callable]
     example_state: str = "none"
+    targets: str = "none"
+
+    def __post_init__(self):
+        validation.check_choice("targets", self.targets, TARGETS)
 
 
 DEFENSES: Mapping[str, DefenseKind] = types.MappingProxyType({
@@ -629,6 +683,7 @@ DEFENSES: Mapping[str, DefenseKind] = types.MappingProxyType({
     "relaxloss": DefenseKind(RelaxLossParams, _relaxloss),
     "weighted_smoothing": DefenseKind(WeightedSmoothingParams, _weighted_smoothing,
                                       example_state="ws_noise_scale"),
+    "distillation": DefenseKind(DistillationParams, _distillation, targets="teacher_logits"),
 })
 """Every defense kind: its parameter class, how its loss is built, the state it needs."""
 
@@ -656,6 +711,11 @@ class RecipeSpec(_Spec):
         authors re-create their optimizer per epoch).
       example_state: :class:`ExampleStateSpec`; must be the kind the defense reads.
       output: :class:`OutputSpec`, the test-time output transform.
+      early_stopping_epochs: strictly increasing epoch counts ``E`` in ``[1, epochs]`` at which
+        the model is also evaluated as it was after ``E`` epochs (early stopping as a defense:
+        one run with the full schedule; the evaluation reports each as its own defense result
+        ``<defense>_e<E>``, the shadows' snapshots after ``E`` epochs being the attacker's
+        shadows). ``()``: none. The run's selected model is evaluated as well.
     """
 
     _nested: ClassVar[Mapping[str, type]] = types.MappingProxyType({
@@ -675,6 +735,7 @@ class RecipeSpec(_Spec):
     reset_optimizer_each_epoch: bool = False
     example_state: ExampleStateSpec = ExampleStateSpec()
     output: OutputSpec = OutputSpec()
+    early_stopping_epochs: tuple[int, ...] = ()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -692,11 +753,40 @@ class RecipeSpec(_Spec):
         _float(self, "min_improvement", 0.0, 1.0)
         _choice(self, "shuffle", SHUFFLES)
         _bool(self, "reset_optimizer_each_epoch")
+        epochs = self.early_stopping_epochs
+        if isinstance(epochs, (str, bytes)) or not isinstance(epochs, Sequence):
+            raise ValueError(f"early_stopping_epochs must be a sequence of epoch counts, got "
+                             f"{epochs!r}")
+        epochs = tuple(validation.check_positive_int(f"early_stopping_epochs[{i}]", e)
+                       for i, e in enumerate(epochs))
+        if any(b <= a for a, b in zip(epochs, epochs[1:])):
+            raise ValueError(f"early_stopping_epochs must be strictly increasing, got {epochs}")
+        if epochs and epochs[-1] > self.epochs:
+            raise ValueError(f"early_stopping_epochs must be in [1, epochs={self.epochs}], got "
+                             f"{epochs[-1]}")
+        _set(self, "early_stopping_epochs", epochs)
         needs = DEFENSES[self.defense.kind].example_state
         if self.example_state.kind != needs:
             raise ValueError(
                 f"example_state.kind must be {needs!r} for defense.kind="
                 f"{self.defense.kind!r}, got {self.example_state.kind!r}")
+
+
+def teacher_spec(spec: RecipeSpec) -> RecipeSpec:
+    """The teacher of a defense that reads ``"teacher_logits"`` (:attr:`DefenseKind.targets`):
+    the same recipe with plain cross-entropy, no output transform and no early-stopping
+    epochs, named ``<name>_teacher``.
+
+    Example:
+      >>> from hampjax.training import preset_spec
+      >>> t = teacher_spec(preset_spec("distillation", "cifar10_resnet20"))
+      >>> t.name, t.defense.kind, t.epochs
+      ('distillation_teacher', 'cross_entropy', 300)
+    """
+    if not isinstance(spec, RecipeSpec):
+        raise ValueError(f"spec must be a RecipeSpec, got {type(spec).__name__}")
+    return spec.replace(name=spec.name + "_teacher", defense=CrossEntropyParams(),
+                        output=OutputSpec(), early_stopping_epochs=())
 
 
 def diff_paths(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:

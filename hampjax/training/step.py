@@ -65,6 +65,7 @@ class Batch(NamedTuple):
       example_state: float32 ``[B]`` per-example state (see ``Recipe.example_state``).
       loss_key: PRNG key of the loss (e.g. Weighted Smoothing's noise).
       dropout_key: PRNG key of the model's stochastic layers.
+      targets: ``[B, C]`` per-example targets (e.g. a teacher's logits), or None.
     """
 
     x: jax.Array
@@ -73,6 +74,7 @@ class Batch(NamedTuple):
     example_state: jax.Array
     loss_key: jax.Array
     dropout_key: jax.Array
+    targets: jax.Array | None = None
 
 
 class StepOutput(NamedTuple):
@@ -100,7 +102,7 @@ def train_step(fns: StepFns, state: StepState, batch: Batch, epoch: jax.Array, *
     """
     variables, opt_state = state
     ctx = LossContext(epoch=epoch, key=batch.loss_key, where=batch.where,
-                      example_state=batch.example_state)
+                      example_state=batch.example_state, targets=batch.targets)
     count = jnp.sum(batch.where).astype(jnp.float32)
 
     def loss_fn(params):
@@ -136,8 +138,9 @@ class EpochSums(NamedTuple):
 
 
 def _one_step(fns: StepFns, state: StepState, sums: EpochSums, idx, valid, step_keys, x, y,
-              example_state, epoch, guard: bool) -> tuple[StepState, EpochSums]:
-    batch = Batch(x[idx], y[idx], valid, example_state[idx], step_keys[0], step_keys[1])
+              example_state, epoch, guard: bool, targets=None) -> tuple[StepState, EpochSums]:
+    batch = Batch(x[idx], y[idx], valid, example_state[idx], step_keys[0], step_keys[1],
+                  None if targets is None else targets[idx])
     state, out = train_step(fns, state, batch, epoch, guard=guard)
     sums = EpochSums(sums.loss + out.loss * out.count, sums.correct + out.hits,
                      sums.seen + out.count)
@@ -145,16 +148,18 @@ def _one_step(fns: StepFns, state: StepState, sums: EpochSums, idx, valid, step_
 
 
 def scan_steps(fns: StepFns, state: StepState, sums: EpochSums, steps: EpochSteps, x, y,
-               example_state, epoch, *, guard: bool) -> tuple[StepState, EpochSums]:
+               example_state, epoch, *, guard: bool,
+               targets: jax.Array | None = None) -> tuple[StepState, EpochSums]:
     """Run ``train_step`` over the leading axis of ``steps`` (one model), in a ``lax.scan``.
 
-    ``x``, ``y`` and ``example_state`` are the whole candidate set; each step gathers its rows.
+    ``x``, ``y``, ``example_state`` and ``targets`` (optional ``[N, C]``, this model's
+    per-example targets) are the whole candidate set; each step gathers its rows.
     """
 
     def body(carry, inputs):
         idx, valid, step_keys = inputs
         return _one_step(fns, *carry, idx, valid, step_keys, x, y, example_state, epoch,
-                         guard), None
+                         guard, targets), None
 
     (state, sums), _ = jax.lax.scan(body, (state, sums), steps)
     return state, sums
@@ -162,7 +167,8 @@ def scan_steps(fns: StepFns, state: StepState, sums: EpochSums, steps: EpochStep
 
 def unrolled_steps(fns: StepFns, state: StepState, sums: EpochSums, steps: EpochSteps,
                    start: jax.Array, x, y, example_state, epoch, *, num: int,
-                   guard: bool) -> tuple[StepState, EpochSums]:
+                   guard: bool, targets: jax.Array | None = None
+                   ) -> tuple[StepState, EpochSums]:
     """Run ``train_step`` on steps ``start .. start + num - 1`` of ``steps``, unrolled.
 
     The same computation as :func:`scan_steps` on ``steps[start:start + num]`` with the steps
@@ -177,5 +183,5 @@ def unrolled_steps(fns: StepFns, state: StepState, sums: EpochSums, steps: Epoch
         idx, valid, step_keys = jax.tree_util.tree_map(
             lambda a: jax.lax.dynamic_index_in_dim(a, start + i, keepdims=False), steps)
         state, sums = _one_step(fns, state, sums, idx, valid, step_keys, x, y, example_state,
-                                epoch, guard)
+                                epoch, guard, targets)
     return state, sums

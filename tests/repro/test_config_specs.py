@@ -14,7 +14,7 @@ from hampjax.repro import rundir, trust
 from hampjax.repro.cells import cell_specs
 from hampjax.repro.configs import cell, spec_config, sweep_key
 from hampjax.repro.datasets import default_model, load_experiment_data
-from hampjax.training import RecipeSpec, build_recipe, diff_paths, preset_spec, train_many
+from hampjax.training import DEFENSES, RecipeSpec, build_recipe, diff_paths, preset_spec, train_many
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p.stem for p in (ROOT / "experiments" / "configs").glob("*.py"))
@@ -73,7 +73,8 @@ def test_recorded_specs_train_bit_identically():
         config = load_config(name)
         for (c, d), spec in _recorded_specs(config).items():
             by_kind.setdefault(spec.defense.kind, (config, c, d, spec))
-    assert set(by_kind) == {"cross_entropy", "hamp", "relaxloss", "weighted_smoothing"}
+    assert set(by_kind) == {"cross_entropy", "hamp", "relaxloss", "weighted_smoothing",
+                            "smooth_labels", "confidence_penalty", "distillation"}
     data = load_experiment_data("digits", seed=0)
     x, y = data.eval_data.x[:96], data.eval_data.y[:96]
     keep = np.zeros((2, 96), bool)
@@ -82,8 +83,13 @@ def test_recorded_specs_train_bit_identically():
     for kind, (config, c, d, recorded) in sorted(by_kind.items()):
         original = _run_specs(config)[c, d].replace(epochs=1, selection="last")
         rebuilt = recorded.replace(epochs=1, selection="last")
-        a = train_many(model, build_recipe(original), x, y, keep, seed=0, progress=False)
-        b = train_many(model, build_recipe(rebuilt), x, y, keep, seed=0, progress=False)
+        targets = None  # distillation: any per-example teacher logits
+        if DEFENSES[kind].targets != "none":
+            targets = np.random.default_rng(0).normal(size=(2, 96, 10)).astype(np.float32)
+        a = train_many(model, build_recipe(original), x, y, keep, seed=0, progress=False,
+                       targets=targets)
+        b = train_many(model, build_recipe(rebuilt), x, y, keep, seed=0, progress=False,
+                       targets=targets)
         leaves = jax.tree_util.tree_leaves
         for u, v in zip(leaves(a.variables), leaves(b.variables)):
             np.testing.assert_array_equal(np.asarray(u), np.asarray(v), err_msg=f"{kind} {c}.{d}")

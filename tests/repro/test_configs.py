@@ -27,7 +27,11 @@ def load_config(name: str, arg: str | None = "quick"):
 
 
 def expected_defenses(config, cell) -> list[str]:
-    return list(config.cells[cell].defenses)
+    """The report's defenses: each defense, then its early-stopping snapshots."""
+    names = []
+    for name, spec in config.cells[cell].defenses.items():
+        names += [name] + [f"{name}_e{e}" for e in spec.early_stopping_epochs]
+    return names
 
 
 def test_every_config_has_a_documented_quick_variant():
@@ -41,9 +45,13 @@ def test_every_config_has_a_documented_quick_variant():
         assert quick.name.endswith("_quick") and quick.experiment == full.experiment
 
 
-# hamp_ablation's quick run (8 defenses, ~37 s) runs with -m slow; the others stay in the default run.
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "hamp_ablation" else n
-                                  for n in EVALUATION_CONFIGS])
+# hamp_ablation's quick run (8 defenses, ~37 s) and relaxloss_baselines' (7 results and a
+# teacher, ~150 s on 2 loaded cores) run with -m slow; the others stay in the default run.
+SLOW_QUICK_RUNS = ("hamp_ablation", "relaxloss_baselines")
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_QUICK_RUNS
+                                  else n for n in EVALUATION_CONFIGS])
 def test_quick_variant_runs(name, tmp_path, capsys):
     config = load_config(name)
     workdir = str(tmp_path / name)
