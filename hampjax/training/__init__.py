@@ -17,9 +17,11 @@ from hampjax.training.queries import Query, QuerySet
 from hampjax.training.membership import balanced_keep, check_keep, load_keep, paired_keep, save_keep
 from hampjax.training.presets import PRESETS, preset_spec
 from hampjax.training.recipes import (
+    Adversary,
     LossContext,
     Recipe,
     adam,
+    advreg_recipe,
     build_recipe,
     exponential_schedule,
     hamp_recipe,
@@ -34,6 +36,7 @@ from hampjax.training.recipes import (
 )
 from hampjax.training.spec import (
     DEFENSES,
+    AdversarySpec,
     ConfidencePenaltyParams,
     CrossEntropyParams,
     DefenseParams,
@@ -52,6 +55,9 @@ from hampjax.training.spec import (
 
 __all__ = [
     "DEFENSES",
+    "Adversary",
+    "AdversarySpec",
+    "advreg_recipe",
     "PRESETS",
     "ConfidencePenaltyParams",
     "CrossEntropyParams",
