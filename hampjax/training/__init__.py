@@ -6,11 +6,13 @@
 * :mod:`~hampjax.training.presets` - the authors' settings of every defense, as spec tables.
 * :mod:`~hampjax.training.recipes` - :func:`build_recipe`: spec -> loss, optimizer, schedule.
 * :func:`train_many` - M models in one jitted program, sharded over devices, resumable.
+* :mod:`~hampjax.training.advreg` - AdvReg's min-max game as train_many's epoch programs.
 * :func:`predict_many` - eval-mode outputs of every model on every example and query.
 * :mod:`~hampjax.training.distributed` - multi-host setup when the environment asks.
 """
 
 from hampjax.training.distributed import maybe_initialize
+from hampjax.training import advreg  # registers AdvReg's epoch programs with the engine
 from hampjax.training.engine import TrainResult, TrainState, epoch_batches, model_key, train_many
 from hampjax.training.predict import predict_many, predict_single
 from hampjax.training.queries import Query, QuerySet

@@ -143,6 +143,11 @@ TRACE_COUNTS: dict[str, int] = {"epoch": 0, "epochs_run": 0, "host_steps": 0, "h
 # Sub-streams of a model's key.
 _INIT, _SHUFFLE, _STEP = 0, 1, 2
 
+# Epoch programs of recipes with an adversary (spec.adversary.kind -> builder with the
+# signature of hampjax.training.advreg.build_programs), registered by their modules at import
+# (hampjax.training imports them): the engine cannot import them (they import it).
+EPOCH_PROGRAMS: dict[str, Callable[..., Any]] = {}
+
 
 class TrainState(NamedTuple):
     """State of a chunk of models; every leaf has a leading model axis."""
@@ -153,6 +158,7 @@ class TrainState(NamedTuple):
     best_val_acc: jax.Array  # [M] float32, -1 before the first evaluation
     best_epoch: jax.Array  # [M] int32, -1 before the first evaluation
     example_state: jax.Array  # [M, N] float32
+    aux: Any = ()  # a recipe's extra per-model state (AdvReg: advreg.AdvState); () for none
 
 
 class EpochMetrics(NamedTuple):
@@ -872,11 +878,21 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
         variables_shape = jax.eval_shape(lambda: init_fn(jax.random.key(0), jnp.asarray(x[:1])))
         loop = choose_loop(loop, platform, has_conv=has_convolution(
             apply_fn, variables_shape, x[:1]))
-    programs = _programs(
-        model, init_fn, apply_fn, recipe, num_steps=num_steps, full_steps=full_steps,
-        has_val=val_data is not None, eval_batch_size=eval_batch_size,
-        donate=platform != "cpu",  # CPU cannot donate buffers
-        num_examples=num_examples, loop=loop, steps_per_call=steps_per_call)
+    loop_fallback = None
+    adversary = recipe.spec.adversary.kind
+    if adversary != "none":  # AdvReg's game: its own epoch programs (hampjax.training.advreg)
+        if loop != "scan":
+            loop, loop_fallback = "scan", f"{adversary} runs one program per epoch (no host loop)"
+        programs = EPOCH_PROGRAMS[adversary](
+            model, init_fn, apply_fn, recipe, keep=keep, sample_x=x[:1],
+            has_val=val_data is not None, eval_batch_size=eval_batch_size,
+            donate=platform != "cpu")
+    else:
+        programs = _programs(
+            model, init_fn, apply_fn, recipe, num_steps=num_steps, full_steps=full_steps,
+            has_val=val_data is not None, eval_batch_size=eval_batch_size,
+            donate=platform != "cpu",  # CPU cannot donate buffers
+            num_examples=num_examples, loop=loop, steps_per_call=steps_per_call)
     if chunk_size is None:
         # Performance default: on CPU one model per device runs plain (unbatched) matmuls,
         # measured ~1.15x faster than vmapping several models; accelerators take as many
@@ -895,6 +911,8 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
                    "steps_per_call": steps_per_call if loop == "host" else None,
                    "chunk_size": chunk, "devices": num_devices, "backend": platform,
                    "eval_batch_size": eval_batch_size}
+    if loop_fallback is not None:
+        performance["loop_fallback"] = loop_fallback
 
     # Finished model ranges (of any earlier chunking); the rest is planned in chunks and dealt
     # out to the processes. Every process must plan from the same listing: scan after process
@@ -1025,7 +1043,9 @@ def measure_footprint(programs: Programs, seed: int, data: TrainData) -> Footpri
     state = jax.eval_shape(programs.init_chunk, keys, data.x[:1])
     keep = jax.ShapeDtypeStruct((1, data.x.shape[0]), jnp.bool_)
     shared = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(data))
-    program = _make_epoch_fn(programs.config, donate=False)
+    program = getattr(programs.epoch_fn, "footprint_program", None)  # AdvReg: its game epoch
+    if program is None:
+        program = _make_epoch_fn(programs.config, donate=False)
     total = program_bytes(program.lower(state, keys, keep, jnp.int32(0), data).compile())
     if total is None:
         state_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(state))

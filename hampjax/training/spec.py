@@ -810,6 +810,12 @@ class RecipeSpec(_Spec):
             if self.example_state.kind != "none":
                 raise ValueError(f"adversary.kind='advreg' cannot be combined with "
                                  f"example_state.kind={self.example_state.kind!r}")
+            if (self.adversary.game == "rounds"
+                    and self.adversary.attack_batch_size > self.batch_size):
+                raise ValueError(f"adversary.attack_batch_size must be <= batch_size "
+                                 f"({self.batch_size}) with adversary.game='rounds' (its members "
+                                 f"come from the classifier's batches), got "
+                                 f"{self.adversary.attack_batch_size}")
 
 
 def diff_paths(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
