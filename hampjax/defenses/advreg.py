@@ -192,12 +192,33 @@ def init_inference_model(model: InferenceModel, key: jax.Array, num_classes: int
     """The inference model's variables for ``num_classes`` classes (``{"params": ...}``, plus
     ``"frozen"`` for a frozen hidden layer).
 
+    The distributions of ``model.init`` (kernels ``N(0, 0.01^2)`` for ``"hamp"``,
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` otherwise; zero biases), drawn from ONE random
+    call for all kernels: XLA compiles each random call site on its own (~0.4 s of CPU each),
+    and ``model.init`` has one per layer.
+
     Raises:
       ValueError: on a bad ``num_classes`` or an invalid model setting.
     """
     num_classes = validation.check_num_classes(num_classes)
     x = jnp.zeros((1, num_classes), jnp.float32)
-    return dict(model.init(key, x, x))
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, x))
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(shapes)
+    is_kernel = [path[-1].key in ("kernel", "hidden_kernel") for path, _ in leaves]
+    total = sum(leaf.size for (_, leaf), k in zip(leaves, is_kernel) if k)
+    if model.arch == "hamp":
+        draws = 0.01 * jax.random.normal(key, (total,), jnp.float32)
+    else:
+        draws = jax.random.uniform(key, (total,), jnp.float32, -1.0, 1.0)
+    out, offset = [], 0
+    for (_, leaf), kernel in zip(leaves, is_kernel):
+        if not kernel:
+            out.append(jnp.zeros(leaf.shape, leaf.dtype))
+            continue
+        value = draws[offset:offset + leaf.size].reshape(leaf.shape)
+        offset += leaf.size
+        out.append(value if model.arch == "hamp" else value / jnp.sqrt(leaf.shape[0]))
+    return dict(jax.tree_util.tree_unflatten(treedef, out))
 
 
 def inference_scores(model: InferenceModel, variables: Any, logits: jax.Array,

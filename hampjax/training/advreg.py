@@ -268,9 +268,13 @@ class GameConfig:
         return row
 
 
-def _order(key: jax.Array, row: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """A random order of the rows with ``row`` True (first), and their count."""
-    u = jax.random.uniform(key, row.shape)
+def _order(key_or_uniform: jax.Array, row: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """A random order of the rows with ``row`` True (first), and their count; from a key or
+    from uniform draws ``[N]`` (one random call for several orders: XLA compiles every
+    random call site on its own, ~0.4 s of CPU each)."""
+    u = key_or_uniform
+    if jax.dtypes.issubdtype(u.dtype, jax.dtypes.prng_key):
+        u = jax.random.uniform(u, row.shape)
     return (jnp.argsort(jnp.where(row, u, u + 2.0)).astype(jnp.int32),
             jnp.sum(row).astype(jnp.int32))
 
@@ -332,9 +336,9 @@ def attack_epochs(config: GameConfig, adv: AdvState, cls_variables: dict, key: j
     positions = jnp.arange(batch_size, dtype=jnp.int32)
 
     def one_epoch(adv, e):
-        k = jax.random.fold_in(key, e)
-        m_order, n = _order(jax.random.fold_in(k, 0), keep_row)
-        r_order, r = _order(jax.random.fold_in(k, 1), ref_row)
+        u = jax.random.uniform(jax.random.fold_in(key, e), (2,) + keep_row.shape)
+        m_order, n = _order(u[0], keep_row)
+        r_order, r = _order(u[1], ref_row)
         steps = jnp.minimum((n + batch_size - 1) // batch_size, (r + batch_size - 1) // batch_size)
 
         def step(adv, j):

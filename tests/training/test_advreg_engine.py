@@ -241,6 +241,7 @@ def test_resume_restores_both_optimizer_states(setup, tmp_path, monkeypatch):
     np.testing.assert_array_equal(resumed.train_loss, setup["result"].train_loss)
 
 
+@pytest.mark.slow  # ~6 s of compiles (its own init and game programs) on 2 quiet cores
 def test_epochs_game_and_frozen_hidden_layer():
     """RelaxLoss CIFAR's game: one inference-model epoch, then one classifier epoch; its
     hidden layer never trains."""
