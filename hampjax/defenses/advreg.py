@@ -36,10 +36,13 @@ runs in :mod:`hampjax.training.advreg`; this module holds the pure pieces:
 Every function is per-example, pure, and works under ``jit`` and ``vmap``.
 
 >>> import jax, jax.numpy as jnp
->>> model = InferenceModel(arch="hamp")
+>>> model = InferenceModel(arch="relaxloss_cifar")
 >>> logits, labels = jnp.zeros((3, 10)), jnp.array([0, 1, 2])
->>> variables = init_inference_model(model, jax.random.key(0), 10)
->>> scores = inference_scores(model, variables, logits, labels, attack_input="softmax")
+>>> @jax.jit
+... def scores_of(key, logits, labels):
+...     variables = init_inference_model(model, key, 10)
+...     return inference_scores(model, variables, logits, labels, attack_input="softmax")
+>>> scores = scores_of(jax.random.key(0), logits, labels)
 >>> scores.shape, bool(jnp.all((scores > 0) & (scores < 1)))
 ((3,), True)
 >>> membership_mse(jnp.array([0.75, 0.25]), jnp.array([True, False])).tolist()
