@@ -76,7 +76,7 @@ from hampjax.training.engine import (
 )
 from hampjax.training.recipes import Adversary, Recipe
 from hampjax.training.spec import ADVREG_REFERENCES, AdversarySpec
-from hampjax.training.step import Batch, EpochSums, StepFns, StepState, _select, train_step
+from hampjax.training.step import Batch, EpochSums, StepFns, _select, train_step
 
 __all__ = [
     "AdvState",

@@ -10,7 +10,6 @@ import optax
 import pytest
 
 from hampjax.defenses.advreg import (
-    ATTACK_ARCHS,
     InferenceModel,
     advreg_penalty,
     attack_features,
