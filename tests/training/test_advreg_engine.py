@@ -95,7 +95,7 @@ def test_reference_set_is_the_non_members():
 def _recipe(**changes) -> "advreg.Recipe":
     return advreg_recipe("digits", epochs=2, batch_size=B, selection="best_val", **{
         "adversary.attack_batch_size": 4, "adversary.attack_steps": 3,
-        "adversary.warmup_batch_size": B, "adversary.warmup_attack_epochs": 1,
+        "adversary.warmup_batch_size": 32, "adversary.warmup_attack_epochs": 1,
         "adversary.warmup_attack_batch_size": 8, "adversary.attack_arch": "relaxloss_cifar",
         **changes})
 
