@@ -185,7 +185,8 @@ class TrainResult:
       performance: the settings this call ran with: ``precision`` (results-changing, part of
         a bfloat16 run's fingerprint) and the performance settings ``loop``,
         ``steps_per_call``, ``chunk_size``, ``devices``, ``backend``, ``eval_batch_size``
-        (not in the fingerprint; a run may resume with others).
+        (not in the fingerprint; a run may resume with others), and ``loop_fallback`` where
+        the recipe ran ``"scan"`` instead of the loop asked for (AdvReg).
     """
 
     variables: dict
@@ -774,7 +775,8 @@ def train_many(
         CPU): ``"scan"``, one program per epoch with the steps in a ``lax.scan``; ``"host"``,
         Python drives small loop-free programs of ``steps_per_call`` unrolled steps (and
         loop-free eval-mode passes); ``"auto"`` (default), see :func:`choose_loop`: ``"host"``
-        for models with convolutions on CPU, ``"scan"`` otherwise.
+        for models with convolutions on CPU, ``"scan"`` otherwise. A recipe with an adversary
+        (AdvReg, :mod:`hampjax.training.advreg`) always runs ``"scan"``.
       steps_per_call: steps per call of the ``"host"`` strategy (default 4); larger values
         cost compile time and save dispatch.
       precision: ``"float32"``, ``"bfloat16"`` (forward and backward passes in bfloat16;
