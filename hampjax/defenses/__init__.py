@@ -4,6 +4,18 @@ Training-time losses are per-example (``logits [..., C], labels [...] -> [...]``
 reduces. Randomness only through explicit ``key`` arguments.
 """
 
+from hampjax.defenses.advreg import (
+    ATTACK_ARCHS,
+    ATTACK_HIDDEN,
+    ATTACK_INPUTS,
+    InferenceModel,
+    advreg_penalty,
+    attack_features,
+    inference_scores,
+    init_inference_model,
+    label_encoding,
+    membership_mse,
+)
 from hampjax.defenses.baselines import (
     LS_STYLES,
     confidence_penalty_loss,
@@ -59,6 +71,16 @@ from hampjax.defenses.laplace import (
 )
 
 __all__ = [
+    "ATTACK_ARCHS",
+    "ATTACK_HIDDEN",
+    "ATTACK_INPUTS",
+    "InferenceModel",
+    "advreg_penalty",
+    "attack_features",
+    "inference_scores",
+    "init_inference_model",
+    "label_encoding",
+    "membership_mse",
     "OutputModifier",
     "fresh_random_outputs",
     "make_random_output_pool",

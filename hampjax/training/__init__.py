@@ -6,20 +6,24 @@
 * :mod:`~hampjax.training.presets` - the authors' settings of every defense, as spec tables.
 * :mod:`~hampjax.training.recipes` - :func:`build_recipe`: spec -> loss, optimizer, schedule.
 * :func:`train_many` - M models in one jitted program, sharded over devices, resumable.
+* :mod:`~hampjax.training.advreg` - AdvReg's min-max game as train_many's epoch programs.
 * :func:`predict_many` - eval-mode outputs of every model on every example and query.
 * :mod:`~hampjax.training.distributed` - multi-host setup when the environment asks.
 """
 
 from hampjax.training.distributed import maybe_initialize
+from hampjax.training import advreg  # registers AdvReg's epoch programs with the engine
 from hampjax.training.engine import TrainResult, TrainState, epoch_batches, model_key, train_many
 from hampjax.training.predict import predict_many, predict_single
 from hampjax.training.queries import Query, QuerySet
 from hampjax.training.membership import balanced_keep, check_keep, load_keep, paired_keep, save_keep
 from hampjax.training.presets import PRESETS, preset_spec
 from hampjax.training.recipes import (
+    Adversary,
     LossContext,
     Recipe,
     adam,
+    advreg_recipe,
     build_recipe,
     exponential_schedule,
     hamp_recipe,
@@ -34,6 +38,7 @@ from hampjax.training.recipes import (
 )
 from hampjax.training.spec import (
     DEFENSES,
+    AdversarySpec,
     ConfidencePenaltyParams,
     CrossEntropyParams,
     DefenseParams,
@@ -54,6 +59,9 @@ from hampjax.training.spec import (
 
 __all__ = [
     "DEFENSES",
+    "Adversary",
+    "AdversarySpec",
+    "advreg_recipe",
     "PRESETS",
     "ConfidencePenaltyParams",
     "CrossEntropyParams",

@@ -148,6 +148,11 @@ TRACE_COUNTS: dict[str, int] = {"epoch": 0, "epochs_run": 0, "host_steps": 0, "h
 # Sub-streams of a model's key.
 _INIT, _SHUFFLE, _STEP = 0, 1, 2
 
+# Epoch programs of recipes with an adversary (spec.adversary.kind -> builder with the
+# signature of hampjax.training.advreg.build_programs), registered by their modules at import
+# (hampjax.training imports them): the engine cannot import them (they import it).
+EPOCH_PROGRAMS: dict[str, Callable[..., Any]] = {}
+
 
 class TrainState(NamedTuple):
     """State of a chunk of models; every leaf has a leading model axis."""
@@ -158,6 +163,7 @@ class TrainState(NamedTuple):
     best_val_acc: jax.Array  # [M] float32, -1 before the first evaluation
     best_epoch: jax.Array  # [M] int32, -1 before the first evaluation
     example_state: jax.Array  # [M, N] float32
+    aux: Any = ()  # a recipe's extra per-model state (AdvReg: advreg.AdvState); () for none
 
 
 class EpochMetrics(NamedTuple):
@@ -184,7 +190,8 @@ class TrainResult:
       performance: the settings this call ran with: ``precision`` (results-changing, part of
         a bfloat16 run's fingerprint) and the performance settings ``loop``,
         ``steps_per_call``, ``chunk_size``, ``devices``, ``backend``, ``eval_batch_size``
-        (not in the fingerprint; a run may resume with others).
+        (not in the fingerprint; a run may resume with others), and ``loop_fallback`` where
+        the recipe ran ``"scan"`` instead of the loop asked for (AdvReg).
     """
 
     variables: dict
@@ -794,7 +801,8 @@ def train_many(
         ``lax.scan``; ``"host"``, Python drives small loop-free programs of ``steps_per_call``
         unrolled steps (and loop-free eval-mode passes); ``"auto"`` (default), see
         :func:`choose_loop`: ``"host"`` on CPU for models with convolutions that use JAX's own
-        gradient, ``"scan"`` otherwise (the zoo's conv nets included).
+        gradient, ``"scan"`` otherwise (the zoo's conv nets included). A recipe with an
+        adversary (AdvReg, :mod:`hampjax.training.advreg`) always runs ``"scan"``.
       steps_per_call: steps per call of the ``"host"`` strategy (default 4); larger values
         cost compile time and save dispatch.
       precision: ``"float32"``, ``"bfloat16"`` (forward and backward passes in bfloat16;
@@ -948,11 +956,24 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
         variables_shape = jax.eval_shape(lambda: init_fn(jax.random.key(0), jnp.asarray(x[:1])))
         loop = choose_loop(loop, platform, has_conv=has_convolution(
             apply_fn, variables_shape, x[:1]))
-    programs = _programs(
-        model, init_fn, apply_fn, recipe, num_steps=num_steps, full_steps=full_steps,
-        has_val=val_data is not None, eval_batch_size=eval_batch_size,
-        donate=platform != "cpu",  # CPU cannot donate buffers
-        num_examples=num_examples, loop=loop, steps_per_call=steps_per_call)
+    loop_fallback = None
+    adversary = recipe.spec.adversary.kind
+    if adversary != "none":  # AdvReg's game: its own epoch programs (hampjax.training.advreg)
+        if targets is not None:
+            raise ValueError(f"targets (per-example teacher targets) cannot be combined with "
+                             f"recipe.adversary.kind={adversary!r}")
+        if loop != "scan":
+            loop, loop_fallback = "scan", f"{adversary} runs one program per epoch (no host loop)"
+        programs = EPOCH_PROGRAMS[adversary](
+            model, init_fn, apply_fn, recipe, keep=keep, sample_x=x[:1],
+            has_val=val_data is not None, eval_batch_size=eval_batch_size,
+            donate=platform != "cpu")
+    else:
+        programs = _programs(
+            model, init_fn, apply_fn, recipe, num_steps=num_steps, full_steps=full_steps,
+            has_val=val_data is not None, eval_batch_size=eval_batch_size,
+            donate=platform != "cpu",  # CPU cannot donate buffers
+            num_examples=num_examples, loop=loop, steps_per_call=steps_per_call)
     if chunk_size is None:
         # Performance default: on CPU one model per device runs plain (unbatched) matmuls,
         # measured ~1.15x faster than vmapping several models; accelerators take as many
@@ -972,6 +993,8 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
                    "steps_per_call": steps_per_call if loop == "host" else None,
                    "chunk_size": chunk, "devices": num_devices, "backend": platform,
                    "eval_batch_size": eval_batch_size}
+    if loop_fallback is not None:
+        performance["loop_fallback"] = loop_fallback
 
     # Finished model ranges (of any earlier chunking); the rest is planned in chunks and dealt
     # out to the processes. Every process must plan from the same listing: scan after process
@@ -1047,8 +1070,8 @@ def _train_chunk(plan: ChunkPlan, ctx: RunContext) -> dict:
     members = ctx.keep[index[:real]].sum()
     for epoch in range(start, recipe.epochs):
         t0 = time.perf_counter()
-        state, metrics = ctx.programs.epoch_fn(state, keys, keep_chunk, jnp.int32(epoch), ctx.data,
-                                               targets)
+        args = (state, keys, keep_chunk, jnp.int32(epoch), ctx.data)
+        state, metrics = ctx.programs.epoch_fn(*args, *(() if targets is None else (targets,)))
         metrics = jax.device_get(metrics)
         TRACE_COUNTS["epochs_run"] += 1
         for name in history:
@@ -1109,8 +1132,12 @@ def measure_footprint(programs: Programs, seed: int, data: TrainData, *,
     shared = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(data))
     targets = (None if targets_shape is None
                else jax.ShapeDtypeStruct((1,) + tuple(targets_shape), jnp.float32))
-    program = _make_epoch_fn(programs.config, donate=False)
-    total = program_bytes(program.lower(state, keys, keep, jnp.int32(0), data, targets).compile())
+    program = getattr(programs.epoch_fn, "footprint_program", None)  # AdvReg: its game epoch
+    args = (state, keys, keep, jnp.int32(0), data)
+    if program is None:
+        program = _make_epoch_fn(programs.config, donate=False)
+        args += (targets,)
+    total = program_bytes(program.lower(*args).compile())
     if total is None:
         state_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(state))
         return Footprint(16 * int(state_bytes), int(shared))

@@ -1,8 +1,8 @@
 """The authors' per-dataset settings of every defense, as tables of :class:`RecipeSpec`.
 
-Sources: the HAMP authors' training scripts (undefended, HAMP, label smoothing; HAMP paper
+Sources: the HAMP authors' training scripts (undefended, HAMP, label smoothing, AdvReg; HAMP paper
 Sec. IV-A and Appendix A), the RelaxLoss authors' configs (RelaxLoss and its baselines: vanilla,
-label smoothing, confidence penalty, dropout, distillation, early stopping), the Weighted
+label smoothing, confidence penalty, dropout, distillation, early stopping, AdvReg), the Weighted
 Smoothing authors' CIFAR-10 script, and Hintersdorf et al. 2022, Sec. 4.1 ("To Trust or Not To
 Trust"). ``digits`` (the offline demo set) settings, and the early-stopping epochs of the HAMP
 datasets (HAMP Fig. 7 does not state them), are hampjax's own choice.
@@ -24,6 +24,7 @@ from typing import Any
 from hampjax import validation
 from hampjax.training.spec import (
     ConfidencePenaltyParams,
+    AdversarySpec,
     CrossEntropyParams,
     DistillationParams,
     ExampleStateSpec,
@@ -52,6 +53,7 @@ __all__ = [
     "DROPOUT_MODEL_KWARGS",
     "EARLY_STOPPING",
     "EARLY_STOPPING_EPOCHS",
+    "ADVREG",
     "preset_spec",
 ]
 
@@ -283,6 +285,79 @@ TRUST: Mapping[str, RecipeSpec] = _frozen({
 })
 """The "To Trust or Not To Trust" CIFAR-10 training variants."""
 
+def _advreg_hamp(*, weight: float, optimizer: OptimizerSpec, batch_size: int, epochs: int,
+                 milestones: tuple[int, ...], warmup_attack_batch_size: int = 8,
+                 selection: str = "best_val") -> RecipeSpec:
+    # HAMP code: inference model on raw logits (hamp arch), Adam 1e-4; epoch 0 plain (batch
+    # 32) + 5 inference-model epochs (8+8 per step); then rounds of 52 inference-model steps
+    # (B/2 members + B/2 reference) and 2 classifier steps; lr decayed twice per milestone;
+    # strictly best validation epoch (epoch 0 never selected).
+    return RecipeSpec(
+        name="advreg", defense=CrossEntropyParams(), optimizer=optimizer,
+        schedule=_step(*milestones) if milestones else _constant(), epochs=epochs,
+        batch_size=batch_size, selection=selection,
+        adversary=AdversarySpec(
+            kind="advreg", weight=weight, attack_input="logits", attack_arch="hamp",
+            attack_learning_rate=1e-4, game="rounds", attack_steps=52, classifier_steps=2,
+            attack_batch_size=batch_size // 2, warmup_epochs=1, warmup_attack_epochs=5,
+            warmup_batch_size=32, warmup_attack_batch_size=warmup_attack_batch_size,
+            reference="authors", double_decay=True),
+    )
+
+
+def _advreg_cifar(weight: float) -> RecipeSpec:
+    return _advreg_hamp(weight=weight, optimizer=OptimizerSpec(
+        kind="sgd", learning_rate=1.0, momentum=0.9, weight_decay=1e-4), batch_size=256,
+        epochs=200, milestones=(60, 90, 150), warmup_attack_batch_size=128)
+
+
+def _advreg_relaxloss(base: RecipeSpec, *, cifar: bool) -> RecipeSpec:
+    # RelaxLoss code on its base recipe (SGD 0.1, mom 0.9, wd 1e-4, B 128, last epoch): lambda
+    # 1, inference model on sorted logits, Adam 1e-3, reference = the non-members. Tabular: 1
+    # warm-up epoch + 5 inference-model epochs, then rounds of 50 + 2 steps; CIFAR: 3 warm-up
+    # epochs (each + 5 inference-model epochs), then per epoch one inference-model epoch and
+    # one classifier epoch, its hidden layer never trained. Inference-model batches: B members
+    # + B reference examples (hampjax's reading: the code's loaders share the batch size).
+    b = base.batch_size
+    game = dict(game="epochs") if cifar else dict(game="rounds", attack_steps=50,
+                                                  classifier_steps=2)
+    return base.replace(name="advreg", defense=CrossEntropyParams(), adversary=AdversarySpec(
+        kind="advreg", weight=1.0, attack_input="sorted_logits",
+        attack_arch="relaxloss_cifar" if cifar else "relaxloss_tabular",
+        attack_hidden="frozen" if cifar else "trainable", attack_learning_rate=1e-3,
+        attack_batch_size=b, warmup_epochs=3 if cifar else 1, warmup_attack_epochs=5,
+        warmup_attack_batch_size=b, reference="authors", double_decay=False, **game))
+
+
+ADVREG: Mapping[str, RecipeSpec] = _frozen({
+    "purchase100": _advreg_hamp(weight=3.0, optimizer=OptimizerSpec(kind="adam",
+                                                                    learning_rate=5e-4),
+                                batch_size=64, epochs=50, milestones=(25,)),
+    "texas100": _advreg_hamp(weight=10.0, optimizer=OptimizerSpec(kind="adam",
+                                                                  learning_rate=1e-3),
+                             batch_size=64, epochs=20, milestones=()),
+    # The authors' Texas LiRA shadows (lambda 3, lr 5e-4; the target: 10, 1e-3). Reproduce
+    # with this as the non-adaptive shadow recipe (the evaluation's ``shadow_recipe``); the
+    # default (adaptive) shadows use the target's recipe.
+    "texas100_authors_shadow": _advreg_hamp(
+        weight=3.0, optimizer=OptimizerSpec(kind="adam", learning_rate=5e-4), batch_size=64,
+        epochs=20, milestones=()).replace(name="advreg_shadow"),
+    "location30": _advreg_hamp(weight=10.0, optimizer=OptimizerSpec(kind="adam",
+                                                                    learning_rate=1e-3),
+                               batch_size=64, epochs=50, milestones=(25,)),
+    "cifar10": _advreg_cifar(6.0),
+    "cifar100": _advreg_cifar(6.0),
+    # hampjax's own small setting for tests and the demo.
+    "digits": _advreg_hamp(weight=3.0, optimizer=OptimizerSpec(kind="adam", learning_rate=1e-3),
+                           batch_size=32, epochs=30, milestones=(), selection="last").replace(
+        **{"adversary.attack_learning_rate": 1e-3, "adversary.attack_steps": 8}),
+    **{key: _advreg_relaxloss(spec, cifar=key.startswith("cifar"))
+       for key, spec in RELAXLOSS.items()},
+})
+"""AdvReg (Nasr et al. 2018): HAMP's table (App. A) per dataset, the RelaxLoss code per
+RelaxLoss preset (``"purchase100_fc"``, ...), and the authors' Texas shadows."""
+
+
 PRESETS: Mapping[str, Mapping[str, RecipeSpec]] = _frozen({
     "undefended": UNDEFENDED,
     "hamp": HAMP,
@@ -292,6 +367,7 @@ PRESETS: Mapping[str, Mapping[str, RecipeSpec]] = _frozen({
     "trust": TRUST,
     "hamp_ls": HAMP_LS,
     **RELAXLOSS_BASELINES,
+    "advreg": ADVREG,
 })
 """Every preset table: defense -> (dataset, RelaxLoss preset or Trust variant) -> spec."""
 

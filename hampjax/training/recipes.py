@@ -41,6 +41,12 @@ import optax
 
 from hampjax import validation
 from hampjax.data import DATASETS  # the one list of datasets (re-exported here)
+from hampjax.defenses.advreg import (
+    InferenceModel,
+    advreg_penalty,
+    inference_scores,
+    init_inference_model,
+)
 from hampjax.defenses.weighted_smoothing import (
     WS_NOISE_START_EPOCH,
     ws_noise_scale,
@@ -49,6 +55,7 @@ from hampjax.defenses.weighted_smoothing import (
 from hampjax.training.presets import PRESETS, preset_spec
 from hampjax.training.spec import (
     DEFENSES,
+    AdversarySpec,
     ExampleStateSpec,
     OptimizerSpec,
     RecipeSpec,
@@ -58,6 +65,7 @@ from hampjax.training.spec import (
 __all__ = [
     "LossContext",
     "Recipe",
+    "Adversary",
     "ExampleStateFn",
     "DATASETS",
     "build_recipe",
@@ -66,6 +74,7 @@ __all__ = [
     "sgd",
     "adam",
     "undefended_recipe",
+    "advreg_recipe",
     "hamp_recipe",
     "relaxloss_recipe",
     "weighted_smoothing_recipe",
@@ -106,6 +115,42 @@ OptimizerFactory = Callable[[Any], optax.GradientTransformation]
 
 
 @dataclasses.dataclass(frozen=True)
+class Adversary:
+    """AdvReg's inference model as the engine runs it (built from ``spec.adversary``).
+
+    Attributes:
+      spec: the :class:`~hampjax.training.spec.AdversarySpec` (``kind="advreg"``).
+      model: the :class:`hampjax.defenses.advreg.InferenceModel`.
+      optimizer: its optax optimizer (Adam at ``spec.attack_learning_rate``, constant).
+    """
+
+    spec: AdversarySpec
+    model: InferenceModel
+    optimizer: optax.GradientTransformation
+
+    def init(self, key: jax.Array, num_classes: int) -> dict:
+        """The inference model's variables for ``num_classes`` classes."""
+        return init_inference_model(self.model, key, num_classes)
+
+    def scores(self, variables: Any, logits: jax.Array, labels: jax.Array) -> jax.Array:
+        """``h(f(x), y)`` ``[B]`` from the classifier's logits ``[B, C]``."""
+        return inference_scores(self.model, variables, logits, labels,
+                                attack_input=self.spec.attack_input)
+
+    def penalized(self, loss: "LossFn", variables: Any) -> "LossFn":
+        """The classifier's AdvReg loss: ``loss`` plus ``lambda (h - 0.5)`` per example, with
+        the inference model's ``variables`` held fixed (their mean over a batch of members
+        is the HAMP code's ``CE + lambda (mean h - 0.5)``)."""
+        variables = jax.lax.stop_gradient(variables)
+
+        def penalized_loss(logits, labels, ctx):
+            scores = self.scores(variables, logits, labels)
+            return loss(logits, labels, ctx) + advreg_penalty(scores, self.spec.weight)
+
+        return penalized_loss
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
     """How to train one model (the engine trains many with the same recipe).
 
@@ -119,6 +164,9 @@ class Recipe:
       learning_rate: ``epoch (int32 array) -> learning rate``; traceable (no Python branching).
       example_state: optional per-epoch, per-example state computed from an eval-mode pass over
         all candidates at the start of each epoch (Weighted Smoothing's noise scales).
+      adversary: AdvReg's inference model (:class:`Adversary`) for
+        ``spec.adversary.kind="advreg"``, else None; the engine then runs the game of
+        :mod:`hampjax.training.advreg`.
 
     ``name``, ``epochs``, ``batch_size``, ``selection``, ``min_improvement``, ``shuffle`` and
     ``reset_optimizer_each_epoch`` read the spec; ``config`` is ``spec.to_dict()``, saved with
@@ -130,6 +178,7 @@ class Recipe:
     optimizer: OptimizerFactory
     learning_rate: Callable[[jax.Array], jax.Array]
     example_state: ExampleStateFn | None = None
+    adversary: Adversary | None = None
 
     def __post_init__(self):
         if not isinstance(self.spec, RecipeSpec):
@@ -269,12 +318,21 @@ def _example_state(spec: ExampleStateSpec) -> ExampleStateFn | None:
                             weight=spec.weight, start_epoch=spec.start_epoch)
 
 
+@functools.cache
+def _adversary(spec: AdversarySpec) -> Adversary | None:
+    if spec.kind == "none":
+        return None
+    model = InferenceModel(arch=spec.attack_arch, hidden=spec.attack_hidden)
+    return Adversary(spec, model, optax.adam(spec.attack_learning_rate))
+
+
 def build_recipe(spec: RecipeSpec) -> Recipe:
     """The recipe (loss, optimizer, schedule, example state) that ``spec`` describes.
 
     The only place recipe callables are made. The optimizer chain is
     ``[clip_by_global_norm] + [add_decayed_weights] + [sgd | adam]`` (or ``adamw`` for
-    decoupled decay); equal specs give identical callables.
+    decoupled decay); equal specs give identical callables. With AdvReg's
+    ``adversary.double_decay`` a step schedule decays by ``factor ** 2`` per milestone.
 
     Raises:
       ValueError: if ``spec`` is not a :class:`RecipeSpec`.
@@ -283,9 +341,13 @@ def build_recipe(spec: RecipeSpec) -> Recipe:
         raise ValueError(f"spec must be a RecipeSpec, got {type(spec).__name__}")
     # The factory takes the learning rate as an argument: the spec's value only sets the schedule.
     optimizer = _optimizer(dataclasses.replace(spec.optimizer, learning_rate=1.0))
+    schedule = spec.schedule
+    if spec.adversary.kind == "advreg" and spec.adversary.double_decay and schedule.kind == "step":
+        schedule = dataclasses.replace(schedule, factor=schedule.factor ** 2)  # HAMP code
     return Recipe(spec=spec, loss=_loss(spec.defense), optimizer=optimizer,
-                  learning_rate=_learning_rate(spec.optimizer.learning_rate, spec.schedule),
-                  example_state=_example_state(spec.example_state))
+                  learning_rate=_learning_rate(spec.optimizer.learning_rate, schedule),
+                  example_state=_example_state(spec.example_state),
+                  adversary=_adversary(spec.adversary))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -424,3 +486,24 @@ def weighted_smoothing_recipe(
                "example_state.score": score, "example_state.normalization": normalization,
                "example_state.weight": weight}
     return _preset("weighted_smoothing", dataset, changes, overrides)
+
+
+def advreg_recipe(dataset_or_preset: str, *, weight: float | None = None,
+                  **overrides: Any) -> Recipe:
+    """AdvReg (Nasr et al. 2018) with the authors' settings
+    (:data:`hampjax.training.presets.ADVREG`).
+
+    ``dataset_or_preset``: a HAMP dataset (``"purchase100"``, ... ``"digits"``; HAMP App. A
+    and code: inference model on raw logits, Adam 1e-4, rounds of 52 + 2 steps, lr decayed
+    twice per milestone, best validation epoch), ``"texas100_authors_shadow"`` (the authors'
+    Texas shadows), or a RelaxLoss preset (``"purchase100_fc"``, ...; lambda 1, sorted
+    logits). ``weight`` sets lambda; ``overrides`` replace spec fields
+    (``**{"adversary.reference": "disjoint"}``).
+
+    >>> r = advreg_recipe("purchase100", epochs=3)
+    >>> r.spec.adversary.weight, r.spec.adversary.attack_steps, round(float(r.learning_rate(25)), 9)
+    (3.0, 52, 5e-06)
+    """
+    validation.check_choice("dataset_or_preset", dataset_or_preset, tuple(PRESETS["advreg"]))
+    changes = {} if weight is None else {"adversary.weight": weight}
+    return _preset("advreg", dataset_or_preset, changes, overrides)

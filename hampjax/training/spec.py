@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from hampjax import validation
+from hampjax.defenses.advreg import ATTACK_ARCHS, ATTACK_HIDDEN, ATTACK_INPUTS
 from hampjax.defenses.baselines import (
     LS_STYLES,
     confidence_penalty_loss,
@@ -61,6 +62,7 @@ __all__ = [
     "ScheduleSpec",
     "ExampleStateSpec",
     "OutputSpec",
+    "AdversarySpec",
     "DefenseParams",
     "CrossEntropyParams",
     "HampParams",
@@ -86,6 +88,9 @@ SELECTIONS = ("last", "best_val")
 SHUFFLES = ("every_epoch", "once")
 TARGETS = ("none", "teacher_logits")
 """Values of :attr:`DefenseKind.targets`: the per-example targets a defense's loss reads."""
+ADVERSARIES = ("none", "advreg")
+ADVREG_GAMES = ("rounds", "epochs")
+ADVREG_REFERENCES = ("authors", "disjoint")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -377,6 +382,104 @@ class OutputSpec(_Spec):
         _bool(self, "break_ties")
         if self.kind == "none":
             _unused(self, ("pool_size", "random_inputs", "break_ties"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AdversarySpec(_Spec):
+    """An adversary trained against the classifier during training (AdvReg, Nasr et al. 2018).
+
+    ``kind="advreg"``: the min-max game of :mod:`hampjax.training.advreg` with the inference
+    model of :mod:`hampjax.defenses.advreg`. Defaults are the HAMP authors' code; the RelaxLoss
+    code's settings are presets (:data:`hampjax.training.presets.ADVREG`).
+
+    Attributes:
+      kind: ``"none"`` or ``"advreg"``.
+      weight: lambda >= 0, the weight of the classifier's privacy term
+        ``lambda * (mean h - 0.5)`` (default 1.0; HAMP's table: 3 / 10 / 10 / 6).
+      attack_input: what the inference model sees, ``"logits"`` (HAMP code, default),
+        ``"softmax"`` (Nasr et al.) or ``"sorted_logits"`` (RelaxLoss code).
+      attack_arch: ``"hamp"`` (default), ``"relaxloss_tabular"`` or ``"relaxloss_cifar"``
+        (:class:`hampjax.defenses.advreg.InferenceModel`).
+      attack_hidden: ``"trainable"`` (default) or ``"frozen"``: the RelaxLoss CIFAR model's
+        hidden layer, which the authors' code never trains (``attack_arch="relaxloss_cifar"``
+        only).
+      attack_learning_rate: the inference model's Adam learning rate (constant; default 1e-4,
+        HAMP code; RelaxLoss 1e-3).
+      game: the alternation after the warm-up. ``"rounds"`` (default; HAMP and RelaxLoss
+        tabular code): ``floor(n / batch_size) // 2`` rounds per epoch, each
+        ``attack_steps`` inference-model steps then ``classifier_steps`` classifier steps;
+        ``"epochs"`` (RelaxLoss CIFAR code): one inference-model epoch, then one classifier
+        epoch.
+      attack_steps: inference-model steps per round (default 52; RelaxLoss 50); ``"rounds"``
+        only.
+      classifier_steps: classifier steps per round (default 2); ``"rounds"`` only.
+      attack_batch_size: members per inference-model step of the game, with as many
+        reference examples (default 32: half of HAMP's batch of 64).
+      warmup_epochs: leading epochs of plain training, each followed by
+        ``warmup_attack_epochs`` inference-model epochs, never selected (default 1; RelaxLoss
+        CIFAR 3). Must be < ``epochs``.
+      warmup_attack_epochs: inference-model epochs after each warm-up epoch (default 5).
+      warmup_batch_size: batch size of the warm-up epochs; None (default) for ``batch_size``
+        (HAMP code: 32).
+      warmup_attack_batch_size: members (and as many reference examples) per warm-up
+        inference-model step (default 8; HAMP CIFAR 128).
+      reference: the reference set of model m. ``"authors"`` (default): all its non-members
+        ``pool[~keep[m]]`` (HAMP's LiRA shadows; as the authors' Location and CIFAR
+        targets, whose reference overlaps the evaluation's non-members);
+        ``"disjoint"``: only its non-members in a fixed half of the pool
+        (:func:`hampjax.training.advreg.reference_mask`), so the other half's non-members
+        stay unseen by the defense.
+      double_decay: the HAMP code steps its classifier learning-rate scheduler twice per
+        milestone (x0.01 instead of ``schedule.factor`` 0.1): True (default) reproduces it,
+        False is the paper's intent. Acts only with ``schedule.kind="step"``.
+    """
+
+    _prefix: ClassVar[str] = "adversary."
+
+    kind: str = "none"
+    weight: float = 1.0
+    attack_input: str = "logits"
+    attack_arch: str = "hamp"
+    attack_hidden: str = "trainable"
+    attack_learning_rate: float = 1e-4
+    game: str = "rounds"
+    attack_steps: int = 52
+    classifier_steps: int = 2
+    attack_batch_size: int = 32
+    warmup_epochs: int = 1
+    warmup_attack_epochs: int = 5
+    warmup_batch_size: int | None = None
+    warmup_attack_batch_size: int = 8
+    reference: str = "authors"
+    double_decay: bool = True
+
+    def __post_init__(self):
+        _choice(self, "kind", ADVERSARIES)
+        _float(self, "weight", 0.0)
+        _choice(self, "attack_input", ATTACK_INPUTS)
+        _choice(self, "attack_arch", ATTACK_ARCHS)
+        _choice(self, "attack_hidden", ATTACK_HIDDEN)
+        _float(self, "attack_learning_rate", 0.0, low_inclusive=False)
+        _choice(self, "game", ADVREG_GAMES)
+        _int(self, "attack_steps", 1)
+        _int(self, "classifier_steps", 1)
+        _int(self, "attack_batch_size", 1)
+        _int(self, "warmup_epochs", 0)
+        _int(self, "warmup_attack_epochs", 0)
+        if self.warmup_batch_size is not None:
+            _int(self, "warmup_batch_size", 1)
+        _int(self, "warmup_attack_batch_size", 1)
+        _choice(self, "reference", ADVREG_REFERENCES)
+        _bool(self, "double_decay")
+        if self.kind == "none":
+            _unused(self, [f.name for f in dataclasses.fields(self) if f.name != "kind"])
+            return
+        if self.attack_hidden != "trainable" and self.attack_arch != "relaxloss_cifar":
+            raise ValueError(f"adversary.attack_hidden={self.attack_hidden!r} is only available "
+                             f"with adversary.attack_arch='relaxloss_cifar', got "
+                             f"{self.attack_arch!r}")
+        if self.game == "epochs":
+            _unused(self, ("attack_steps", "classifier_steps"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -716,11 +819,13 @@ class RecipeSpec(_Spec):
         one run with the full schedule; the evaluation reports each as its own defense result
         ``<defense>_e<E>``, the shadows' snapshots after ``E`` epochs being the attacker's
         shadows). ``()``: none. The run's selected model is evaluated as well.
+      adversary: :class:`AdversarySpec`, an adversary trained in a min-max game with the
+        classifier (AdvReg); ``kind="none"`` (default) for none.
     """
 
     _nested: ClassVar[Mapping[str, type]] = types.MappingProxyType({
         "defense": DefenseParams, "optimizer": OptimizerSpec, "schedule": ScheduleSpec,
-        "example_state": ExampleStateSpec, "output": OutputSpec,
+        "example_state": ExampleStateSpec, "output": OutputSpec, "adversary": AdversarySpec,
     })
 
     name: str
@@ -736,6 +841,7 @@ class RecipeSpec(_Spec):
     example_state: ExampleStateSpec = ExampleStateSpec()
     output: OutputSpec = OutputSpec()
     early_stopping_epochs: tuple[int, ...] = ()
+    adversary: AdversarySpec = AdversarySpec()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -770,6 +876,19 @@ class RecipeSpec(_Spec):
             raise ValueError(
                 f"example_state.kind must be {needs!r} for defense.kind="
                 f"{self.defense.kind!r}, got {self.example_state.kind!r}")
+        if self.adversary.kind == "advreg":
+            if self.adversary.warmup_epochs >= self.epochs:
+                raise ValueError(f"adversary.warmup_epochs must be < epochs ({self.epochs}), got "
+                                 f"{self.adversary.warmup_epochs}")
+            if self.example_state.kind != "none":
+                raise ValueError(f"adversary.kind='advreg' cannot be combined with "
+                                 f"example_state.kind={self.example_state.kind!r}")
+            if (self.adversary.game == "rounds"
+                    and self.adversary.attack_batch_size > self.batch_size):
+                raise ValueError(f"adversary.attack_batch_size must be <= batch_size "
+                                 f"({self.batch_size}) with adversary.game='rounds' (its members "
+                                 f"come from the classifier's batches), got "
+                                 f"{self.adversary.attack_batch_size}")
 
 
 def teacher_spec(spec: RecipeSpec) -> RecipeSpec:

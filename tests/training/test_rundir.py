@@ -225,7 +225,13 @@ def test_stale_temp_files_are_removed_and_the_lock_is_held(data, model, tmp_path
 # leaves of some base.
 _BASES = [("undefended", "digits"), ("hamp", "digits"), ("label_smoothing", "digits"),
           ("relaxloss", "purchase100_fc"), ("weighted_smoothing", "cifar10"),
-          ("trust", "standard"), ("trust", "label_smoothing"), ("trust", "l2")]
+          ("trust", "standard"), ("trust", "label_smoothing"), ("trust", "l2"),
+          ("advreg", "digits"), ("advreg", "cifar10_resnet20")]
+# Settings a base needs besides epochs=1, batch_size=8 (AdvReg: more epochs than warm-ups, and
+# digits with the default attack steps so that adversary.game can change alone).
+_BASE_CHANGES = {("advreg", "digits"): {"epochs": 2, "adversary.attack_steps": 52,
+                                        "adversary.attack_batch_size": 4},
+                 ("advreg", "cifar10_resnet20"): {"epochs": 4}}
 
 
 def _leaves(tree, prefix=""):
@@ -283,7 +289,8 @@ def test_every_changed_spec_field_is_refused_by_name(data, model, tmp_path):
     kw = dict(seed=0, val_data=val, **ONE_DEVICE)
     leaves, covered, fixed_everywhere = set(), set(), None
     for i, (defense, preset) in enumerate(_BASES):
-        base = preset_spec(defense, preset, epochs=1, batch_size=8)
+        base = preset_spec(defense, preset, **{"epochs": 1, "batch_size": 8,
+                                               **_BASE_CHANGES.get((defense, preset), {})})
         workdir = str(tmp_path / f"run{i}")
         if i == 0:  # a tiny run writes run.json ...
             train_many(model, build_recipe(base), x, y, keep, workdir=workdir, **kw)
@@ -305,6 +312,8 @@ def test_every_changed_spec_field_is_refused_by_name(data, model, tmp_path):
                 train_many(model, build_recipe(other), x, y, keep, workdir=workdir, **kw)
     # Every leaf of every base changed alone and was refused, except those that cannot change
     # alone: a defense's kind (its parameters change with it, above), the example state its
-    # defense needs, and the one valid source of random inputs.
-    assert fixed_everywhere == {"defense.kind", "example_state.kind", "output.random_inputs"}
+    # defense needs, the one valid source of random inputs, and the adversary's kind (AdvReg
+    # needs more epochs than its warm-up, the default 1: none of the bases has epochs=1 with it).
+    assert fixed_everywhere == {"defense.kind", "example_state.kind", "output.random_inputs",
+                                "adversary.kind"}
     assert covered | fixed_everywhere == leaves

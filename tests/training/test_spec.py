@@ -279,7 +279,7 @@ def test_fresh_callables_compute_the_same(spec):
     logits = jnp.linspace(-3.0, 3.0, 40).reshape(4, 10)
     labels = jnp.array([0, 3, 9, 9])
     ctx = recipes.LossContext(jnp.int32(5), jax.random.key(0), jnp.ones(4, bool),
-                              jnp.full(4, 0.5))
+                              jnp.full(4, 0.5), targets=jnp.flip(logits, -1))  # a "teacher"
     params, grads = {"w": jnp.array([2.0, -1.0, 0.5])}, {"w": jnp.array([0.3, 4.0, -0.2])}
 
     def outputs(r):
