@@ -12,7 +12,9 @@ Launch (one GPU; add ``--config.data_dir`` where the archives are, see README "D
 Config argument: empty (all five datasets), a comma-separated list of datasets and/or defenses
 (default ``undefended,hamp``; add ``hamp_ls`` for the paper's LS baseline at its intensities,
 ``label_smoothing`` for the entropy-threshold form, ``early_stopping`` for Fig. 7: one undefended
-run evaluated after several epoch counts, results ``early_stopping_e<E>``), and/or
+run evaluated after several epoch counts, results ``early_stopping_e<E>``, ``dp_sgd`` for DP-SGD
+at eps = 4 (tabular datasets), ``advreg`` for AdvReg; ``baselines`` for all of them, which is
+what ``hamp_baselines.py`` runs), and/or
 ``quick`` (digits, 4 models, 2 epochs: a seconds-long CPU smoke test). Every recipe setting is a
 flag: ``--config.cells.purchase100.defenses.hamp.optimizer.learning_rate=0.1``.
 

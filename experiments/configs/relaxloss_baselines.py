@@ -1,7 +1,9 @@
-r"""RelaxLoss's regularization baselines on its base recipe, against adaptive attackers: vanilla,
-label smoothing (eps 0.1, standard), confidence penalty (beta 0.1), dropout (0.5 before the last
-linear layer), distillation (CIFAR only: teacher = vanilla on the same data, T = 10) and early
-stopping (one run with the full schedule, evaluated after each of the RelaxLoss checkpoints'
+r"""RelaxLoss against its baselines on its base recipe and splits, all against adaptive attackers:
+RelaxLoss itself, DP-SGD (the RelaxLoss code's: shuffled batches of 128, sigma 0.01, C 1.0
+tabular; not on the CIFAR presets, whose BatchNorm models DP-SGD refuses), AdvReg (lambda 1,
+sorted logits), vanilla, label smoothing (eps 0.1, standard), confidence penalty (beta 0.1),
+dropout (0.5 before the last linear layer), distillation (CIFAR only: teacher = vanilla on the
+same data, T = 10) and early stopping (one run with the full schedule, evaluated after each of the RelaxLoss checkpoints'
 epoch counts: CIFAR 5..250, tabular 5..100; results ``early_stopping_e<E>``).
 
     python experiments/run.py --config=experiments/configs/relaxloss_baselines.py:purchase100_fc \
@@ -10,8 +12,8 @@ epoch counts: CIFAR 5..250, tabular 5..100; results ``early_stopping_e<E>``).
 
 Config argument: empty (all six RelaxLoss presets), a comma-separated list of presets
 (cifar10_resnet20, cifar10_vgg11_bn, cifar100_resnet20, cifar100_vgg11_bn, texas100_fc,
-purchase100_fc) and/or baselines (vanilla, label_smoothing_rl, confidence_penalty, dropout,
-distillation, early_stopping), and/or ``quick`` (digits with the Purchase recipe, every
+purchase100_fc) and/or baselines (relaxloss, vanilla, label_smoothing_rl, confidence_penalty,
+dropout, distillation, early_stopping, dp_sgd, advreg), and/or ``quick`` (digits with the Purchase recipe, every
 baseline, distillation included). Every setting is a flag, e.g.
 ``--config.cells.purchase100_fc.defenses.early_stopping.early_stopping_epochs=(5,50)`` or
 ``--config.cells.purchase100_fc.defense_model_kwargs.dropout.head_dropout_rate=0.3``.
@@ -27,17 +29,25 @@ low-accuracy, low-AUC first epochs to the vanilla model. No single table of numb
 
 from hampjax.repro.configs import base_config, cell, make_quick, split_arg
 from hampjax.training import DistillationParams, preset_spec
-from hampjax.training.presets import DROPOUT_MODEL_KWARGS, RELAXLOSS_BASELINES
+from hampjax.training.presets import DROPOUT_MODEL_KWARGS, PRESETS as SPEC_TABLES
+from hampjax.training.presets import RELAXLOSS_BASELINES
 
 PRESETS = ("cifar10_resnet20", "cifar10_vgg11_bn", "cifar100_resnet20", "cifar100_vgg11_bn",
            "texas100_fc", "purchase100_fc")
-BASELINES = tuple(RELAXLOSS_BASELINES)
+# RelaxLoss itself, its regularization baselines, and the DP-SGD and AdvReg baselines in the
+# RelaxLoss code's settings (DP-SGD: shuffled batches, sigma 0.01; AdvReg: lambda 1, sorted
+# logits). DP-SGD needs a model without BatchNorm: it runs on the tabular presets only (the
+# RelaxLoss code converts the CIFAR models' BatchNorm to GroupNorm, which the zoo lacks).
+BASELINES = ("relaxloss",) + tuple(RELAXLOSS_BASELINES) + ("dp_sgd", "advreg")
+_BATCHNORM_PRESETS = ("cifar10_resnet20", "cifar10_vgg11_bn", "cifar100_resnet20",
+                      "cifar100_vgg11_bn")
 
 
 def baselines_cell(preset: str, dataset: str, model: str | None, baselines, *,
                    quick: bool = False):
     """The baselines available for ``preset`` (distillation: CIFAR only), as one cell."""
-    specs = {b: preset_spec(b, preset) for b in baselines if preset in RELAXLOSS_BASELINES[b]}
+    specs = {b: preset_spec(b, preset) for b in baselines if preset in SPEC_TABLES[b]
+             and not (b == "dp_sgd" and preset in _BATCHNORM_PRESETS)}
     if quick and "distillation" in baselines:  # digits: exercise the teacher-student path.
         specs["distillation"] = preset_spec("vanilla", preset).replace(
             name="distillation", defense=DistillationParams())

@@ -28,7 +28,8 @@ from hampjax.repro.datasets import default_model_name
 from hampjax.training import PRESETS, RecipeSpec, preset_spec
 
 __all__ = ["base_config", "make_quick", "split_arg", "spec_config", "quick_spec", "cell",
-           "sweep_key", "hamp_cells_config", "HAMP_MAIN_DEFENSES", "QUICK_EPOCHS",
+           "sweep_key", "hamp_cells_config", "HAMP_MAIN_DEFENSES", "HAMP_BASELINES",
+           "QUICK_EPOCHS",
            "QUICK_POOL_SIZE", "ROLE_FRACTIONS", "BOUNDARY_SAMPLES",
            "QUICK_BOUNDARY_SAMPLES"]
 
@@ -199,19 +200,27 @@ def cell(
     return c
 
 
-HAMP_MAIN_DEFENSES = ("undefended", "hamp", "label_smoothing", "hamp_ls", "early_stopping")
+HAMP_MAIN_DEFENSES = ("undefended", "hamp", "label_smoothing", "hamp_ls", "early_stopping",
+                      "dp_sgd", "advreg")
 """Defenses of HAMP's main tables (preset names of :func:`~hampjax.training.preset_spec`):
 ``hamp_ls`` is HAMP's LS baseline at the paper's intensities (Purchase100, Texas100,
 CIFAR-100; digits), ``early_stopping`` the undefended recipe evaluated after several epoch
-counts (HAMP Fig. 7)."""
+counts (HAMP Fig. 7), ``dp_sgd`` DP-SGD at the paper's eps = 4 (tabular datasets only, as the
+paper), ``advreg`` AdvReg with the paper's lambda."""
+
+HAMP_BASELINES = ("undefended", "hamp", "hamp_ls", "early_stopping", "dp_sgd", "advreg")
+"""The config argument ``baselines``: HAMP next to the baselines of Table VIII / Fig. 3 that
+hampjax implements (each where the paper evaluates it)."""
 
 
-def hamp_cells_config(experiment: str, arg: str | None) -> ml_collections.ConfigDict:
+def hamp_cells_config(experiment: str, arg: str | None, *,
+                      name: str | None = None) -> ml_collections.ConfigDict:
     """The ``hamp_main`` / ``hamp_entropy`` config: one cell per dataset, the defenses as
     preset specs.
 
     ``arg``: comma-separated datasets (default the paper's five) and/or defenses of
-    :data:`HAMP_MAIN_DEFENSES` (default ``undefended,hamp``), and/or ``quick`` (digits). A
+    :data:`HAMP_MAIN_DEFENSES` (default ``undefended,hamp``; ``baselines``:
+    :data:`HAMP_BASELINES`), and/or ``quick`` (digits). A
     defense without a preset for a dataset (``hamp_ls`` on Location30 / CIFAR-10, which the
     paper does not evaluate) is left out of that dataset's cell.
 
@@ -220,12 +229,15 @@ def hamp_cells_config(experiment: str, arg: str | None) -> ml_collections.Config
     """
     quick, rest = split_arg(arg)
     for item in rest:
-        if item not in DATASETS and item not in HAMP_MAIN_DEFENSES:
+        if item not in DATASETS and item not in HAMP_MAIN_DEFENSES and item != "baselines":
             raise ValueError(f"config argument {item!r} is not a dataset {list(DATASETS)}, a "
-                             f"defense {list(HAMP_MAIN_DEFENSES)} or 'quick'")
+                             f"defense {list(HAMP_MAIN_DEFENSES)}, 'baselines' or 'quick'")
     datasets = [x for x in rest if x in DATASETS] or list(PAPER_DATASETS)
-    defenses = [x for x in rest if x in HAMP_MAIN_DEFENSES] or ["undefended", "hamp"]
-    c = base_config(experiment, experiment)
+    named = [x for x in rest if x in HAMP_MAIN_DEFENSES]
+    defenses = named or ["undefended", "hamp"]
+    if "baselines" in rest:
+        defenses = list(dict.fromkeys(list(HAMP_BASELINES) + named))
+    c = base_config(experiment, name or experiment)
     if quick:
         c = make_quick(c)
         datasets = ["digits"]

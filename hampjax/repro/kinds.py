@@ -19,7 +19,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hampjax.repro import cells, figures, overhead, tables, trust, truth_serum
+from hampjax.repro import cells, figures, overhead, privacy, tables, trust, truth_serum
 from hampjax.repro.rundir import RunResults
 
 __all__ = ["ExperimentKind", "EXPERIMENT_KINDS"]
@@ -54,7 +54,7 @@ def _kinds(*kinds: ExperimentKind) -> Mapping[str, ExperimentKind]:
 _EVAL = dict(check=cells.check_cells, run=cells.run_cells)
 
 EXPERIMENT_KINDS: Mapping[str, ExperimentKind] = _kinds(
-    ExperimentKind("hamp_main", tables=tables.hamp_main_tables,
+    ExperimentKind("hamp_main", tables=privacy.with_privacy(tables.hamp_main_tables),
                    description="HAMP Tables I, IV, VIII", **_EVAL),
     ExperimentKind("hamp_entropy", tables=tables.hamp_entropy_tables,
                    description="HAMP Table IV (prediction entropy)", **_EVAL),
@@ -70,10 +70,16 @@ EXPERIMENT_KINDS: Mapping[str, ExperimentKind] = _kinds(
                    tables=tables.overhead_tables, description="HAMP Table VII (inference time)"),
     ExperimentKind("relaxloss", tables=tables.relaxloss_tables,
                    description="RelaxLoss poster table", **_EVAL),
-    ExperimentKind("relaxloss_baselines", tables=tables.relaxloss_baselines_tables,
+    ExperimentKind("relaxloss_baselines",
+                   tables=privacy.with_privacy(tables.relaxloss_baselines_tables),
                    description="RelaxLoss's regularization baselines, early stopping", **_EVAL),
     ExperimentKind("ws_sigma", tables=tables.ws_tables, figures=figures.ws_figures,
                    description="Weighted Smoothing sigma sweep", **_EVAL),
+    ExperimentKind("hamp_dp_grid", tables=privacy.dp_grid_tables, figures=privacy.dp_grid_figure,
+                   description="HAMP Fig. 5 (DP-SGD clip x noise grid)", **_EVAL),
+    ExperimentKind("ws_dp_tradeoff", tables=privacy.tradeoff_tables,
+                   figures=privacy.tradeoff_figure,
+                   description="Weighted Smoothing vs DP-SGD trade-off", **_EVAL),
     ExperimentKind("trust", check=trust.check_trust, run=trust.run_trust,
                    tables=tables.trust_tables, description="To Trust or Not To Trust, CIFAR-10"),
     ExperimentKind("truth_serum", check=truth_serum.check_truth_serum,

@@ -18,6 +18,10 @@ from hampjax.repro import paper
 from hampjax.repro.rundir import RunResults
 
 __all__ = [
+    "FLAG_NOTE",
+    "percent",
+    "max_entry",
+    "accuracy_percent",
     "relaxloss_baselines_tables",
     "Entry",
     "Table",
@@ -41,7 +45,7 @@ DASH = "—"
 TPR, TNR, AUC = "tpr@0.1%fpr", "tnr@0.1%fnr", "auc"
 _RATE_COLUMNS = ((TPR, "TPR@0.1%FPR"), (TNR, "TNR@0.1%FNR"))
 _MAX_COLUMNS = _RATE_COLUMNS + ((AUC, "AUC"),)
-_FLAG_NOTE = "`*`: our rate is below the 1/N resolution of the evaluated set (report flag)."
+FLAG_NOTE = "`*`: our rate is below the 1/N resolution of the evaluated set (report flag)."
 _NN_NOTE = ("Paper NN-based TPR and TNR are shown swapped relative to the printed Table VIII: "
             "the authors labelled members 0 while their ROC treats 1 as positive (in "
             "their code), so the printed TPR is really the TNR and vice versa.")
@@ -106,7 +110,7 @@ class Table:
 # --------------------------------------------------------------------------------------------
 
 
-def _pct(value: Any) -> float | None:
+def percent(value: Any) -> float | None:
     """Percent, or None for a missing or undefined (NaN: skipped attack, empty set) value."""
     return None if value is None or value != value else 100.0 * float(value)
 
@@ -117,27 +121,30 @@ def _flag(defense: Mapping, attack: str | None, metric: str) -> bool:
     return bool(defense.get("attacks", {}).get(attack, {}).get(f"{metric}/below_resolution"))
 
 
-def _max_entry(defense: Mapping | None, metric: str, paper_value=None, paper_attack=None) -> Entry:
+def max_entry(defense: Mapping | None, metric: str, paper_value=None, paper_attack=None) -> Entry:
+    """The highest value of ``metric`` over a report defense's attacks (percent), with the
+    attack reaching it and its resolution flag, next to the paper's value."""
     if defense is None:
         return Entry(None, paper_value, paper_attack=paper_attack)
     attack = defense.get(f"max_{metric}/attack")
-    return Entry(_pct(defense.get(f"max_{metric}")), paper_value, _flag(defense, attack, metric),
-                 attack, paper_attack)
+    return Entry(percent(defense.get(f"max_{metric}")), paper_value,
+                 _flag(defense, attack, metric), attack, paper_attack)
 
 
 def _attack_entry(defense: Mapping | None, attack: str, metric: str, paper_value=None) -> Entry:
     values = (defense or {}).get("attacks", {}).get(attack)
     if values is None:
         return Entry(None, paper_value)
-    return Entry(_pct(values.get(metric)), paper_value, _flag(defense, attack, metric))
+    return Entry(percent(values.get(metric)), paper_value, _flag(defense, attack, metric))
 
 
 def _defenses(run: RunResults, cell: str) -> Mapping[str, Mapping]:
     return run.reports[cell]["defenses"]
 
 
-def _acc(defense: Mapping | None, key: str) -> float | None:
-    return None if defense is None else _pct(defense.get(key))
+def accuracy_percent(defense: Mapping | None, key: str) -> float | None:
+    """A report defense's accuracy ``key`` (e.g. ``"test_acc"``) in percent, None if absent."""
+    return None if defense is None else percent(defense.get(key))
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,13 +156,13 @@ def _accuracy_table(run: RunResults) -> Table:
     rows = []
     for cell, report in run.reports.items():
         defenses = report["defenses"]
-        base = _acc(defenses.get("undefended"), "test_acc")
+        base = accuracy_percent(defenses.get("undefended"), "test_acc")
         for name, d in defenses.items():
             p = paper.hamp_accuracy(run.dataset(cell), name)
-            test = _acc(d, "test_acc")
+            test = accuracy_percent(d, "test_acc")
             delta = None if base is None or test is None else test - base
             rows.append(((cell, name), (
-                Entry(_acc(d, "train_acc"), p and p.train),
+                Entry(accuracy_percent(d, "train_acc"), p and p.train),
                 Entry(test, p and p.test),
                 Entry(delta, p and p.delta))))
     return Table("accuracy", "Table I: model accuracy (%), ours / paper", ("cell", "defense"),
@@ -174,9 +181,9 @@ def _max_table(run: RunResults) -> Table:
                 printed.append(f"{cell}/{name}: TPR {raw.tpr:.2f} ({raw.tpr_attack}), "
                                f"TNR {raw.tnr:.2f} ({raw.tnr_attack})")
             rows.append(((cell, name), (
-                _max_entry(d, TPR, pm and pm.tpr, pm and pm.tpr_attack),
-                _max_entry(d, TNR, pm and pm.tnr, pm and pm.tnr_attack),
-                _max_entry(d, AUC))))
+                max_entry(d, TPR, pm and pm.tpr, pm and pm.tpr_attack),
+                max_entry(d, TNR, pm and pm.tnr, pm and pm.tnr_attack),
+                max_entry(d, AUC))))
     notes = [
         "Ours: the maximum over every attack we run (metric attacks, five LiRA variants, RMIA, "
         "NN, top-3, label-only), with the attack reaching it. Paper: the maximum over Table "
@@ -189,7 +196,7 @@ def _max_table(run: RunResults) -> Table:
     if boundary:
         notes.append(boundary + " Its rates at 0.1% FPR / FNR have the coarse resolution of "
                      "that subsample: a maximum it reaches is usually flagged `*`.")
-    notes.append(_FLAG_NOTE)
+    notes.append(FLAG_NOTE)
     return Table("max_rates", "Highest attack TPR@0.1%FPR, TNR@0.1%FNR and AUC over attacks "
                  "(%), ours / paper", ("cell", "defense"), tuple(c for _, c in _MAX_COLUMNS),
                  tuple(rows), notes=tuple(notes))
@@ -242,7 +249,7 @@ def _per_attack_table(run: RunResults) -> Table:
                      "bit-flip noise robustness: it is shown next to our label_only_noise there.",
                      *([boundary] if boundary else []),
                      _NN_NOTE, "N/A in the paper and attacks we did not run show —.",
-                     _FLAG_NOTE))
+                     FLAG_NOTE))
 
 
 def _entropy_table(run: RunResults) -> Table | None:
@@ -272,10 +279,10 @@ def _summary_rows(run: RunResults, lookup: Callable[[str, str], Any],
         for name, d in report["defenses"].items():
             p = lookup(cell, name)
             rows.append(((cell, label(cell, name) if label else name), (
-                Entry(_acc(d, "train_acc"), p and p.train_acc),
-                Entry(_acc(d, "test_acc"), p and p.test_acc),
-                _max_entry(d, TPR, p and p.tpr), _max_entry(d, TNR, p and p.tnr),
-                _max_entry(d, AUC))))
+                Entry(accuracy_percent(d, "train_acc"), p and p.train_acc),
+                Entry(accuracy_percent(d, "test_acc"), p and p.test_acc),
+                max_entry(d, TPR, p and p.tpr), max_entry(d, TNR, p and p.tnr),
+                max_entry(d, AUC))))
     return tuple(rows)
 
 
@@ -314,7 +321,7 @@ def ablation_tables(run: RunResults) -> list[Table]:
                       "Purchase100 only.",
                       "Paper rates are the highest over attacks as printed; the undefended "
                       "TPR 14.37 equals Table VIII's printed NN-based TPR, which the authors' "
-                      "label bug swaps (members labelled 0).", _FLAG_NOTE))]
+                      "label bug swaps (members labelled 0).", FLAG_NOTE))]
 
 
 def _sweep_label(run: RunResults, cell: str, name: str) -> str:
@@ -338,7 +345,7 @@ def params_tables(run: RunResults) -> list[Table]:
                       "gamma = entropy threshold (alpha at its default), alpha = regularization "
                       "strength (gamma at its default). The paper's numbers are on Purchase100 "
                       "only; its alpha=0.5 TNR was lost in the text extraction (—).",
-                      _FLAG_NOTE))]
+                      FLAG_NOTE))]
 
 
 def sizes_tables(run: RunResults) -> list[Table]:
@@ -346,7 +353,7 @@ def sizes_tables(run: RunResults) -> list[Table]:
     main = Table("sizes", "Fig. 6: training-set sizes (%), ours only", ("cell", "defense"),
                  _SUMMARY_COLUMNS, _summary_rows(run, lambda c, d: None), has_paper=False,
                  notes=("The paper shows these results only as a figure (Fig. 6, Purchase100, "
-                        "sizes 2,500 to 50,000): no per-size numbers to compare.", _FLAG_NOTE))
+                        "sizes 2,500 to 50,000): no per-size numbers to compare.", FLAG_NOTE))
     rows = []
     for name in ("undefended", "hamp"):
         values = {TPR: [], TNR: []}
@@ -398,8 +405,9 @@ def relaxloss_tables(run: RunResults) -> list[Table]:
         p = paper.RELAXLOSS_POSTER.get(cell)
         accs = (p and p.acc_undefended, p and p.acc_defended, p and p.acc_defended)
         aucs = (p and p.auc_undefended, p and p.auc_nonadaptive, p and p.auc_adaptive)
-        entries = [Entry(_acc(defenses.get(n), "test_acc"), a) for n, a in zip(names, accs)]
-        entries += [_max_entry(defenses.get(n), AUC, a) for n, a in zip(names, aucs)]
+        entries = [Entry(accuracy_percent(defenses.get(n), "test_acc"), a)
+                   for n, a in zip(names, accs)]
+        entries += [max_entry(defenses.get(n), AUC, a) for n, a in zip(names, aucs)]
         rows.append(((cell,), tuple(entries)))
     return [Table("relaxloss", "RelaxLoss poster: test accuracy and best attack AUC (%), "
                   "ours / paper", ("cell",),
@@ -419,7 +427,7 @@ def relaxloss_baselines_tables(run: RunResults) -> list[Table]:
                       "Adaptive attackers (shadows trained with the baseline). "
                       "early_stopping_e<E>: the run's models after E epochs (its shadows' "
                       "snapshots after E epochs are the attacker's shadows).",
-                      "The RelaxLoss paper shows these baselines as curves only.", _FLAG_NOTE))]
+                      "The RelaxLoss paper shows these baselines as curves only.", FLAG_NOTE))]
 
 
 def ws_tables(run: RunResults) -> list[Table]:
@@ -428,7 +436,7 @@ def ws_tables(run: RunResults) -> list[Table]:
                   "(%), ours only", ("cell", "defense"), _SUMMARY_COLUMNS,
                   _summary_rows(run, lambda c, d: None, lambda c, d: _sweep_label(run, c, d)),
                   has_paper=False, notes=(
-                      "Weighted Smoothing has no public numbers to compare with.", _FLAG_NOTE))]
+                      "Weighted Smoothing has no public numbers to compare with.", FLAG_NOTE))]
 
 
 # The Trust paper's settings (Sec. 4.2) by our variant name; its numbers are ResNet-18 on CIFAR-10.
@@ -465,10 +473,11 @@ def trust_tables(run: RunResults) -> list[Table]:
     for cell, summary in run.trust.items():
         for variant, e in summary.items():
             calib.append(((cell, variant), (
-                Entry(_pct(e.get("train_acc"))), Entry(_pct(e.get("test_acc"))),
-                Entry(_pct(e.get("ece"))), Entry(_pct(e.get("oe"))), Entry(_pct(e.get("mmps"))))))
+                Entry(percent(e.get("train_acc"))), Entry(percent(e.get("test_acc"))),
+                Entry(percent(e.get("ece"))), Entry(percent(e.get("oe"))),
+                Entry(percent(e.get("mmps"))))))
             for attack in attacks:
-                entries = tuple(Entry(_pct(e["fpr"].get(s_name, {}).get(attack)),
+                entries = tuple(Entry(percent(e["fpr"].get(s_name, {}).get(attack)),
                                       _trust_paper(run, variant, s_name)
                                       if attack == "max_score" else None) for s_name in sets)
                 (max_rows if attack == "max_score" else other_rows).append(
@@ -502,15 +511,17 @@ def truth_serum_tables(run: RunResults) -> list[Table]:
     rows = []
     for cell, report in run.reports.items():
         defenses = report["defenses"]
-        base = _acc(defenses.get("undefended"), "test_acc")
+        base = accuracy_percent(defenses.get("undefended"), "test_acc")
         on_paper = run.dataset(cell) == paper.HAMP_POISONING_DATASET
         for name, d in defenses.items():
             p = paper.HAMP_POISONING.get(name) if on_paper else None
-            test = _acc(d, "test_acc")
+            test = accuracy_percent(d, "test_acc")
             delta = None if base is None or test is None else test - base
             rows.append(((cell, name), (
-                Entry(_acc(d, "train_acc")), Entry(test), Entry(delta, p and p.acc_delta),
-                _attack_entry(d, _POISONING_ATTACK, TPR, p and p.tpr), _attack_entry(d, _POISONING_ATTACK, TNR, p and p.tnr),
+                Entry(accuracy_percent(d, "train_acc")), Entry(test),
+                Entry(delta, p and p.acc_delta),
+                _attack_entry(d, _POISONING_ATTACK, TPR, p and p.tpr),
+                _attack_entry(d, _POISONING_ATTACK, TNR, p and p.tnr),
                 _attack_entry(d, _POISONING_ATTACK, AUC))))
     unpoisoned = paper.HAMP_POISONING_UNPOISONED
     return [Table("truth_serum", "HAMP V-C: Truth-Serum poisoning, LiRA on the targets (%), "
@@ -524,7 +535,7 @@ def truth_serum_tables(run: RunResults) -> list[Table]:
                       f"Paper, undefended without poisoning: {unpoisoned.tpr:.2f} / "
                       f"{unpoisoned.tnr:.2f} (Table VIII's CIFAR-10 maxima; hamp_main:cifar10).",
                       "Acc delta: test accuracy minus the undefended model's in the same cell "
-                      "(percentage points).", _FLAG_NOTE))]
+                      "(percentage points).", FLAG_NOTE))]
 
 
 def archs_tables(run: RunResults) -> list[Table]:
@@ -540,7 +551,7 @@ def archs_tables(run: RunResults) -> list[Table]:
                       "a bar chart (DenseNet, ResNet-18, MobileNet, ShuffleNet). Its DenseNet "
                       "bars are hamp_main:cifar10.",
                       "Ours: the maximum over every attack we run, with the attack.",
-                      _FLAG_NOTE))]
+                      FLAG_NOTE))]
 
 
 def hamp_main_tables(run: RunResults) -> list[Table]:
