@@ -59,6 +59,7 @@ __all__ = [
     "ScheduleSpec",
     "ExampleStateSpec",
     "OutputSpec",
+    "PrivacySpec",
     "DefenseParams",
     "CrossEntropyParams",
     "HampParams",
@@ -73,12 +74,17 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "step", "exponential")
+SCHEDULES = ("constant", "step", "exponential", "cosine")
 EXAMPLE_STATES = ("none", "ws_noise_scale")
 OUTPUTS = ("none", "hamp")
 RANDOM_INPUTS = ("dataset",)
 SELECTIONS = ("last", "best_val")
 SHUFFLES = ("every_epoch", "once")
+PRIVACY_KINDS = ("none", "dp_sgd")
+DP_SAMPLINGS = ("poisson", "shuffle")
+DP_CONVERSIONS = ("classic", "opacus_improved")
+DP_ACCOUNTANTS = ("rdp", "pld")
+DP_PER_EXAMPLE = ("auto", "dense", "generic")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -284,10 +290,14 @@ class ScheduleSpec(_Spec):
 
     Attributes:
       kind: ``"constant"``; ``"step"``: times ``factor`` at the start of each milestone epoch
-        (PyTorch MultiStepLR); ``"exponential"``: times ``decay ** epoch``.
+        (PyTorch MultiStepLR); ``"exponential"``: times ``decay ** epoch``; ``"cosine"``:
+        times ``0.5 * (1 + cos(pi * epoch / period))`` (the HAMP authors' DP-SGD schedule,
+        ``period = epochs + 1``).
       milestones: strictly increasing 0-based epochs (``"step"`` only).
       factor: step factor > 0 (``"step"`` only).
       decay: per-epoch factor > 0 (``"exponential"`` only).
+      period: ``"cosine"`` only: the half-period in epochs >= 1, or None for
+        ``RecipeSpec.epochs + 1``.
     """
 
     _prefix: ClassVar[str] = "schedule."
@@ -296,6 +306,7 @@ class ScheduleSpec(_Spec):
     milestones: tuple[int, ...] = ()
     factor: float = 0.1
     decay: float = 1.0
+    period: int | None = None
 
     def __post_init__(self):
         _choice(self, "kind", SCHEDULES)
@@ -309,8 +320,12 @@ class ScheduleSpec(_Spec):
         _set(self, "milestones", milestones)
         _float(self, "factor", 0.0, low_inclusive=False)
         _float(self, "decay", 0.0, low_inclusive=False)
-        _unused(self, {"constant": ("milestones", "factor", "decay"),
-                       "step": ("decay",), "exponential": ("milestones", "factor")}[self.kind])
+        if self.period is not None:
+            _int(self, "period", 1)
+        _unused(self, {"constant": ("milestones", "factor", "decay", "period"),
+                       "step": ("decay", "period"),
+                       "exponential": ("milestones", "factor", "period"),
+                       "cosine": ("milestones", "factor", "decay")}[self.kind])
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -370,6 +385,71 @@ class OutputSpec(_Spec):
         _bool(self, "break_ties")
         if self.kind == "none":
             _unused(self, ("pool_size", "random_inputs", "break_ties"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PrivacySpec(_Spec):
+    """Differentially private training (DP-SGD): how per-example gradients are aggregated.
+
+    Any defense's loss composes with it: DP-SGD only changes how the step turns per-example
+    losses into an update (clip every example's gradient to ``clip_norm``, sum, add Gaussian
+    noise of std ``noise_multiplier * clip_norm``, divide by the expected batch size), before
+    the optimizer (so coupled weight decay is added after the noise). See
+    :mod:`hampjax.defenses.dp_sgd` and :func:`hampjax.defenses.recipe_epsilon`.
+
+    Attributes:
+      kind: ``"none"`` (ordinary mean-of-batch gradients) or ``"dp_sgd"``.
+      noise_multiplier: sigma >= 0 (noise std over the clip norm; 0: clipping only).
+      clip_norm: per-example L2 clip norm C > 0 (flat, over all parameters); ``inf``: no
+        clipping.
+      sampling: ``"poisson"``: every member enters each step's batch with probability
+        ``q = 1 / ceil(N / B)``, ``ceil(N / B)`` steps per epoch, sum divided by
+        ``int(N q)`` (Opacus 1.1.2 ``make_private``, HAMP code); ``"shuffle"``: the ordinary
+        shuffled batches of ``batch_size`` (last partial batch kept), sum divided by the
+        batch's size (Opacus 0.14 on a DataLoader, RelaxLoss code; accounted as q = B / N).
+      delta: target delta in (0, 1) of the reported epsilon.
+      eps_conversion: the headline RDP-to-(eps, delta) conversion, ``"classic"`` (the HAMP
+        paper's numbers) or ``"opacus_improved"``; both are always reported.
+      accountant: ``"rdp"`` or ``"pld"`` (headline; all are reported).
+      poisson_cap: ``"poisson"`` only: a step's batch is padded to the static size
+        ``B + ceil(poisson_cap * sqrt(B))``; members sampled beyond it are dropped and
+        counted (``TrainResult.dp_overflow``).
+      per_example: how per-example gradient norms are computed: ``"dense"`` (from each dense
+        layer's inputs and output gradients, no per-example gradients; every parameter must
+        belong to a ``flax.linen.Dense`` layer), ``"generic"`` (``vmap`` of ``grad``, any
+        model), ``"auto"`` (dense where it applies). Models with BatchNorm are refused.
+    """
+
+    _prefix: ClassVar[str] = "privacy."
+
+    kind: str = "none"
+    noise_multiplier: float = 1.0
+    clip_norm: float = 1.0
+    sampling: str = "poisson"
+    delta: float = 1e-5
+    eps_conversion: str = "classic"
+    accountant: str = "rdp"
+    poisson_cap: float = 6.0
+    per_example: str = "auto"
+
+    def __post_init__(self):
+        _choice(self, "kind", PRIVACY_KINDS)
+        _float(self, "noise_multiplier", 0.0)
+        _float(self, "clip_norm", 0.0, math.inf, low_inclusive=False, high_inclusive=True)
+        _choice(self, "sampling", DP_SAMPLINGS)
+        _float(self, "delta", 0.0, 1.0, low_inclusive=False)
+        _choice(self, "eps_conversion", DP_CONVERSIONS)
+        _choice(self, "accountant", DP_ACCOUNTANTS)
+        _float(self, "poisson_cap", 0.0, low_inclusive=False)
+        _choice(self, "per_example", DP_PER_EXAMPLE)
+        if self.kind == "none":
+            _unused(self, ("noise_multiplier", "clip_norm", "sampling", "delta",
+                           "eps_conversion", "accountant", "poisson_cap", "per_example"))
+        elif self.sampling == "shuffle":
+            _unused(self, ("poisson_cap",))
+        if self.accountant == "pld" and self.eps_conversion != "classic":
+            raise ValueError("privacy.eps_conversion applies to privacy.accountant='rdp' only; "
+                             f"leave it at 'classic', got {self.eps_conversion!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -656,11 +736,12 @@ class RecipeSpec(_Spec):
         authors re-create their optimizer per epoch).
       example_state: :class:`ExampleStateSpec`; must be the kind the defense reads.
       output: :class:`OutputSpec`, the test-time output transform.
+      privacy: :class:`PrivacySpec`, differentially private training (DP-SGD).
     """
 
     _nested: ClassVar[Mapping[str, type]] = types.MappingProxyType({
         "defense": DefenseParams, "optimizer": OptimizerSpec, "schedule": ScheduleSpec,
-        "example_state": ExampleStateSpec, "output": OutputSpec,
+        "example_state": ExampleStateSpec, "output": OutputSpec, "privacy": PrivacySpec,
     })
 
     name: str
@@ -675,6 +756,7 @@ class RecipeSpec(_Spec):
     reset_optimizer_each_epoch: bool = False
     example_state: ExampleStateSpec = ExampleStateSpec()
     output: OutputSpec = OutputSpec()
+    privacy: PrivacySpec = PrivacySpec()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -697,6 +779,10 @@ class RecipeSpec(_Spec):
             raise ValueError(
                 f"example_state.kind must be {needs!r} for defense.kind="
                 f"{self.defense.kind!r}, got {self.example_state.kind!r}")
+        if (self.privacy.kind == "dp_sgd" and self.privacy.sampling == "poisson"
+                and self.shuffle != "every_epoch"):
+            raise ValueError("shuffle must stay 'every_epoch' with privacy.sampling='poisson' "
+                             f"(Poisson batches have no order), got {self.shuffle!r}")
 
 
 def diff_paths(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
