@@ -447,6 +447,9 @@ class PrivacySpec(_Spec):
                            "eps_conversion", "accountant", "poisson_cap", "per_example"))
         elif self.sampling == "shuffle":
             _unused(self, ("poisson_cap",))
+        if self.noise_multiplier > 0 and math.isinf(self.clip_norm) and self.kind != "none":
+            raise ValueError("privacy.clip_norm must be finite when privacy.noise_multiplier > 0 "
+                             "(the noise std is noise_multiplier * clip_norm)")
         if self.accountant == "pld" and self.eps_conversion != "classic":
             raise ValueError("privacy.eps_conversion applies to privacy.accountant='rdp' only; "
                              f"leave it at 'classic', got {self.eps_conversion!r}")
