@@ -11,6 +11,26 @@ from hampjax.defenses.baselines import (
     label_smoothing_loss,
     temperature_scale,
 )
+from hampjax.defenses.dp_accounting import (
+    OPACUS_ORDERS,
+    classic_rdp_epsilon,
+    dp_epsilon,
+    dp_epsilons,
+    rdp_curve,
+    recipe_epsilon,
+    recipe_sampling,
+)
+from hampjax.defenses.dp_sgd import (
+    PoissonBatches,
+    add_gaussian_noise,
+    clip_factors,
+    dense_sq_norms,
+    dense_support,
+    generic_sq_norms,
+    poisson_batches,
+    poisson_cap_size,
+    poisson_sample_rate,
+)
 from hampjax.defenses.hamp import (
     hamp_loss,
     hamp_soft_labels,
@@ -56,6 +76,22 @@ from hampjax.defenses.laplace import (
 )
 
 __all__ = [
+    "OPACUS_ORDERS",
+    "classic_rdp_epsilon",
+    "dp_epsilon",
+    "dp_epsilons",
+    "rdp_curve",
+    "recipe_epsilon",
+    "recipe_sampling",
+    "PoissonBatches",
+    "add_gaussian_noise",
+    "clip_factors",
+    "dense_sq_norms",
+    "dense_support",
+    "generic_sq_norms",
+    "poisson_batches",
+    "poisson_cap_size",
+    "poisson_sample_rate",
     "OutputModifier",
     "fresh_random_outputs",
     "make_random_output_pool",

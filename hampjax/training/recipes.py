@@ -271,7 +271,7 @@ def _optimizer(spec: OptimizerSpec) -> OptimizerFactory:
 def _learning_rate(base: float, spec: ScheduleSpec, epochs: int
                    ) -> Callable[[jax.Array], jax.Array]:
     if spec.kind == "cosine":
-        return cosine_schedule(base, spec.period if spec.period is not None else epochs + 1)
+        return cosine_schedule(base, epochs + 1)
     if spec.kind == "exponential":
         return exponential_schedule(base, spec.decay)
     return step_schedule(base, spec.milestones, spec.factor)  # "constant": no milestones

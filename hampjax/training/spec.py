@@ -291,13 +291,11 @@ class ScheduleSpec(_Spec):
     Attributes:
       kind: ``"constant"``; ``"step"``: times ``factor`` at the start of each milestone epoch
         (PyTorch MultiStepLR); ``"exponential"``: times ``decay ** epoch``; ``"cosine"``:
-        times ``0.5 * (1 + cos(pi * epoch / period))`` (the HAMP authors' DP-SGD schedule,
-        ``period = epochs + 1``).
+        times ``0.5 * (1 + cos(pi * epoch / (epochs + 1)))`` with ``epochs`` the recipe's
+        (the HAMP authors' DP-SGD schedule; no parameters).
       milestones: strictly increasing 0-based epochs (``"step"`` only).
       factor: step factor > 0 (``"step"`` only).
       decay: per-epoch factor > 0 (``"exponential"`` only).
-      period: ``"cosine"`` only: the half-period in epochs >= 1, or None for
-        ``RecipeSpec.epochs + 1``.
     """
 
     _prefix: ClassVar[str] = "schedule."
@@ -306,7 +304,6 @@ class ScheduleSpec(_Spec):
     milestones: tuple[int, ...] = ()
     factor: float = 0.1
     decay: float = 1.0
-    period: int | None = None
 
     def __post_init__(self):
         _choice(self, "kind", SCHEDULES)
@@ -320,11 +317,8 @@ class ScheduleSpec(_Spec):
         _set(self, "milestones", milestones)
         _float(self, "factor", 0.0, low_inclusive=False)
         _float(self, "decay", 0.0, low_inclusive=False)
-        if self.period is not None:
-            _int(self, "period", 1)
-        _unused(self, {"constant": ("milestones", "factor", "decay", "period"),
-                       "step": ("decay", "period"),
-                       "exponential": ("milestones", "factor", "period"),
+        _unused(self, {"constant": ("milestones", "factor", "decay"),
+                       "step": ("decay",), "exponential": ("milestones", "factor"),
                        "cosine": ("milestones", "factor", "decay")}[self.kind])
 
 
