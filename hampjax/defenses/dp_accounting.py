@@ -40,6 +40,8 @@ __all__ = [
     "classic_rdp_epsilon",
     "recipe_sampling",
     "recipe_epsilon",
+    "privacy_stats",
+    "PLD_MAX_EPSILON",
 ]
 
 OPACUS_ORDERS: tuple[float, ...] = tuple(
@@ -47,6 +49,10 @@ OPACUS_ORDERS: tuple[float, ...] = tuple(
 """Opacus's default RDP orders: 1.1 .. 10.9 in steps of 0.1, then 12 .. 63."""
 
 ACCOUNTANTS = ("rdp", "pld")
+PLD_MAX_EPSILON = 100.0
+""":func:`dp_epsilons` runs the PLD accountant only when the classic RDP epsilon is at most this
+(for tiny noise, e.g. RelaxLoss's sigma 0.01, the PLD takes minutes and the value means
+nothing)."""
 EPS_CONVERSIONS = ("classic", "opacus_improved")
 
 
@@ -156,21 +162,23 @@ def dp_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: f
 
 
 def dp_epsilons(noise_multiplier: float, sample_rate: float, steps: int, delta: float, *,
-                pld: bool = True) -> dict[str, float]:
+                pld: bool = True) -> dict[str, float | None]:
     """Every epsilon of :func:`dp_epsilon` at once.
 
     Args:
-      pld: also run the PLD accountant (slower for many steps).
+      pld: also run the PLD accountant (seconds for tens of thousands of steps).
 
     Returns:
-      ``{"rdp_classic": ..., "rdp_improved": ..., "pld": ...}`` (``"pld"`` only with
-      ``pld=True``).
+      ``{"rdp_classic": ..., "rdp_improved": ...}`` plus, with ``pld=True``, ``"pld"``: a
+      float, or None when the classic epsilon exceeds :data:`PLD_MAX_EPSILON` (not run).
     """
-    out = {"rdp_classic": dp_epsilon(noise_multiplier, sample_rate, steps, delta),
-           "rdp_improved": dp_epsilon(noise_multiplier, sample_rate, steps, delta,
-                                      conversion="opacus_improved")}
+    out: dict[str, float | None] = {
+        "rdp_classic": dp_epsilon(noise_multiplier, sample_rate, steps, delta),
+        "rdp_improved": dp_epsilon(noise_multiplier, sample_rate, steps, delta,
+                                   conversion="opacus_improved")}
     if pld:
-        out["pld"] = dp_epsilon(noise_multiplier, sample_rate, steps, delta, accountant="pld")
+        out["pld"] = (dp_epsilon(noise_multiplier, sample_rate, steps, delta, accountant="pld")
+                      if out["rdp_classic"] <= PLD_MAX_EPSILON else None)
     return out
 
 
@@ -206,7 +214,9 @@ def recipe_epsilon(spec: Any, num_members: int, *, pld: bool = True) -> dict[str
     Returns:
       ``{"epsilon": headline (the spec's accountant and conversion), "delta", "sample_rate",
       "steps", "noise_multiplier", "clip_norm", "sampling", "accountant", "conversion",
-      "rdp_classic", "rdp_improved"[, "pld"]}``; ``{}`` for ``privacy.kind == "none"``.
+      "rdp_classic", "rdp_improved"[, "pld"]}`` (see :func:`dp_epsilons`; a PLD headline
+      that was not run falls back to the classic RDP value); ``{}`` for
+      ``privacy.kind == "none"``.
 
     Example:
       >>> from hampjax.training import preset_spec
@@ -222,7 +232,7 @@ def recipe_epsilon(spec: Any, num_members: int, *, pld: bool = True) -> dict[str
     sigma, delta = privacy.noise_multiplier, privacy.delta
     all_eps = dp_epsilons(sigma, rate, steps, delta, pld=pld or privacy.accountant == "pld")
     if privacy.accountant == "pld":
-        headline = all_eps["pld"]
+        headline = all_eps["pld"] if all_eps["pld"] is not None else all_eps["rdp_classic"]
     else:
         headline = all_eps["rdp_classic" if privacy.eps_conversion == "classic"
                            else "rdp_improved"]
@@ -230,3 +240,26 @@ def recipe_epsilon(spec: Any, num_members: int, *, pld: bool = True) -> dict[str
             "noise_multiplier": sigma, "clip_norm": privacy.clip_norm,
             "sampling": privacy.sampling, "accountant": privacy.accountant,
             "conversion": privacy.eps_conversion, **all_eps}
+
+
+def privacy_stats(spec: Any, num_members: int) -> dict[str, float]:
+    """:func:`recipe_epsilon` as finite named numbers for a defense's ``stats``.
+
+    ``dp_epsilon`` (headline), ``dp_epsilon_rdp_classic``, ``dp_epsilon_rdp_improved``,
+    ``dp_epsilon_pld``, ``dp_delta``, ``dp_noise_multiplier``, ``dp_clip_norm``,
+    ``dp_sample_rate``, ``dp_steps``; infinite or not computed values are left out (sigma 0:
+    no epsilon). ``{}`` without privacy.
+
+    Example:
+      >>> from hampjax.training import preset_spec
+      >>> stats = privacy_stats(preset_spec("dp_sgd", "location30"), 1400)
+      >>> round(stats["dp_epsilon"], 2), round(stats["dp_epsilon_rdp_improved"], 2)
+      (4.03, 3.53)
+    """
+    eps = recipe_epsilon(spec, num_members)
+    names = {"epsilon": "dp_epsilon", "rdp_classic": "dp_epsilon_rdp_classic",
+             "rdp_improved": "dp_epsilon_rdp_improved", "pld": "dp_epsilon_pld",
+             "delta": "dp_delta", "noise_multiplier": "dp_noise_multiplier",
+             "clip_norm": "dp_clip_norm", "sample_rate": "dp_sample_rate", "steps": "dp_steps"}
+    return {new: float(eps[old]) for old, new in names.items()
+            if eps.get(old) is not None and math.isfinite(eps[old])}

@@ -95,3 +95,15 @@ def test_privacy_spec_validates_and_round_trips():
         spec.replace(shuffle="once")
     with pytest.raises(ValueError, match="privacy.sampling must be one of"):
         spec.replace(**{"privacy.sampling": "uniform"})
+
+
+def test_privacy_stats_are_finite_and_pld_is_skipped_for_tiny_noise():
+    tiny = acc.dp_epsilons(0.01, 0.128, 960, 1e-5)  # RelaxLoss: eps ~ 5e6, the PLD would take minutes
+    assert tiny["pld"] is None and tiny["rdp_classic"] > acc.PLD_MAX_EPSILON
+    stats = acc.privacy_stats(preset_spec("dp_sgd", "purchase100_fc"), 1000)
+    assert "dp_epsilon_pld" not in stats and stats["dp_epsilon"] == stats["dp_epsilon_rdp_classic"]
+    none = preset_spec("dp_sgd", "digits", **{"privacy.noise_multiplier": 0.0})
+    stats = acc.privacy_stats(none, 800)  # sigma 0: infinite epsilon, left out
+    assert "dp_epsilon" not in stats and stats["dp_noise_multiplier"] == 0.0
+    assert all(math.isfinite(v) for v in stats.values())
+    assert acc.privacy_stats(preset_spec("hamp", "digits"), 800) == {}
