@@ -16,6 +16,15 @@ along a leading model axis, and one jitted function runs a whole epoch for every
 * per-model randomness comes from ``fold_in(key(seed), global model index)``, so a model's result
   does not depend on the chunk size or the number of devices.
 
+DP-SGD (``recipe.spec.privacy.kind == "dp_sgd"``, :func:`dp_config`): the step clips each
+example's gradient and adds Gaussian noise from the model's own key (stream ``fold_in(key, 3)``,
+per epoch and step); with Poisson sampling a model's batches come from
+:func:`hampjax.defenses.dp_sgd.poisson_batches` (``ceil(n_m / B)`` steps of expected size
+``n_m // steps``, padded to ``B + ceil(poisson_cap * sqrt(B))`` rows; members sampled beyond
+that are dropped and counted in ``TrainResult.dp_overflow``), with shuffled sampling they are the
+ordinary batches above. Dense models get per-example norms without per-example gradients, other
+models vmap grad over examples (``performance["dp_per_example"]``); BatchNorm is refused.
+
 The step is a module-level function, :func:`train_step` (one model, one minibatch), run by
 :func:`scan_steps` over a range of steps; :func:`train_epoch` is one model's epoch (example
 state, steps, validation, selection), vmapped over the models of a chunk. What changes results
@@ -909,7 +918,7 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
     devices = list(devices) if devices is not None else jax.local_devices()
     platform = devices[0].platform
     precision = choose_precision(precision, platform)
-    privacy = dp_config(recipe, init_fn, apply_fn, x[:1], model_name=_model_name(model))
+    model_name = _model_name(model)
     if precision == "bfloat16":
         apply_fn = mixed_precision_apply(apply_fn)
         model = (model, "bfloat16")  # compiled programs are cached per model and precision
@@ -924,6 +933,7 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
         run = ckpt.RunDirectory(workdir, fingerprint, keep,
                                 writer=distributed.process_index() == 0)
 
+    privacy = dp_config(recipe, init_fn, apply_fn, x[:1], model_name=model_name)
     num_devices = len(devices)
     if chunk_size is not None:
         chunk_size = validation.check_positive_int("chunk_size", chunk_size)

@@ -225,7 +225,8 @@ def test_stale_temp_files_are_removed_and_the_lock_is_held(data, model, tmp_path
 # leaves of some base.
 _BASES = [("undefended", "digits"), ("hamp", "digits"), ("label_smoothing", "digits"),
           ("relaxloss", "purchase100_fc"), ("weighted_smoothing", "cifar10"),
-          ("trust", "standard"), ("trust", "label_smoothing"), ("trust", "l2")]
+          ("trust", "standard"), ("trust", "label_smoothing"), ("trust", "l2"),
+          ("dp_sgd", "digits")]
 
 
 def _leaves(tree, prefix=""):
