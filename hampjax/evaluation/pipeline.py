@@ -15,7 +15,9 @@
    and evaluated (50%) parts; the NN and top-3 attacks learn from the known parts (the attacker
    knows half the members), and every attack is scored on the evaluated part
    (:mod:`hampjax.evaluation.families`).
-4. Accuracies and output entropies of the target.
+4. Accuracies and output entropies of the target; for a DP-SGD recipe (``recipe.spec.privacy``)
+   also its epsilon at delta on the target's members (``stats["dp_epsilon"]`` and the other
+   ``dp_*`` entries, :func:`hampjax.defenses.privacy_stats`).
 5. With ``targets=T > 1``: each of the first ``T`` models in turn is the target, the others
    its shadows, for the attacks that are cheap to repeat (metric, LiRA, RMIA); their mean and
    spread over targets go to ``DefenseResult.multi_target``
@@ -51,8 +53,10 @@ import warnings
 from typing import Any
 
 import jax
+import numpy as np
 
 from hampjax import atomic, validation
+from hampjax.defenses.dp_accounting import privacy_stats
 from hampjax.evaluation import steps
 from hampjax.evaluation.targets import multi_target_summary
 from hampjax.evaluation.setup import AttackSettings, Defense, EvalData, model_record, snapshot_name
@@ -210,6 +214,9 @@ def _score(model, defense, data, keep, variables, *, seed, target, queries, sett
         inputs, attack_dir=attack_dir, config=config, target_variables=target_variables,
         write=jax.process_index() == 0)
     train_acc, test_acc, stats = steps.statistics(predictions, data, keep, target=target)
+    # DP-SGD: epsilon at delta of the target's recipe on its members (dp_* entries; none for
+    # recipes without privacy).
+    stats.update(privacy_stats(defense.recipe.spec, int(np.sum(keep[target]))))
     seconds, models_trained, models_loaded = train
     timings = {"train": seconds, "predict": predictions.seconds, **family_seconds}
     multi = {}

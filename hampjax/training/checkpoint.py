@@ -228,7 +228,8 @@ class RunDirectory:
         arrays = flatten_dict({
             "variables": result["variables"],
             "snapshots": {f"epoch_{e}": v for e, v in result["snapshots"].items()},
-            "history": {k: result[k] for k in ("train_loss", "train_acc", "val_acc", "best_epoch")},
+            "history": {k: result[k] for k in ("train_loss", "train_acc", "val_acc", "best_epoch",
+                                               "dp_overflow") if k in result},
         })
         save_npz_atomic(self._result_path(lo, hi), arrays)
         if (lo, hi) in self._managers:
@@ -248,6 +249,9 @@ class RunDirectory:
                 "snapshots": {int(k.split("_")[1]): v
                               for k, v in tree.get("snapshots", {}).items()},
                 **{k: history[k] for k in ("train_loss", "train_acc", "val_acc", "best_epoch")},
+                # DP-SGD Poisson overflow counts (absent from results written before them).
+                "dp_overflow": history.get("dp_overflow",
+                                           np.zeros(np.shape(history["best_epoch"]), np.int64)),
             }
         except (KeyError, IndexError, ValueError, TypeError) as e:
             raise ValueError(f"{path} is not a training result ({type(e).__name__}: {e}); "

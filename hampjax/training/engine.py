@@ -16,6 +16,15 @@ along a leading model axis, and one jitted function runs a whole epoch for every
 * per-model randomness comes from ``fold_in(key(seed), global model index)``, so a model's result
   does not depend on the chunk size or the number of devices.
 
+DP-SGD (``recipe.spec.privacy.kind == "dp_sgd"``, :func:`dp_config`): the step clips each
+example's gradient and adds Gaussian noise from the model's own key (stream ``fold_in(key, 3)``,
+per epoch and step); with Poisson sampling a model's batches come from
+:func:`hampjax.defenses.dp_sgd.poisson_batches` (``ceil(n_m / B)`` steps of expected size
+``n_m // steps``, padded to ``B + ceil(poisson_cap * sqrt(B))`` rows; members sampled beyond
+that are dropped and counted in ``TrainResult.dp_overflow``), with shuffled sampling they are the
+ordinary batches above. Dense models get per-example norms without per-example gradients, other
+models vmap grad over examples (``performance["dp_per_example"]``); BatchNorm is refused.
+
 The step is a module-level function, :func:`train_step` (one model, one minibatch), run by
 :func:`scan_steps` over a range of steps; :func:`train_epoch` is one model's epoch (example
 state, steps, validation, selection), vmapped over the models of a chunk. What changes results
@@ -79,6 +88,7 @@ import functools
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -90,14 +100,16 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from hampjax import atomic, validation
+from hampjax.defenses import dp_sgd
 from hampjax.runlock import RunLock
 from hampjax.training import checkpoint as ckpt
 from hampjax.training.membership import check_keep
 from hampjax.training.checkpoint import run_fingerprint
-from hampjax.training.recipes import Recipe
+from hampjax.training.recipes import LossContext, Recipe
 from hampjax.training.spec import DEFENSES
 from hampjax.training.step import (
     Batch,
+    DpConfig,
     EpochSteps,
     EpochSums,
     StepFns,
@@ -146,7 +158,7 @@ InitFn = Callable[[jax.Array, jax.Array], dict]
 TRACE_COUNTS: dict[str, int] = {"epoch": 0, "epochs_run": 0, "host_steps": 0, "host_eval": 0}
 
 # Sub-streams of a model's key.
-_INIT, _SHUFFLE, _STEP = 0, 1, 2
+_INIT, _SHUFFLE, _STEP, _NOISE = 0, 1, 2, 3
 
 # Epoch programs of recipes with an adversary (spec.adversary.kind -> builder with the
 # signature of hampjax.training.advreg.build_programs), registered by their modules at import
@@ -170,6 +182,7 @@ class EpochMetrics(NamedTuple):
     train_loss: jax.Array  # [M] mean loss over the epoch's real examples
     train_acc: jax.Array  # [M] accuracy on the epoch's minibatches (train mode)
     val_acc: jax.Array  # [M] eval-mode validation accuracy (NaN without validation data)
+    dp_overflow: jax.Array  # [M] int32 DP-SGD Poisson members sampled beyond the cap (dropped)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,8 +203,12 @@ class TrainResult:
       performance: the settings this call ran with: ``precision`` (results-changing, part of
         a bfloat16 run's fingerprint) and the performance settings ``loop``,
         ``steps_per_call``, ``chunk_size``, ``devices``, ``backend``, ``eval_batch_size``
-        (not in the fingerprint; a run may resume with others), and ``loop_fallback`` where
-        the recipe ran ``"scan"`` instead of the loop asked for (AdvReg).
+        (not in the fingerprint; a run may resume with others), ``loop_fallback`` where
+        the recipe ran ``"scan"`` instead of the loop asked for (AdvReg), and for DP-SGD runs
+        ``dp_per_example`` (``"dense"`` or ``"generic"``) and ``dp_poisson_cap``.
+      dp_overflow: ``[M]`` int64, DP-SGD with Poisson sampling: members sampled into a step's
+        batch beyond the padded size ``privacy.poisson_cap`` allows, summed over the run
+        (dropped from their batch; 0 without DP-SGD). A warning is issued when any is > 0.
     """
 
     variables: dict
@@ -205,6 +222,7 @@ class TrainResult:
     models_trained: int
     models_loaded: int
     performance: dict = dataclasses.field(default_factory=dict)
+    dp_overflow: np.ndarray | None = None
 
 
 def model_key(seed: int, model_index: int | jax.Array) -> jax.Array:
@@ -314,26 +332,43 @@ def epoch_start(config: EpochConfig, state: TrainState, key: jax.Array, keep_row
     opt_state = _with_learning_rate(opt_state, recipe.learning_rate(epoch))
 
     num_steps = config.num_steps
-    indices, where = epoch_batches(key, keep_row, epoch, batch_size=recipe.batch_size,
-                                   num_steps=num_steps, shuffle=recipe.shuffle)
+    privacy = recipe.spec.privacy
+    dp_extra = {}
+    if privacy.kind == "dp_sgd" and privacy.sampling == "poisson":
+        sample_key = jax.random.fold_in(jax.random.fold_in(key, _SHUFFLE), epoch)
+        poisson = dp_sgd.poisson_batches(
+            sample_key, keep_row, batch_size=recipe.batch_size, num_steps=num_steps,
+            cap=dp_sgd.poisson_cap_size(recipe.batch_size, privacy.poisson_cap))
+        indices, where = poisson.indices, poisson.where
+        dp_extra = dict(denominator=poisson.denominator, active=poisson.active,
+                        dropped=poisson.dropped)
+    else:
+        indices, where = epoch_batches(key, keep_row, epoch, batch_size=recipe.batch_size,
+                                       num_steps=num_steps, shuffle=recipe.shuffle)
     step_key = jax.random.fold_in(jax.random.fold_in(key, _STEP), epoch)
     # All step keys of the epoch in one vectorized call: a per-step fold_in/split inside the
     # scan costs about as much as the FC net's whole training step on CPU.
     keys_per_step = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(step_key, i)))(
         jnp.arange(num_steps))
-    steps = EpochSteps(indices, where, keys_per_step)
+    if privacy.kind == "dp_sgd":
+        noise_key = jax.random.fold_in(jax.random.fold_in(key, _NOISE), epoch)
+        dp_extra["noise_keys"] = jax.vmap(lambda i: jax.random.fold_in(noise_key, i))(
+            jnp.arange(num_steps))
+    steps = EpochSteps(indices, where, keys_per_step, **dp_extra)
     return StepState(state.variables, opt_state), example_state, steps
 
 
 def epoch_end(config: EpochConfig, state: TrainState, step_state: StepState, sums: EpochSums,
               example_state: jax.Array, val_logits: jax.Array | None, epoch: jax.Array,
-              y_val: jax.Array) -> tuple[TrainState, EpochMetrics]:
+              y_val: jax.Array, dropped: jax.Array | None = None
+              ) -> tuple[TrainState, EpochMetrics]:
     """What one model's epoch does after its steps: validation accuracy and selection.
 
     Args:
       state: the model's state at the start of the epoch (its best-so-far snapshot).
       step_state: variables and optimizer state after the epoch's steps.
       val_logits: eval-mode logits ``[V, C]`` on the validation inputs (None without them).
+      dropped: DP-SGD Poisson: members sampled beyond the cap this epoch (int32 scalar).
     """
     recipe = config.recipe
     variables, opt_state = step_state
@@ -356,7 +391,8 @@ def epoch_end(config: EpochConfig, state: TrainState, step_state: StepState, sum
         example_state=example_state,
     )
     seen = jnp.maximum(sums.seen, 1.0)
-    return new_state, EpochMetrics(sums.loss / seen, sums.correct / seen, val_acc)
+    dropped = jnp.int32(0) if dropped is None else jnp.asarray(dropped, jnp.int32)
+    return new_state, EpochMetrics(sums.loss / seen, sums.correct / seen, val_acc, dropped)
 
 
 def _zero_sums() -> EpochSums:
@@ -406,8 +442,9 @@ def train_epoch(config: EpochConfig, state: TrainState, key: jax.Array, keep_row
     if config.has_val:
         val_logits = _eval_logits(fns.apply_fn, step_state.variables, data.x_val,
                                   config.eval_batch_size)
+    dropped = None if steps.dropped is None else jnp.sum(steps.dropped)
     return epoch_end(config, state, step_state, sums, example_state, val_logits, epoch,
-                     data.y_val)
+                     data.y_val, dropped)
 
 
 def _per_model(one_model: Callable, in_axes: tuple) -> Callable:
@@ -461,9 +498,10 @@ class HostLoop:
                 config, state, key, keep_row, epoch, y, logits),
             (0, 0, 0, None, None, 0)))
         self.end = jax.jit(_per_model(
-            lambda state, step_state, sums, example_state, val_logits, epoch, y_val: epoch_end(
-                config, state, step_state, sums, example_state, val_logits, epoch, y_val),
-            (0, 0, 0, 0, 0, None, None)))
+            lambda state, step_state, sums, example_state, val_logits, epoch, y_val, dropped:
+            epoch_end(config, state, step_state, sums, example_state, val_logits, epoch, y_val,
+                      dropped),
+            (0, 0, 0, 0, 0, None, None, 0)))
 
         def eval_batch(variables, x, start, size):
             TRACE_COUNTS["host_eval"] += 1
@@ -525,7 +563,9 @@ class HostLoop:
         val_logits = None
         if config.has_val:
             val_logits = self.logits(step_state.variables, data.x_val)
-        return self.end(state, step_state, sums, example_state, val_logits, epoch, data.y_val)
+        dropped = None if steps.dropped is None else jnp.sum(steps.dropped, axis=1)
+        return self.end(state, step_state, sums, example_state, val_logits, epoch, data.y_val,
+                        dropped)
 
 
 LOOPS = ("auto", "scan", "host")
@@ -650,20 +690,64 @@ class Programs(NamedTuple):
     config: EpochConfig
 
 
+def dp_config(recipe: Recipe, init_fn: InitFn, apply_fn: ApplyFn, sample_x: Any, *,
+              model_name: str = "the model") -> DpConfig | None:
+    """The DP-SGD step settings of ``recipe`` for this model (None without privacy).
+
+    Resolves ``privacy.per_example="auto"`` to ``"dense"`` when every parameter belongs to a
+    ``flax.linen.Dense`` layer (:func:`hampjax.defenses.dp_sgd.dense_support`, traced on a
+    two-row batch), else ``"generic"``.
+
+    Raises:
+      ValueError: for a model with BatchNorm (examples share batch statistics, so per-example
+        gradients are undefined; naming the model), or ``per_example="dense"`` on a model the
+        dense path does not apply to (naming why).
+    """
+    privacy = recipe.spec.privacy
+    if privacy.kind == "none":
+        return None
+    sample_x = jnp.asarray(sample_x)
+    shapes = jax.eval_shape(lambda: init_fn(jax.random.key(0), sample_x[:1]))
+    if "batch_stats" in shapes:
+        raise ValueError(
+            f"DP-SGD (privacy.kind='dp_sgd') cannot train {model_name}: it has BatchNorm, "
+            "whose batch statistics mix examples, so per-example gradients are undefined; use "
+            "a model without BatchNorm (e.g. with GroupNorm, as the RelaxLoss code did)")
+    method = privacy.per_example
+    if method != "generic":
+        variables = jax.tree_util.tree_map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+        x2 = jnp.zeros((2,) + sample_x.shape[1:], sample_x.dtype)
+        ctx = LossContext(epoch=jnp.int32(0), key=jax.random.key(0), where=jnp.ones((2,), bool),
+                          example_state=jnp.zeros((2,), jnp.float32))
+
+        def per_example(params):
+            logits, _ = apply_fn({**variables, "params": params}, x2, train=True,
+                                 key=jax.random.key(0))
+            return recipe.loss(logits, jnp.zeros((2,), jnp.int32), ctx)
+
+        reason = dp_sgd.dense_support(per_example, variables["params"])
+        if reason is not None and method == "dense":
+            raise ValueError(f"privacy.per_example='dense' does not apply to {model_name}: "
+                             f"{reason}; use 'generic' or 'auto'")
+        method = "dense" if reason is None else "generic"
+    return DpConfig(clip_norm=privacy.clip_norm, noise_multiplier=privacy.noise_multiplier,
+                    per_example=method)
+
+
 def _programs(model, init_fn, apply_fn, recipe: Recipe, *, num_steps: int, full_steps: int,
               has_val: bool, eval_batch_size: int, donate: bool, num_examples: int,
-              loop: str, steps_per_call: int) -> Programs:
+              loop: str, steps_per_call: int, privacy: DpConfig | None = None) -> Programs:
     recipe_key = (recipe.loss, recipe.optimizer, recipe.learning_rate, recipe.batch_size,
                   recipe.selection, recipe.min_improvement, recipe.reset_optimizer_each_epoch,
-                  recipe.shuffle, recipe.example_state)
+                  recipe.shuffle, recipe.example_state, recipe.spec.privacy)
     static = (num_steps, full_steps, has_val, eval_batch_size, donate, num_examples, loop,
-              steps_per_call)
+              steps_per_call, privacy)
     key = (model, recipe_key, static)
     if key in _PROGRAMS:
         _PROGRAMS.move_to_end(key)
         return _PROGRAMS[key]
     optimizer = optax.inject_hyperparams(recipe.optimizer)(learning_rate=recipe.learning_rate(0))
-    config = EpochConfig(recipe=recipe, fns=StepFns(apply_fn, recipe.loss, optimizer),
+    config = EpochConfig(recipe=recipe, fns=StepFns(apply_fn, recipe.loss, optimizer, privacy),
                          num_steps=num_steps, full_steps=full_steps, has_val=has_val,
                          eval_batch_size=eval_batch_size)
     programs = Programs(
@@ -914,6 +998,7 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
     devices = list(devices) if devices is not None else jax.local_devices()
     platform = devices[0].platform
     precision = choose_precision(precision, platform)
+    model_name = _model_name(model)
     if precision == "bfloat16":
         apply_fn = mixed_precision_apply(apply_fn)
         model = (model, "bfloat16")  # compiled programs are cached per model and precision
@@ -932,6 +1017,7 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
         if targets is not None:
             _check_target_rows(run.path, targets, writer=distributed.process_index() == 0)
 
+    privacy = dp_config(recipe, init_fn, apply_fn, x[:1], model_name=model_name)
     num_devices = len(devices)
     if chunk_size is not None:
         chunk_size = validation.check_positive_int("chunk_size", chunk_size)
@@ -973,7 +1059,8 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
             model, init_fn, apply_fn, recipe, num_steps=num_steps, full_steps=full_steps,
             has_val=val_data is not None, eval_batch_size=eval_batch_size,
             donate=platform != "cpu",  # CPU cannot donate buffers
-            num_examples=num_examples, loop=loop, steps_per_call=steps_per_call)
+            num_examples=num_examples, loop=loop, steps_per_call=steps_per_call,
+            privacy=privacy)
     if chunk_size is None:
         # Performance default: on CPU one model per device runs plain (unbatched) matmuls,
         # measured ~1.15x faster than vmapping several models; accelerators take as many
@@ -995,6 +1082,11 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
                    "eval_batch_size": eval_batch_size}
     if loop_fallback is not None:
         performance["loop_fallback"] = loop_fallback
+    if privacy is not None:
+        performance["dp_per_example"] = privacy.per_example
+        if recipe.spec.privacy.sampling == "poisson":
+            performance["dp_poisson_cap"] = dp_sgd.poisson_cap_size(
+                recipe.batch_size, recipe.spec.privacy.poisson_cap)
 
     # Finished model ranges (of any earlier chunking); the rest is planned in chunks and dealt
     # out to the processes. Every process must plan from the same listing: scan after process
@@ -1040,8 +1132,15 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
     if run is not None and distributed.process_index() == 0:
         run.remove_superseded()  # every result is written (after the barrier, if any)
     trained = sum(plan.real for plan in mine)
-    return dataclasses.replace(_assemble(pieces, keep, snapshot_epochs, seconds, trained),
-                               performance=performance)
+    result = dataclasses.replace(_assemble(pieces, keep, snapshot_epochs, seconds, trained),
+                                 performance=performance)
+    if result.dp_overflow.any():
+        warnings.warn(
+            f"DP-SGD Poisson batches overflowed their padded size "
+            f"{performance.get('dp_poisson_cap')}: {int(result.dp_overflow.sum())} sampled "
+            f"members were dropped (TrainResult.dp_overflow); raise privacy.poisson_cap",
+            RuntimeWarning, stacklevel=3)
+    return result
 
 
 def _rows(result: dict, start: int, stop: int) -> dict:
@@ -1058,13 +1157,14 @@ def _train_chunk(plan: ChunkPlan, ctx: RunContext) -> dict:
     state = jax.device_put(ctx.programs.init_chunk(keys, ctx.data.x[:1]), ctx.sharded)
     targets = (None if ctx.targets is None
                else jax.device_put(ctx.targets[index], ctx.sharded))
-    history = {"train_loss": [], "train_acc": [], "val_acc": []}
+    history = {"train_loss": [], "train_acc": [], "val_acc": [], "dp_overflow": []}
     snapshots = {}
     start = 0
     if run is not None:
         restored = run.restore(plan.lo, plan.hi, state)
         if restored is not None:
             state, history, snapshots, start = restored
+            history.setdefault("dp_overflow", [np.zeros(real, np.int32)] * start)
             state = jax.device_put(state, ctx.sharded)
             bar.update(real * start)
     members = ctx.keep[index[:real]].sum()
@@ -1091,6 +1191,7 @@ def _train_chunk(plan: ChunkPlan, ctx: RunContext) -> dict:
         "train_acc": np.stack(history["train_acc"], axis=1),
         "val_acc": np.stack(history["val_acc"], axis=1),
         "best_epoch": np.asarray(state.best_epoch)[:real],
+        "dp_overflow": np.stack(history["dp_overflow"], axis=1).sum(axis=1).astype(np.int64),
         "snapshots": snapshots,
     }
 
@@ -1194,11 +1295,19 @@ def _assemble(pieces: dict, keep, snapshot_epochs, seconds, trained: int) -> Tra
         train_acc=np.concatenate([p["train_acc"] for p in parts]),
         val_acc=np.concatenate([p["val_acc"] for p in parts]),
         best_epoch=np.concatenate([p["best_epoch"] for p in parts]),
+        dp_overflow=np.concatenate([np.asarray(p.get("dp_overflow", np.zeros(
+            len(p["best_epoch"]), np.int64))) for p in parts]),
         snapshots={e: cat([p["snapshots"][e] for p in parts]) for e in snapshot_epochs},
         seconds=seconds,
         models_trained=trained,
         models_loaded=num_models - trained,
     )
+
+
+def _model_name(model) -> str:
+    if isinstance(model, tuple):
+        return "the given (init_fn, apply_fn) model"
+    return f"model {type(model).__name__}"
 
 
 def _model_functions(model) -> tuple[InitFn, ApplyFn]:

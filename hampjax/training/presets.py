@@ -32,6 +32,7 @@ from hampjax.training.spec import (
     LabelSmoothingParams,
     OptimizerSpec,
     OutputSpec,
+    PrivacySpec,
     RecipeSpec,
     RelaxLossParams,
     ScheduleSpec,
@@ -54,6 +55,7 @@ __all__ = [
     "EARLY_STOPPING",
     "EARLY_STOPPING_EPOCHS",
     "ADVREG",
+    "DP_SGD",
     "preset_spec",
 ]
 
@@ -358,6 +360,45 @@ ADVREG: Mapping[str, RecipeSpec] = _frozen({
 RelaxLoss preset (``"purchase100_fc"``, ...), and the authors' Texas shadows."""
 
 
+def _dp_hamp(*, sigma: float, clip_norm: float, batch_size: int, epochs: int,
+             learning_rate: float = 0.005, selection: str = "best_val") -> RecipeSpec:
+    # HAMP code (Opacus 1.1.2 make_private defaults): Poisson sampling, flat clipping, RDP,
+    # delta 1e-5; SGD momentum 0.9, coupled wd 5e-4, cosine lr lr0 * 0.5 (1 + cos(pi e/(E+1))).
+    return RecipeSpec(
+        name="dp_sgd", defense=CrossEntropyParams(),
+        optimizer=OptimizerSpec(kind="sgd", learning_rate=learning_rate, momentum=0.9,
+                                weight_decay=5e-4),
+        schedule=ScheduleSpec(kind="cosine"), epochs=epochs, batch_size=batch_size,
+        selection=selection,
+        privacy=PrivacySpec(kind="dp_sgd", noise_multiplier=sigma, clip_norm=clip_norm,
+                            sampling="poisson"),
+    )
+
+
+def _dp_relaxloss(preset: str) -> RecipeSpec:
+    # RelaxLoss code (defense/dpsgd.py): Opacus 0.14 on the base recipe with shuffled batches
+    # of 128, sigma 0.01, C 1.2 (CIFAR) / 1.0 (tabular).
+    base = RELAXLOSS[preset]
+    return base.replace(
+        name="dp_sgd", defense=CrossEntropyParams(),
+        privacy=PrivacySpec(kind="dp_sgd", noise_multiplier=0.01,
+                            clip_norm=1.2 if preset.startswith("cifar") else 1.0,
+                            sampling="shuffle"))
+
+
+DP_SGD: Mapping[str, RecipeSpec] = _frozen({
+    "purchase100": _dp_hamp(sigma=1.7, clip_norm=1.0, batch_size=128, epochs=200),
+    "texas100": _dp_hamp(sigma=1.44, clip_norm=1.0, batch_size=64, epochs=200),
+    "location30": _dp_hamp(sigma=2.91, clip_norm=3.0, batch_size=128, epochs=50),
+    "digits": _dp_hamp(sigma=1.0, clip_norm=1.0, batch_size=32, epochs=30, learning_rate=0.1,
+                       selection="last"),
+    **{preset: _dp_relaxloss(preset) for preset in RELAXLOSS},
+})
+"""DP-SGD: the HAMP code's settings per dataset (baselines.md section 1; Poisson sampling)
+and the RelaxLoss code's per RelaxLoss preset (shuffled batches, sigma 0.01). The RelaxLoss
+CIFAR presets name BatchNorm models, which DP-SGD refuses (the RelaxLoss code converted
+BatchNorm to GroupNorm): train them with a model without BatchNorm."""
+
 PRESETS: Mapping[str, Mapping[str, RecipeSpec]] = _frozen({
     "undefended": UNDEFENDED,
     "hamp": HAMP,
@@ -368,6 +409,7 @@ PRESETS: Mapping[str, Mapping[str, RecipeSpec]] = _frozen({
     "hamp_ls": HAMP_LS,
     **RELAXLOSS_BASELINES,
     "advreg": ADVREG,
+    "dp_sgd": DP_SGD,
 })
 """Every preset table: defense -> (dataset, RelaxLoss preset or Trust variant) -> spec."""
 

@@ -71,6 +71,7 @@ __all__ = [
     "build_recipe",
     "step_schedule",
     "exponential_schedule",
+    "cosine_schedule",
     "sgd",
     "adam",
     "undefended_recipe",
@@ -228,6 +229,22 @@ def exponential_schedule(base: float, decay_per_epoch: float):
     return schedule
 
 
+def cosine_schedule(base: float, period: int):
+    """``base * 0.5 * (1 + cos(pi * epoch / period))`` (the HAMP authors' DP-SGD schedule,
+    ``period = epochs + 1``, so the last epoch keeps a small positive rate).
+
+    Example:
+      >>> [round(float(cosine_schedule(1.0, 4)(e)), 4) for e in range(4)]
+      [1.0, 0.8536, 0.5, 0.1464]
+    """
+
+    def schedule(epoch):
+        angle = jnp.pi * jnp.asarray(epoch, jnp.float32) / period
+        return base * 0.5 * (1.0 + jnp.cos(angle))
+
+    return schedule
+
+
 def sgd(momentum: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
         clip_norm: float | None = None):
     """SGD with coupled (L2-style, PyTorch) weight decay: decay is added to the gradient."""
@@ -304,7 +321,10 @@ def _optimizer(spec: OptimizerSpec) -> OptimizerFactory:
 
 
 @functools.cache
-def _learning_rate(base: float, spec: ScheduleSpec) -> Callable[[jax.Array], jax.Array]:
+def _learning_rate(base: float, spec: ScheduleSpec, epochs: int
+                   ) -> Callable[[jax.Array], jax.Array]:
+    if spec.kind == "cosine":
+        return cosine_schedule(base, epochs + 1)
     if spec.kind == "exponential":
         return exponential_schedule(base, spec.decay)
     return step_schedule(base, spec.milestones, spec.factor)  # "constant": no milestones
@@ -345,7 +365,8 @@ def build_recipe(spec: RecipeSpec) -> Recipe:
     if spec.adversary.kind == "advreg" and spec.adversary.double_decay and schedule.kind == "step":
         schedule = dataclasses.replace(schedule, factor=schedule.factor ** 2)  # HAMP code
     return Recipe(spec=spec, loss=_loss(spec.defense), optimizer=optimizer,
-                  learning_rate=_learning_rate(spec.optimizer.learning_rate, schedule),
+                  learning_rate=_learning_rate(spec.optimizer.learning_rate, schedule,
+                                               spec.epochs if schedule.kind == "cosine" else 0),
                   example_state=_example_state(spec.example_state),
                   adversary=_adversary(spec.adversary))
 

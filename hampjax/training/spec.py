@@ -63,6 +63,7 @@ __all__ = [
     "ExampleStateSpec",
     "OutputSpec",
     "AdversarySpec",
+    "PrivacySpec",
     "DefenseParams",
     "CrossEntropyParams",
     "HampParams",
@@ -80,7 +81,7 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "step", "exponential")
+SCHEDULES = ("constant", "step", "exponential", "cosine")
 EXAMPLE_STATES = ("none", "ws_noise_scale")
 OUTPUTS = ("none", "hamp")
 RANDOM_INPUTS = ("dataset",)
@@ -91,6 +92,11 @@ TARGETS = ("none", "teacher_logits")
 ADVERSARIES = ("none", "advreg")
 ADVREG_GAMES = ("rounds", "epochs")
 ADVREG_REFERENCES = ("authors", "disjoint")
+PRIVACY_KINDS = ("none", "dp_sgd")
+DP_SAMPLINGS = ("poisson", "shuffle")
+DP_CONVERSIONS = ("classic", "opacus_improved")
+DP_ACCOUNTANTS = ("rdp", "pld")
+DP_PER_EXAMPLE = ("auto", "dense", "generic")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -296,7 +302,9 @@ class ScheduleSpec(_Spec):
 
     Attributes:
       kind: ``"constant"``; ``"step"``: times ``factor`` at the start of each milestone epoch
-        (PyTorch MultiStepLR); ``"exponential"``: times ``decay ** epoch``.
+        (PyTorch MultiStepLR); ``"exponential"``: times ``decay ** epoch``; ``"cosine"``:
+        times ``0.5 * (1 + cos(pi * epoch / (epochs + 1)))`` with ``epochs`` the recipe's
+        (the HAMP authors' DP-SGD schedule; no parameters).
       milestones: strictly increasing 0-based epochs (``"step"`` only).
       factor: step factor > 0 (``"step"`` only).
       decay: per-epoch factor > 0 (``"exponential"`` only).
@@ -322,7 +330,8 @@ class ScheduleSpec(_Spec):
         _float(self, "factor", 0.0, low_inclusive=False)
         _float(self, "decay", 0.0, low_inclusive=False)
         _unused(self, {"constant": ("milestones", "factor", "decay"),
-                       "step": ("decay",), "exponential": ("milestones", "factor")}[self.kind])
+                       "step": ("decay",), "exponential": ("milestones", "factor"),
+                       "cosine": ("milestones", "factor", "decay")}[self.kind])
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -480,6 +489,74 @@ class AdversarySpec(_Spec):
                              f"{self.attack_arch!r}")
         if self.game == "epochs":
             _unused(self, ("attack_steps", "classifier_steps"))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PrivacySpec(_Spec):
+    """Differentially private training (DP-SGD): how per-example gradients are aggregated.
+
+    Any defense's loss composes with it: DP-SGD only changes how the step turns per-example
+    losses into an update (clip every example's gradient to ``clip_norm``, sum, add Gaussian
+    noise of std ``noise_multiplier * clip_norm``, divide by the expected batch size), before
+    the optimizer (so coupled weight decay is added after the noise). See
+    :mod:`hampjax.defenses.dp_sgd` and :func:`hampjax.defenses.recipe_epsilon`.
+
+    Attributes:
+      kind: ``"none"`` (ordinary mean-of-batch gradients) or ``"dp_sgd"``.
+      noise_multiplier: sigma >= 0 (noise std over the clip norm; 0: clipping only).
+      clip_norm: per-example L2 clip norm C > 0 (flat, over all parameters); ``inf``: no
+        clipping.
+      sampling: ``"poisson"``: every member enters each step's batch with probability
+        ``q = 1 / ceil(N / B)``, ``ceil(N / B)`` steps per epoch, sum divided by
+        ``int(N q)`` (Opacus 1.1.2 ``make_private``, HAMP code); ``"shuffle"``: the ordinary
+        shuffled batches of ``batch_size`` (last partial batch kept), sum divided by the
+        batch's size (Opacus 0.14 on a DataLoader, RelaxLoss code; accounted as q = B / N).
+      delta: target delta in (0, 1) of the reported epsilon.
+      eps_conversion: the headline RDP-to-(eps, delta) conversion, ``"classic"`` (the HAMP
+        paper's numbers) or ``"opacus_improved"``; both are always reported.
+      accountant: ``"rdp"`` or ``"pld"`` (headline; all are reported).
+      poisson_cap: ``"poisson"`` only: a step's batch is padded to the static size
+        ``B + ceil(poisson_cap * sqrt(B))``; members sampled beyond it are dropped and
+        counted (``TrainResult.dp_overflow``).
+      per_example: how per-example gradient norms are computed: ``"dense"`` (from each dense
+        layer's inputs and output gradients, no per-example gradients; every parameter must
+        belong to a ``flax.linen.Dense`` layer), ``"generic"`` (``vmap`` of ``grad``, any
+        model), ``"auto"`` (dense where it applies). Models with BatchNorm are refused.
+    """
+
+    _prefix: ClassVar[str] = "privacy."
+
+    kind: str = "none"
+    noise_multiplier: float = 1.0
+    clip_norm: float = 1.0
+    sampling: str = "poisson"
+    delta: float = 1e-5
+    eps_conversion: str = "classic"
+    accountant: str = "rdp"
+    poisson_cap: float = 6.0
+    per_example: str = "auto"
+
+    def __post_init__(self):
+        _choice(self, "kind", PRIVACY_KINDS)
+        _float(self, "noise_multiplier", 0.0)
+        _float(self, "clip_norm", 0.0, math.inf, low_inclusive=False, high_inclusive=True)
+        _choice(self, "sampling", DP_SAMPLINGS)
+        _float(self, "delta", 0.0, 1.0, low_inclusive=False)
+        _choice(self, "eps_conversion", DP_CONVERSIONS)
+        _choice(self, "accountant", DP_ACCOUNTANTS)
+        _float(self, "poisson_cap", 0.0, low_inclusive=False)
+        _choice(self, "per_example", DP_PER_EXAMPLE)
+        if self.kind == "none":
+            _unused(self, ("noise_multiplier", "clip_norm", "sampling", "delta",
+                           "eps_conversion", "accountant", "poisson_cap", "per_example"))
+        elif self.sampling == "shuffle":
+            _unused(self, ("poisson_cap",))
+        if self.noise_multiplier > 0 and math.isinf(self.clip_norm) and self.kind != "none":
+            raise ValueError("privacy.clip_norm must be finite when privacy.noise_multiplier > 0 "
+                             "(the noise std is noise_multiplier * clip_norm)")
+        if self.accountant == "pld" and self.eps_conversion != "classic":
+            raise ValueError("privacy.eps_conversion applies to privacy.accountant='rdp' only; "
+                             f"leave it at 'classic', got {self.eps_conversion!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -821,11 +898,13 @@ class RecipeSpec(_Spec):
         shadows). ``()``: none. The run's selected model is evaluated as well.
       adversary: :class:`AdversarySpec`, an adversary trained in a min-max game with the
         classifier (AdvReg); ``kind="none"`` (default) for none.
+      privacy: :class:`PrivacySpec`, differentially private training (DP-SGD).
     """
 
     _nested: ClassVar[Mapping[str, type]] = types.MappingProxyType({
         "defense": DefenseParams, "optimizer": OptimizerSpec, "schedule": ScheduleSpec,
         "example_state": ExampleStateSpec, "output": OutputSpec, "adversary": AdversarySpec,
+        "privacy": PrivacySpec,
     })
 
     name: str
@@ -842,6 +921,7 @@ class RecipeSpec(_Spec):
     output: OutputSpec = OutputSpec()
     early_stopping_epochs: tuple[int, ...] = ()
     adversary: AdversarySpec = AdversarySpec()
+    privacy: PrivacySpec = PrivacySpec()
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -889,6 +969,13 @@ class RecipeSpec(_Spec):
                                  f"({self.batch_size}) with adversary.game='rounds' (its members "
                                  f"come from the classifier's batches), got "
                                  f"{self.adversary.attack_batch_size}")
+        if (self.privacy.kind == "dp_sgd" and self.privacy.sampling == "poisson"
+                and self.shuffle != "every_epoch"):
+            raise ValueError("shuffle must stay 'every_epoch' with privacy.sampling='poisson' "
+                             f"(Poisson batches have no order), got {self.shuffle!r}")
+        if self.adversary.kind != "none" and self.privacy.kind != "none":
+            raise ValueError(f"adversary.kind={self.adversary.kind!r} cannot be combined with "
+                             f"privacy.kind={self.privacy.kind!r}")
 
 
 def teacher_spec(spec: RecipeSpec) -> RecipeSpec:

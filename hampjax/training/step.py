@@ -8,11 +8,16 @@ chunk (:mod:`hampjax.training.engine`). :func:`scan_steps` runs it over a range 
 steps in a ``lax.scan``; :func:`unrolled_steps` runs a fixed number of them written out one
 after the other (no loop in the program), which the host-driven loop strategy calls from
 Python: XLA:CPU runs convolutions inside a while loop (``lax.scan``) far slower than outside.
+
+With a :class:`DpConfig` in :attr:`StepFns.privacy` the step is a DP-SGD step
+(:mod:`hampjax.defenses.dp_sgd`): per-example clipping, Gaussian noise from the batch's
+``noise_key``, division by the batch's ``denominator``; the optimizer then runs as usual.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -20,16 +25,40 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from hampjax.defenses import dp_sgd
 from hampjax.training.recipes import LossContext
 
-__all__ = ["StepFns", "StepState", "Batch", "StepOutput", "train_step", "EpochSteps",
-           "EpochSums", "scan_steps", "unrolled_steps"]
+__all__ = ["StepFns", "StepState", "Batch", "StepOutput", "DpConfig", "train_step",
+           "EpochSteps", "EpochSums", "scan_steps", "unrolled_steps"]
 
 ApplyFn = Callable[..., tuple[jax.Array, dict]]
 
 
 def _select(flag: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree_util.tree_map(lambda a, b: jnp.where(flag, a, b), new, old)
+
+
+@dataclasses.dataclass(frozen=True)
+class DpConfig:
+    """The static settings of a DP-SGD step (from ``RecipeSpec.privacy``).
+
+    Attributes:
+      clip_norm: per-example L2 clip norm C (``inf``: no clipping).
+      noise_multiplier: sigma; the noise on the clipped sum has std ``sigma * C``.
+      per_example: ``"dense"`` (norms from dense layers' inputs and output gradients, then one
+        weighted backward pass) or ``"generic"`` (jax_privacy's ``clipped_grad``: vmap of
+        grad over examples, clipped and summed).
+    """
+
+    clip_norm: float
+    noise_multiplier: float
+    per_example: str
+
+    def __post_init__(self):
+        if self.per_example not in ("dense", "generic"):
+            raise ValueError(f"per_example must be 'dense' or 'generic', got {self.per_example!r}")
+        if self.noise_multiplier > 0 and math.isinf(self.clip_norm):
+            raise ValueError("noise needs a finite clip_norm")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,11 +70,13 @@ class StepFns:
       loss: the recipe's per-example loss ``(logits, labels, ctx) -> [B]``.
       optimizer: the optax transformation, wrapped in ``optax.inject_hyperparams`` so that
         the learning rate lives in its state.
+      privacy: DP-SGD settings, or None for ordinary mean-of-batch gradients.
     """
 
     apply_fn: ApplyFn
     loss: Callable[..., jax.Array]
     optimizer: optax.GradientTransformation
+    privacy: DpConfig | None = None
 
 
 class StepState(NamedTuple):
@@ -66,6 +97,12 @@ class Batch(NamedTuple):
       loss_key: PRNG key of the loss (e.g. Weighted Smoothing's noise).
       dropout_key: PRNG key of the model's stochastic layers.
       targets: ``[B, C]`` per-example targets (e.g. a teacher's logits), or None.
+      noise_key: DP-SGD only: PRNG key of the gradient noise.
+      denominator: DP-SGD only: float32 scalar the clipped sum is divided by (Poisson: the
+        expected batch size); None: the number of real rows.
+      active: DP-SGD Poisson only: bool scalar, whether this is one of the model's own steps
+        (an active step with an empty batch is a noise-only step); None: a step is taken when
+        the batch has a real row.
     """
 
     x: jax.Array
@@ -75,6 +112,9 @@ class Batch(NamedTuple):
     loss_key: jax.Array
     dropout_key: jax.Array
     targets: jax.Array | None = None
+    noise_key: jax.Array | None = None
+    denominator: jax.Array | None = None
+    active: jax.Array | None = None
 
 
 class StepOutput(NamedTuple):
@@ -87,15 +127,18 @@ def train_step(fns: StepFns, state: StepState, batch: Batch, epoch: jax.Array, *
                guard: bool = True) -> tuple[StepState, StepOutput]:
     """One optimizer step of one model on one minibatch (no model axis; ``vmap`` adds it).
 
-    The loss is the mean of the recipe's per-example loss over the real rows of the batch.
+    The loss is the mean of the recipe's per-example loss over the real rows of the batch;
+    without privacy its gradient is the update direction, with ``fns.privacy`` the DP-SGD
+    direction (:func:`dp_gradient`).
 
     Args:
       fns: the model's ``apply_fn``, the recipe's loss and the optimizer.
       state: the model's variables and optimizer state.
       batch: the minibatch, its padding mask, per-example state and keys.
       epoch: int32 scalar, 0-based.
-      guard: if True, a batch without real rows leaves model and optimizer state untouched
-        (the caller may skip the select when every batch is known to hold real rows).
+      guard: if True, a batch without real rows (DP-SGD Poisson: an inactive step) leaves
+        model and optimizer state untouched (the caller may skip the select when every batch
+        is known to hold real rows).
 
     Returns:
       ``(new_state, StepOutput)``.
@@ -104,31 +147,109 @@ def train_step(fns: StepFns, state: StepState, batch: Batch, epoch: jax.Array, *
     ctx = LossContext(epoch=epoch, key=batch.loss_key, where=batch.where,
                       example_state=batch.example_state, targets=batch.targets)
     count = jnp.sum(batch.where).astype(jnp.float32)
+    if fns.privacy is None:
+        def loss_fn(params):
+            logits, new_variables = fns.apply_fn({**variables, "params": params}, batch.x,
+                                                 train=True, key=batch.dropout_key)
+            per_example = jnp.where(batch.where, fns.loss(logits, batch.y, ctx), 0.0)
+            return jnp.sum(per_example) / jnp.maximum(count, 1.0), (new_variables, logits)
 
-    def loss_fn(params):
-        logits, new_variables = fns.apply_fn({**variables, "params": params}, batch.x,
-                                             train=True, key=batch.dropout_key)
-        per_example = jnp.where(batch.where, fns.loss(logits, batch.y, ctx), 0.0)
-        return jnp.sum(per_example) / jnp.maximum(count, 1.0), (new_variables, logits)
-
-    (loss, (new_variables, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        variables["params"])
+        (loss, (new_variables, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            variables["params"])
+    else:
+        grads, loss, new_variables, logits = dp_gradient(fns, variables, batch, ctx)
     updates, new_opt_state = fns.optimizer.update(grads, opt_state, variables["params"])
     new_variables = {**new_variables, "params": optax.apply_updates(variables["params"], updates)}
     if guard:  # a step without real examples must leave model and optimizer untouched
-        any_valid = count > 0
+        any_valid = count > 0 if batch.active is None else batch.active
         new_variables = _select(any_valid, new_variables, variables)
         new_opt_state = _select(any_valid, new_opt_state, opt_state)
     hits = jnp.sum(jnp.where(batch.where, jnp.argmax(logits, -1) == batch.y, False))
     return StepState(new_variables, new_opt_state), StepOutput(loss, hits, count)
 
 
+def dp_gradient(fns: StepFns, variables: dict, batch: Batch, ctx: LossContext
+                ) -> tuple[Any, jax.Array, dict, jax.Array]:
+    """The DP-SGD update direction of one model on one batch (before the optimizer).
+
+    ``(sum_i clip_C(g_i) + N(0, sigma^2 C^2 I)) / denominator`` where ``g_i`` is the gradient
+    of example i's loss and padding rows count for nothing. ``"dense"``: per-example norms
+    from :func:`hampjax.defenses.dp_sgd.dense_sq_norms`, then the clipped sum as one backward
+    pass of ``sum_i c_i l_i / denominator`` (with ``C = inf`` every ``c_i`` is exactly 1 and
+    this is the ordinary mean-of-batch gradient, bit for bit). ``"generic"``: jax_privacy's
+    ``clipped_grad`` (vmap of grad over examples; example i's loss and dropout keys are
+    ``fold_in(key, i)``).
+
+    Returns:
+      ``(grads, mean loss over real rows, new variables, logits [B, C])``.
+    """
+    dp = fns.privacy
+    params = variables["params"]
+    count = jnp.sum(batch.where).astype(jnp.float32)
+    denominator = (jnp.maximum(count, 1.0) if batch.denominator is None
+                   else jnp.asarray(batch.denominator, jnp.float32))
+
+    if dp.per_example == "dense":
+        def batch_loss(p, weights):
+            logits, new_variables = fns.apply_fn({**variables, "params": p}, batch.x,
+                                                 train=True, key=batch.dropout_key)
+            losses = fns.loss(logits, batch.y, ctx)
+            per_example = jnp.where(batch.where, losses if weights is None else weights * losses,
+                                    0.0)
+            return per_example, (new_variables, logits, losses)
+
+        sq = dp_sgd.dense_sq_norms(lambda p: batch_loss(p, None)[0], params)
+        factors = jax.lax.stop_gradient(jnp.where(
+            batch.where, dp_sgd.clip_factors(jnp.sqrt(sq), dp.clip_norm), 0.0))
+
+        def weighted(p):
+            per_example, aux = batch_loss(p, factors)
+            return jnp.sum(per_example) / denominator, aux
+
+        (_, (new_variables, logits, losses)), grads = jax.value_and_grad(
+            weighted, has_aux=True)(params)
+    else:
+        import jax_privacy
+
+        def example_loss(p, example):
+            x, y, state, index, targets = example  # leading axis of size 1
+            ex_ctx = LossContext(epoch=ctx.epoch, key=jax.random.fold_in(ctx.key, index[0]),
+                                 where=jnp.ones((1,), bool), example_state=state,
+                                 targets=None if batch.targets is None else targets)
+            logits, _ = fns.apply_fn({**variables, "params": p}, x, train=True,
+                                     key=jax.random.fold_in(batch.dropout_key, index[0]))
+            loss = fns.loss(logits, y, ex_ctx)[0]
+            return loss, logits[0]
+
+        grad_fn = jax_privacy.clipped_grad(example_loss, has_aux=True, l2_clip_norm=dp.clip_norm,
+                                           batch_argnums=1, keep_batch_dim=True,
+                                           return_values=True)
+        rows = jnp.arange(batch.where.shape[0], dtype=jnp.int32)
+        targets = rows if batch.targets is None else batch.targets  # rows: a placeholder
+        clipped_sum, aux = grad_fn(params, (batch.x, batch.y, batch.example_state, rows, targets),
+                                   is_padding_example=jnp.logical_not(batch.where))
+        grads = jax.tree_util.tree_map(lambda g: g / denominator.astype(g.dtype), clipped_sum)
+        logits, losses, new_variables = aux.aux, aux.values, variables
+    if dp.noise_multiplier > 0:
+        grads = dp_sgd.add_gaussian_noise(grads, batch.noise_key,
+                                          dp.noise_multiplier * dp.clip_norm / denominator)
+    loss = jnp.sum(jnp.where(batch.where, losses, 0.0)) / jnp.maximum(count, 1.0)
+    return grads, loss, new_variables, logits
+
+
 class EpochSteps(NamedTuple):
-    """The per-step inputs of (part of) an epoch; every leaf has a leading step axis [S]."""
+    """The per-step inputs of (part of) an epoch; every leaf has a leading step axis [S].
+
+    The last four are DP-SGD's (None otherwise; see :class:`Batch`).
+    """
 
     indices: jax.Array  # [S, B] int32 rows of the candidate set
     where: jax.Array  # [S, B] bool
     keys: jax.Array  # [S, 2] (loss key, dropout key)
+    noise_keys: jax.Array | None = None  # [S]
+    denominator: jax.Array | None = None  # [S] float32 (Poisson: expected batch size)
+    active: jax.Array | None = None  # [S] bool (Poisson: the model's own steps)
+    dropped: jax.Array | None = None  # [S] int32 (Poisson: members sampled beyond the cap)
 
 
 class EpochSums(NamedTuple):
@@ -137,10 +258,12 @@ class EpochSums(NamedTuple):
     seen: jax.Array
 
 
-def _one_step(fns: StepFns, state: StepState, sums: EpochSums, idx, valid, step_keys, x, y,
+def _one_step(fns: StepFns, state: StepState, sums: EpochSums, step: EpochSteps, x, y,
               example_state, epoch, guard: bool, targets=None) -> tuple[StepState, EpochSums]:
-    batch = Batch(x[idx], y[idx], valid, example_state[idx], step_keys[0], step_keys[1],
-                  None if targets is None else targets[idx])
+    idx = step.indices
+    batch = Batch(x[idx], y[idx], step.where, example_state[idx], step.keys[0], step.keys[1],
+                  None if targets is None else targets[idx], noise_key=step.noise_keys,
+                  denominator=step.denominator, active=step.active)
     state, out = train_step(fns, state, batch, epoch, guard=guard)
     sums = EpochSums(sums.loss + out.loss * out.count, sums.correct + out.hits,
                      sums.seen + out.count)
@@ -156,10 +279,8 @@ def scan_steps(fns: StepFns, state: StepState, sums: EpochSums, steps: EpochStep
     per-example targets) are the whole candidate set; each step gathers its rows.
     """
 
-    def body(carry, inputs):
-        idx, valid, step_keys = inputs
-        return _one_step(fns, *carry, idx, valid, step_keys, x, y, example_state, epoch,
-                         guard, targets), None
+    def body(carry, step):
+        return _one_step(fns, *carry, step, x, y, example_state, epoch, guard, targets), None
 
     (state, sums), _ = jax.lax.scan(body, (state, sums), steps)
     return state, sums
@@ -180,8 +301,8 @@ def unrolled_steps(fns: StepFns, state: StepState, sums: EpochSums, steps: Epoch
       start: int32 scalar, the first step (``start + num <= S``).
     """
     for i in range(num):
-        idx, valid, step_keys = jax.tree_util.tree_map(
+        step = jax.tree_util.tree_map(
             lambda a: jax.lax.dynamic_index_in_dim(a, start + i, keepdims=False), steps)
-        state, sums = _one_step(fns, state, sums, idx, valid, step_keys, x, y, example_state,
-                                epoch, guard, targets)
+        state, sums = _one_step(fns, state, sums, step, x, y, example_state, epoch, guard,
+                                targets)
     return state, sums
