@@ -1,7 +1,8 @@
 """The quickstart demo: every defense against every attack on scikit-learn's digits, on a CPU.
 
 For the undefended model and each defense (HAMP with output modification, RelaxLoss, Weighted
-Smoothing, label smoothing) it trains a target and the attacker's shadow models with the same
+Smoothing, label smoothing; on request the baselines DP-SGD, AdvReg, HAMP's label smoothing and
+early stopping, ``--defenses``) it trains a target and the attacker's shadow models with the same
 recipe (an adaptive attacker; one batched ``train_many`` program per defense), runs every attack
 (metric attacks, five LiRA variants, RMIA, the NN and top-3 attacks, label-only attacks) and
 writes a report directory (``report.json``, ``scores.npz``, ``report.md``, log-log ROC plots).
@@ -12,7 +13,7 @@ keep matrix is made of complementary pairs and is prefix-stable). With several p
 and process 0 writes and prints the report.
 
     python experiments/demo.py [--workdir runs/demo] [--models 18] [--epochs 40] [--seed 0]
-                               [--targets 4] [--defenses undefended,hamp]
+                               [--targets 4] [--defenses undefended,hamp,dp_sgd]
 
 Digits has 1,797 examples: each target trains on about 700 and the attacks are scored on about
 350 members and 350 non-members, so rates below 1/350 (0.29%) are flagged with ``*``. The
@@ -37,9 +38,11 @@ from hampjax.evaluation import AttackSettings, Defense, EvalData, evaluate_defen
 from hampjax.defenses import random_image_inputs
 from hampjax.models import get_model
 from hampjax.training import (
+    build_recipe,
     maybe_initialize,
     hamp_recipe,
     label_smoothing_recipe,
+    preset_spec,
     relaxloss_recipe,
     undefended_recipe,
     weighted_smoothing_recipe,
@@ -79,6 +82,22 @@ def defenses(epochs: int) -> list[Defense]:
             **{"optimizer.learning_rate": 1e-3, "schedule.decay": 0.99})),
         Defense("label_smoothing", label_smoothing_recipe("digits", epochs=epochs)),
     ]
+
+
+EXTRA_DEFENSES = ("dp_sgd", "advreg", "hamp_ls", "early_stopping")
+"""Baselines ``--defenses`` accepts besides the default five (digits presets, ``--epochs``
+epochs; early stopping evaluates the run after the preset's epoch counts up to ``--epochs``)."""
+
+
+def extra_defenses(epochs: int) -> list[Defense]:
+    out = []
+    for name in EXTRA_DEFENSES:
+        spec = preset_spec(name, "digits", epochs=epochs)
+        if spec.early_stopping_epochs:
+            spec = spec.replace(early_stopping_epochs=tuple(
+                e for e in spec.early_stopping_epochs if e < epochs))
+        out.append(Defense(name, build_recipe(spec)))
+    return out
 
 
 def _cell(entry: dict, key: str, fmt: str) -> str:
@@ -135,8 +154,9 @@ def main(argv=None) -> dict | None:
                    help="each of the first T models in turn the target of the metric, LiRA and "
                         "RMIA attacks (mean ± std printed); 1: model 0 only")
     p.add_argument("--defenses", default="all",
-                   help="comma-separated subset of: undefended, hamp, relaxloss, "
-                        "weighted_smoothing, label_smoothing")
+                   help="comma-separated defenses: undefended, hamp, relaxloss, "
+                        "weighted_smoothing, label_smoothing (all: these five, the default), "
+                        "and the baselines dp_sgd, advreg, hamp_ls, early_stopping")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.models < 4 or args.models % 2:
@@ -150,10 +170,12 @@ def main(argv=None) -> dict | None:
     chosen = defenses(args.epochs)
     if args.defenses != "all":
         names = args.defenses.split(",")
-        unknown = sorted(set(names) - {d.name for d in chosen})
+        available = chosen + extra_defenses(args.epochs)
+        unknown = sorted(set(names) - {d.name for d in available})
         if unknown:
-            p.error(f"--defenses: unknown {unknown}; choose from {[d.name for d in chosen]}")
-        chosen = [d for d in chosen if d.name in names]
+            p.error(f"--defenses: unknown {unknown}; choose from "
+                    f"{[d.name for d in available]}")
+        chosen = [d for d in available if d.name in names]
 
     main_process = jax.process_index() == 0
     start = time.perf_counter()
@@ -175,6 +197,12 @@ def main(argv=None) -> dict | None:
                        for name, r in evaluation.defenses.items() if r.models_trained is not None)
     if counts:
         print(f"\nModels: {counts}.")
+    for name, r in evaluation.defenses.items():  # DP-SGD: (eps, delta) of the target's recipe
+        if "dp_epsilon" in r.stats:
+            improved = r.stats.get("dp_epsilon_rdp_improved")
+            print(f"{name}: eps = {r.stats['dp_epsilon']:.2f} at delta = {r.stats['dp_delta']:g}"
+                  f" (classic RDP; improved conversion "
+                  f"{'n/a' if improved is None else f'{improved:.2f}'})")
     print(f"\nReport: {os.path.join(args.workdir, 'report.json')} (and report.md, scores.npz, "
           f"manifest.json, roc_*.png, hist_*.png). Total time {time.perf_counter() - start:.0f} s.")
     return report

@@ -7,7 +7,7 @@ and :func:`~hampjax.repro.results.figures`) and the tests. Adding a kind is one 
 
 Example:
   >>> sorted(EXPERIMENT_KINDS)[:3]
-  ['hamp_ablation', 'hamp_archs', 'hamp_entropy']
+  ['hamp_ablation', 'hamp_archs', 'hamp_dp_grid']
   >>> EXPERIMENT_KINDS["hamp_params"].figures.__name__
   'params_figure'
 """

@@ -45,9 +45,11 @@ def test_every_config_has_a_documented_quick_variant():
         assert quick.name.endswith("_quick") and quick.experiment == full.experiment
 
 
-# hamp_ablation's quick run (8 defenses, ~37 s) and relaxloss_baselines' (7 results and a
-# teacher, ~150 s on 2 loaded cores) run with -m slow; the others stay in the default run.
-SLOW_QUICK_RUNS = ("hamp_ablation", "relaxloss_baselines")
+# hamp_ablation's quick run (8 defenses, ~37 s), relaxloss_baselines' (10 results and a
+# teacher, ~150 s on 2 loaded cores) and hamp_baselines' (6 defenses and 4 snapshots, 113 s)
+# run with -m slow; the others stay in the default run (DP-SGD through the pipeline:
+# hamp_dp_grid and ws_dp_tradeoff; AdvReg: test_hamp_main_with_advreg below).
+SLOW_QUICK_RUNS = ("hamp_ablation", "relaxloss_baselines", "hamp_baselines")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_QUICK_RUNS
@@ -170,3 +172,17 @@ def test_run_entry_point(tmp_path):
         assert list(json.load(f)) == ["digits"]
     bad = subprocess.run(cmd[:2] + [f"--workdir={workdir}"], capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "config" in bad.stderr
+
+
+def test_hamp_main_with_advreg(tmp_path):
+    """AdvReg end to end through the adaptive pipeline (the shadows play the game too)."""
+    config = load_config("hamp_main", "quick,advreg")
+    assert list(config.cells.digits.defenses) == ["advreg"]
+    workdir = str(tmp_path / "advreg")
+    run_experiment(config, workdir, progress=False)
+    with open(os.path.join(workdir, "digits", "report.json")) as f:
+        (d,) = json.load(f)["defenses"].values()
+    assert 0.0 <= d["test_acc"] <= 1.0 and "lira_online" in d["attacks"]
+    with open(os.path.join(workdir, "digits", "evaluation.json")) as f:
+        (cfg,) = [e["config"] for e in json.load(f)["defenses"]]
+    assert cfg["recipe"]["adversary"]["kind"] == "advreg" and cfg["shadow_recipe"] is None
