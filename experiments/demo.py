@@ -89,9 +89,11 @@ EXTRA_DEFENSES = ("dp_sgd", "advreg", "hamp_ls", "early_stopping")
 epochs; early stopping evaluates the run after the preset's epoch counts up to ``--epochs``)."""
 
 
-def extra_defenses(epochs: int) -> list[Defense]:
+def extra_defenses(epochs: int, names) -> list[Defense]:
+    """The requested baselines of :data:`EXTRA_DEFENSES` (a bad combination with ``--epochs``,
+    such as AdvReg's warm-up epoch with ``--epochs 1``, raises a ValueError naming it)."""
     out = []
-    for name in EXTRA_DEFENSES:
+    for name in (n for n in EXTRA_DEFENSES if n in names):
         spec = preset_spec(name, "digits", epochs=epochs)
         if spec.early_stopping_epochs:
             spec = spec.replace(early_stopping_epochs=tuple(
@@ -170,11 +172,14 @@ def main(argv=None) -> dict | None:
     chosen = defenses(args.epochs)
     if args.defenses != "all":
         names = args.defenses.split(",")
-        available = chosen + extra_defenses(args.epochs)
-        unknown = sorted(set(names) - {d.name for d in available})
+        known = [d.name for d in chosen] + list(EXTRA_DEFENSES)
+        unknown = sorted(set(names) - set(known))
         if unknown:
-            p.error(f"--defenses: unknown {unknown}; choose from "
-                    f"{[d.name for d in available]}")
+            p.error(f"--defenses: unknown {unknown}; choose from {known}")
+        try:
+            available = chosen + extra_defenses(args.epochs, names)
+        except ValueError as e:
+            p.error(f"--defenses with --epochs {args.epochs}: {e}")
         chosen = [d for d in available if d.name in names]
 
     main_process = jax.process_index() == 0
