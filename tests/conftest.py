@@ -41,3 +41,39 @@ if _cache_dir is not None:
     jax.config.update("jax_compilation_cache_dir", _cache_dir)
     # Every compile looks the cache up; only programs that took >= 0.1 s to compile are stored.
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+
+
+# With ``-n 2 --dist loadfile`` a test file is the unit of work. pytest-xdist queues files by
+# number of tests, most first, so the heaviest files (a few long tests each) came last and
+# one worker finished alone. Instead the files below, the heaviest measured with
+# ``--durations`` (refresh the list when that changes), start first, heaviest first (longest
+# processing time first); every other file follows in collection order.
+HEAVY_FIRST = (
+    "tests/training/test_engine.py",
+    "tests/experiments/test_demo.py",
+    "tests/attacks/test_lira.py",
+    "tests/attacks/test_label_only.py",
+    "tests/evaluation/test_pipeline.py",
+    "tests/training/test_spec.py",
+    "tests/training/test_predict.py",
+    "tests/training/test_loop_strategies.py",
+    "tests/attacks/test_metric_attacks.py",
+    "tests/attacks/test_shift.py",
+    "tests/attacks/test_nn_attacks.py",
+    "tests/training/test_mixed_precision.py",
+)
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist: keep the order below.
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {path: i for i, path in enumerate(HEAVY_FIRST)}
+
+    def key(item):
+        path = item.nodeid.split("::", 1)[0]
+        return rank.get(path, len(HEAVY_FIRST))
+
+    items.sort(key=key)  # stable: tests keep their order within a file and among the rest
