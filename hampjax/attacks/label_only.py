@@ -37,7 +37,8 @@ and ``key``), they compile one program per batch shape and drive the batches fro
 as :func:`hampjax.training.predict_many` does: XLA:CPU runs convolutions inside a
 ``lax.map`` (a while loop) many times slower than in a program of their own. Traced (under
 ``jit``, or ``vmap`` over the inputs or the key), the same batch function runs inside
-``lax.map``. Both paths compute the same batches and give bit-identical results.
+``lax.map``. Both paths query the same batches, and the host-driven results are bit-identical
+to the ``lax.map`` ones (tested on CPU for an fc net and a small conv net).
 """
 
 from __future__ import annotations
