@@ -16,6 +16,7 @@ Every model in :mod:`hampjax.models` uses the same conventions:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -43,8 +44,35 @@ __all__ = [
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
-conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
-dense_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+def _variance_scaling(scale: float, mode: str, distribution: str):
+    """``nn.initializers.variance_scaling(scale, mode, distribution)`` (default axes: fan-in
+    axis -2, fan-out axis -1, the others the receptive field), drawing its sample as one flat
+    vector reshaped to ``shape``.
+
+    The values are those of the Flax initializer bit for bit (jax.random's partitionable
+    threefry numbers the elements of an array in row-major order, so a flat draw reshaped
+    equals the shaped draw; the scaling is the same float32 arithmetic). XLA:CPU compiles a
+    flat draw several times faster than a 4-D one (about 0.3 s instead of 1.5 s per conv
+    kernel shape), which is most of the compile time of a small conv net's ``init``.
+    """
+
+    def init(key: jax.Array, shape: Any, dtype: Any = jnp.float32) -> jax.Array:
+        shape = tuple(int(d) for d in shape)
+        receptive_field = math.prod(shape) / shape[-2] / shape[-1]
+        fan = {"fan_in": shape[-2], "fan_out": shape[-1]}[mode] * receptive_field
+        variance = jnp.array(scale / fan, dtype=dtype)
+        flat = (math.prod(shape),)
+        if distribution == "normal":
+            sample, factor = jax.random.normal(key, flat, dtype), jnp.sqrt(variance)
+        else:  # "uniform"
+            sample, factor = jax.random.uniform(key, flat, dtype, -1), jnp.sqrt(3 * variance)
+        return sample.reshape(shape) * factor
+
+    return init
+
+
+conv_kernel_init = _variance_scaling(2.0, "fan_out", "normal")
+dense_kernel_init = _variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
 def batch_norm(train: bool, *, name: str | None = None) -> nn.BatchNorm:

@@ -492,3 +492,96 @@ def test_distance_to_score():
         distance_to_score(jnp.array([-1.0, 2.0]))
     with pytest.raises(ValueError, match="distances must be 1-D"):
         distance_to_score(jnp.zeros((2, 2)))
+
+
+# ------------------------------------------------------------------------------------------
+# Host-driven batches == the former lax.map implementation, bit for bit, on small models.
+# ------------------------------------------------------------------------------------------
+
+
+def _lax_map_noise(predict_labels, x, labels, key, *, flip_rate, num_variants, batch_size):
+    """The implementation before batches were driven from the host (one lax.map)."""
+    n, feat = x.shape[0], x.shape[1:]
+
+    def run(x, labels, key):
+        total = n * num_variants
+        num_batches = -(-total // batch_size)
+        ids = jnp.arange(num_batches * batch_size, dtype=jnp.int32).reshape(num_batches, batch_size)
+
+        def one_batch(batch_ids):
+            example = jnp.minimum(batch_ids // num_variants, n - 1)
+            keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, batch_ids)
+            flips = jax.vmap(lambda k: jax.random.bernoulli(
+                k, flip_rate, (int(np.prod(feat)),)).reshape(feat))(keys)
+            clean = x[example]
+            noisy = jnp.where(flips, (1 - clean).astype(x.dtype), clean)
+            return predict_labels(noisy) == labels[example]
+
+        correct = jax.lax.map(one_batch, ids).reshape(-1)[:total].reshape(n, num_variants)
+        return jnp.mean(correct.astype(jnp.float32), axis=1)
+
+    return jax.jit(run)(jnp.asarray(x), jnp.asarray(labels), key)
+
+
+def _lax_map_augmentation(predict_labels, x, labels, *, max_shift, flips, batch_size):
+    """The implementation before batches were driven from the host (nested lax.map)."""
+
+    def chunked(xs):
+        m = xs.shape[0]
+        if batch_size is None or batch_size >= m:
+            return predict_labels(xs)
+        num = -(-m // batch_size)
+        pad = jnp.zeros((num * batch_size - m,) + xs.shape[1:], xs.dtype)
+        chunks = jnp.concatenate([xs, pad]).reshape((num, batch_size) + xs.shape[1:])
+        return jax.lax.map(predict_labels, chunks).reshape(-1)[:m]
+
+    def run(x, labels):
+        d = max_shift
+        pads = ((0, 0), (d, d), (d, d), (0, 0))
+        padded = jnp.stack([jnp.pad(x, pads), jnp.pad(x[:, :, ::-1, :], pads)])
+        rng = range(-d, d + 1)
+        augs = jnp.array([(f, dy, dx) for f in ((0, 1) if flips else (0,))
+                          for dy in rng for dx in rng], jnp.int32)
+
+        def one_aug(aug):
+            src = jax.lax.dynamic_index_in_dim(padded, aug[0], keepdims=False)
+            zero = jnp.zeros((), jnp.int32)
+            img = jax.lax.dynamic_slice(src, (zero, d - aug[1], d - aug[2], zero), x.shape)
+            return chunked(img) == labels
+
+        return jax.lax.map(one_aug, augs).T
+
+    return jax.jit(run)(jnp.asarray(x), jnp.asarray(labels))
+
+
+def _small_model(name, x, **kwargs):
+    from hampjax.models import get_model, model_functions
+
+    init_fn, apply_fn = model_functions(get_model(name, 3, **kwargs))
+    variables = jax.jit(init_fn)(jax.random.key(11), jnp.asarray(x[:1]))
+    return labels_from_logits(lambda v: apply_fn(variables, v, train=False)[0])
+
+
+def test_augmentation_host_batches_equal_lax_map_on_a_conv_net():
+    x = np.asarray(jax.random.normal(jax.random.key(12), (7, 8, 8, 2)))
+    predict = _small_model("salem_cnn", x, channels=4, hidden=8)
+    y = np.array(predict(x))
+    y[::2] = (y[::2] + 1) % 3  # some examples misclassified
+    kw = dict(max_shift=1, flips=True, batch_size=3)  # 7 examples: 3 chunks, the last padded
+    host = augmentation_correct(predict, x, y, **kw)
+    np.testing.assert_array_equal(host, _lax_map_augmentation(predict, x, y, **kw))
+    traced = jax.jit(lambda v: augmentation_correct(predict, v, y, **kw))(x)  # in lax.map
+    np.testing.assert_array_equal(traced, host)
+    assert 0 < np.mean(host) < 1
+
+
+def test_noise_host_batches_equal_lax_map_on_an_fc_net():
+    x = (np.asarray(jax.random.uniform(jax.random.key(13), (9, 12))) > 0.5).astype(np.float32)
+    predict = _small_model("fc", x, hidden_sizes=(8,))
+    y = np.asarray(predict(x))
+    kw = dict(flip_rate=0.3, num_variants=5, batch_size=8)  # 45 queries: 6 batches, padded
+    key = jax.random.key(14)
+    host = noise_robustness_scores(predict, x, y, key, **kw)
+    # (Host == traced: test_noise_robustness_keys_batches_jit_vmap.)
+    np.testing.assert_array_equal(host, _lax_map_noise(predict, x, y, key, **kw))
+    assert 0 < np.mean(host) < 1

@@ -415,3 +415,23 @@ def test_every_zoo_model_takes_train_keyword_and_num_classes():
         module = constructor(num_classes=4)
         assert isinstance(module, nn.Module)
         assert module.num_classes == 4
+
+
+@pytest.mark.parametrize("kind,shape", [("conv", (5, 5, 2, 4)), ("conv", (1, 1, 8, 4)),
+                                        ("dense", (64, 10))])
+def test_initializers_equal_flax_variance_scaling_bit_for_bit(kind, shape):
+    # The zoo's initializers draw a flat sample (fast to compile on XLA:CPU) and must give
+    # exactly Flax's variance_scaling values, eagerly and under jit + vmap over keys.
+    from hampjax.models import layers
+
+    ours, flax_init = {
+        "conv": (layers.conv_kernel_init, nn.initializers.variance_scaling(2.0, "fan_out", "normal")),
+        "dense": (layers.dense_kernel_init,
+                  nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")),
+    }[kind]
+    keys = jax.random.split(jax.random.key(5), 2)
+    assert ours(keys[0], shape).dtype == jnp.float32
+    np.testing.assert_array_equal(ours(keys[0], shape), flax_init(keys[0], shape))
+    batched = [jax.jit(jax.vmap(lambda k, init=init: init(k, shape)))(keys)
+               for init in (ours, flax_init)]
+    np.testing.assert_array_equal(*batched)
