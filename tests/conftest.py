@@ -49,6 +49,7 @@ if _cache_dir is not None:
 # ``--durations`` (refresh the list when that changes), start first, heaviest first (longest
 # processing time first); every other file follows in collection order.
 HEAVY_FIRST = (
+    "tests/repro/test_configs.py",
     "tests/training/test_engine.py",
     "tests/experiments/test_demo.py",
     "tests/attacks/test_lira.py",

@@ -46,10 +46,11 @@ def test_every_config_has_a_documented_quick_variant():
 
 
 # hamp_ablation's quick run (8 defenses, ~37 s), relaxloss_baselines' (10 results and a
-# teacher, ~150 s on 2 loaded cores) and hamp_baselines' (6 defenses and 4 snapshots, 113 s)
+# teacher, ~150 s on 2 loaded cores), hamp_baselines' (6 defenses and 4 snapshots, 113 s),
+# ws_dp_tradeoff's (33 s) and AdvReg through the pipeline (test_hamp_main_with_advreg, 49 s)
 # run with -m slow; the others stay in the default run (DP-SGD through the pipeline:
-# hamp_dp_grid and ws_dp_tradeoff; AdvReg: test_hamp_main_with_advreg below).
-SLOW_QUICK_RUNS = ("hamp_ablation", "relaxloss_baselines", "hamp_baselines")
+# hamp_dp_grid; AdvReg's training: tests/training/test_advreg_engine.py).
+SLOW_QUICK_RUNS = ("hamp_ablation", "relaxloss_baselines", "hamp_baselines", "ws_dp_tradeoff")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_QUICK_RUNS
@@ -174,6 +175,7 @@ def test_run_entry_point(tmp_path):
     assert bad.returncode != 0 and "config" in bad.stderr
 
 
+@pytest.mark.slow
 def test_hamp_main_with_advreg(tmp_path):
     """AdvReg end to end through the adaptive pipeline (the shadows play the game too)."""
     config = load_config("hamp_main", "quick,advreg")
