@@ -51,15 +51,16 @@ if _cache_dir is not None:
 HEAVY_FIRST = (
     "tests/training/test_engine.py",
     "tests/experiments/test_demo.py",
-    "tests/attacks/test_lira.py",
-    "tests/attacks/test_label_only.py",
     "tests/evaluation/test_pipeline.py",
-    "tests/training/test_spec.py",
-    "tests/training/test_predict.py",
     "tests/training/test_loop_strategies.py",
-    "tests/attacks/test_metric_attacks.py",
+    "tests/attacks/test_label_only.py",
+    "tests/training/test_predict.py",
+    "tests/attacks/test_lira.py",
+    "tests/training/test_distributed.py",
+    "tests/training/test_spec.py",
     "tests/attacks/test_shift.py",
     "tests/attacks/test_nn_attacks.py",
+    "tests/attacks/test_metric_attacks.py",
     "tests/training/test_mixed_precision.py",
 )
 
