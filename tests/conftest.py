@@ -49,15 +49,20 @@ if _cache_dir is not None:
 # ``--durations`` (refresh the list when that changes), start first, heaviest first (longest
 # processing time first); every other file follows in collection order.
 HEAVY_FIRST = (
+    "tests/repro/test_configs.py",
     "tests/training/test_engine.py",
     "tests/experiments/test_demo.py",
+    "tests/core/test_docstrings.py",
+    "tests/repro/test_multiprocess_experiment.py",
     "tests/evaluation/test_pipeline.py",
     "tests/training/test_loop_strategies.py",
+    "tests/repro/test_config_specs.py",
     "tests/attacks/test_label_only.py",
     "tests/training/test_predict.py",
     "tests/attacks/test_lira.py",
     "tests/training/test_distributed.py",
     "tests/training/test_spec.py",
+    "tests/models/test_model_functions.py",
     "tests/attacks/test_shift.py",
     "tests/attacks/test_nn_attacks.py",
     "tests/attacks/test_metric_attacks.py",
