@@ -39,8 +39,9 @@ def _compilation_cache_dir() -> str | None:
 _cache_dir = _compilation_cache_dir()
 if _cache_dir is not None:
     jax.config.update("jax_compilation_cache_dir", _cache_dir)
-    # Every compile looks the cache up; only programs that took >= 0.1 s to compile are stored.
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)
+    # Every compile looks the cache up; only programs that took >= 1 s to compile are stored
+    # (jax's default; storing the many small ones cost more CPU than their hits saved).
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
 # With ``-n 2 --dist loadfile`` a test file is the unit of work. pytest-xdist queues files by
