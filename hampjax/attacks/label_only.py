@@ -19,8 +19,8 @@ here returns a per-example score where **higher means "more likely a member"**, 
 - :func:`distance_to_score`: makes distances with ``+inf`` (attack failed) usable by the metrics.
 
 The target. The black-box attacks take ``predict_labels(x) -> labels``: a JAX-traceable
-function mapping a batch ``x [M, *feature_shape]`` to integer labels ``[M]`` (it is traced
-inside ``jit`` and ``lax.fori_loop``, so it must be written in ``jax.numpy``). Build one from
+function mapping a batch ``x [M, *feature_shape]`` to integer labels ``[M]`` (it is called
+inside ``lax.map`` / ``lax.fori_loop``, so it must be written in ``jax.numpy``). Build one from
 a logits (or probabilities) function with :func:`labels_from_logits`. For a defended target,
 pass the labels of the *defended* output, e.g. after HAMP's output modification. CW-L2 takes
 ``logits_fn(x) -> logits [M, C]``, differentiable in JAX.
@@ -30,15 +30,6 @@ Randomness comes only from explicit ``key`` arguments. All functions work under 
 (e.g. over a stack of target models or over keys). Each call of an attack compiles its whole
 computation once (the target function is closed over, so nothing is cached between calls);
 to attack many batches of one shape, jit such a ``functools.partial`` once and reuse it.
-
-Batches of queries. :func:`noise_robustness_scores` and :func:`augmentation_correct` query
-the target in many batches of one static shape. Called eagerly (concrete ``x``, ``labels``
-and ``key``), they compile one program per batch shape and drive the batches from the host,
-as :func:`hampjax.training.predict_many` does: XLA:CPU runs convolutions inside a
-``lax.map`` (a while loop) many times slower than in a program of their own. Traced (under
-``jit``, or ``vmap`` over the inputs or the key), the same batch function runs inside
-``lax.map``. Both paths query the same batches, and the host-driven results are bit-identical
-to the ``lax.map`` ones (tested on CPU for an fc net and a small conv net).
 """
 
 from __future__ import annotations
@@ -160,23 +151,15 @@ def _flat_random(sample: Callable, key: jax.Array, shape: tuple[int, ...], *args
     return sample(key, (math.prod(shape),), *args).reshape(shape)
 
 
-def _host_driven(*arrays: Any) -> bool:
-    """Whether to drive batches from the host: every array concrete (no jit/vmap tracer)."""
-    return all(is_concrete(a) for a in arrays)
-
-
-def _map_batches(batch_fn: Callable[..., jax.Array], args: tuple, num_batches: int,
-                 host: bool) -> jax.Array:
-    """``concatenate([batch_fn(*args, b) for b in range(num_batches)])`` for ``batch_fn``
-    returning ``[B, ...]`` for batch index ``b`` (int32 scalar): from the host (one jitted
-    program, called once per batch, ``args`` passed as arguments rather than baked in as
-    constants) or inside one ``lax.map``."""
-    if not host:
-        out = jax.lax.map(lambda b: batch_fn(*args, b), jnp.arange(num_batches, dtype=jnp.int32))
-        return out.reshape((-1,) + out.shape[2:])
-    program = jax.jit(batch_fn)
-    outs = [program(*args, np.int32(b)) for b in range(num_batches)]
-    return outs[0] if num_batches == 1 else jnp.concatenate(outs)
+def _predict_chunked(predict_labels: PredictLabels, xs: jax.Array, batch_size: int | None) -> jax.Array:
+    """``predict_labels`` on ``xs [M, ...]`` in static chunks of ``batch_size`` (None: one call)."""
+    m = xs.shape[0]
+    if batch_size is None or batch_size >= m:
+        return predict_labels(xs)
+    num = -(-m // batch_size)
+    pad = jnp.zeros((num * batch_size - m,) + xs.shape[1:], xs.dtype)
+    chunks = jnp.concatenate([xs, pad]).reshape((num, batch_size) + xs.shape[1:])
+    return jax.lax.map(predict_labels, chunks).reshape(-1)[:m]
 
 
 def labels_from_logits(logits_fn: LogitsFn) -> PredictLabels:
@@ -296,32 +279,25 @@ def noise_robustness_scores(
     num_variants = check_positive_int("num_variants", num_variants)
     batch_size = check_positive_int("batch_size", batch_size)
 
-    total = n * num_variants
-    num_batches = -(-total // batch_size)
-    feat = shape_of(x)[1:]
+    def run(x: jax.Array, labels: jax.Array, key: jax.Array) -> jax.Array:
+        total = n * num_variants
+        num_batches = -(-total // batch_size)
+        ids = jnp.arange(num_batches * batch_size, dtype=jnp.int32).reshape(num_batches, batch_size)
+        feat = x.shape[1:]
 
-    def one_batch(x: jax.Array, labels: jax.Array, key: jax.Array, b: jax.Array) -> jax.Array:
-        batch_ids = b * batch_size + jnp.arange(batch_size, dtype=jnp.int32)
-        example = jnp.minimum(batch_ids // num_variants, n - 1)  # padded ids reuse the last one
-        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, batch_ids)
-        bits = lambda k, shape: jax.random.bernoulli(k, flip_rate, shape)  # noqa: E731
-        flips = jax.vmap(lambda k: _flat_random(bits, k, feat))(keys)
-        clean = x[example]
-        noisy = jnp.where(flips, (1 - clean).astype(x.dtype), clean)
-        return predict_labels(noisy) == labels[example]
+        def one_batch(batch_ids: jax.Array) -> jax.Array:
+            example = jnp.minimum(batch_ids // num_variants, n - 1)  # padded ids reuse the last one
+            keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, batch_ids)
+            bits = lambda k, shape: jax.random.bernoulli(k, flip_rate, shape)  # noqa: E731
+            flips = jax.vmap(lambda k: _flat_random(bits, k, feat))(keys)
+            clean = x[example]
+            noisy = jnp.where(flips, (1 - clean).astype(x.dtype), clean)
+            return predict_labels(noisy) == labels[example]
 
-    def scores(correct: jax.Array) -> jax.Array:
-        correct = correct[:total].reshape(n, num_variants)
+        correct = jax.lax.map(one_batch, ids).reshape(-1)[:total].reshape(n, num_variants)
         return jnp.mean(correct.astype(jnp.float32), axis=1)
 
-    x, labels = jnp.asarray(x), jnp.asarray(labels)
-    if _host_driven(x, labels, key):
-        return jax.jit(scores)(_map_batches(one_batch, (x, labels, key), num_batches, host=True))
-
-    def run(x: jax.Array, labels: jax.Array, key: jax.Array) -> jax.Array:
-        return scores(_map_batches(one_batch, (x, labels, key), num_batches, host=False))
-
-    return jax.jit(run)(x, labels, key)
+    return jax.jit(run)(jnp.asarray(x), jnp.asarray(labels), key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,47 +368,24 @@ def augmentation_correct(
     if batch_size is not None:
         batch_size = check_positive_int("batch_size", batch_size)
 
-    n, h, w, c = shape_of(x)
-    d = max_shift
-    chunk = n if batch_size is None else min(batch_size, n)
-    num_chunks = -(-n // chunk)
-    augs = _augmentation_list(d, bool(flips))
-
-    def prepare(x: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Padded originals and flips ``[2, chunks * chunk, H + 2d, W + 2d, C]`` (the rows past
-        N are zeros) and the labels padded alike."""
+    def run(x: jax.Array, labels: jax.Array) -> jax.Array:
+        d = max_shift
         pads = ((0, 0), (d, d), (d, d), (0, 0))
         padded = jnp.stack([
             jnp.pad(x, pads, mode=_PAD_MODES[padding]),
             jnp.pad(x[:, :, ::-1, :], pads, mode=_PAD_MODES[padding]),
         ])
-        rows = num_chunks * chunk - n
-        padded = jnp.pad(padded, ((0, 0), (0, rows), (0, 0), (0, 0), (0, 0)))
-        return padded, jnp.pad(labels, (0, rows))
+        augs = jnp.asarray(_augmentation_list(d, bool(flips)))
 
-    def one_chunk(padded: jax.Array, labels: jax.Array, b: jax.Array) -> jax.Array:
-        """``[chunk]`` correctness of augmentation ``b // num_chunks`` on chunk
-        ``b % num_chunks`` of the examples."""
-        aug = jnp.asarray(augs)[b // num_chunks]
-        start = (b % num_chunks) * chunk
-        src = jax.lax.dynamic_index_in_dim(padded, aug[0], keepdims=False)
-        zero = jnp.zeros((), jnp.int32)
-        img = jax.lax.dynamic_slice(src, (start, d - aug[1], d - aug[2], zero), (chunk, h, w, c))
-        return predict_labels(img) == jax.lax.dynamic_slice_in_dim(labels, start, chunk)
+        def one_aug(aug: jax.Array) -> jax.Array:
+            src = jax.lax.dynamic_index_in_dim(padded, aug[0], keepdims=False)
+            zero = jnp.zeros((), jnp.int32)
+            img = jax.lax.dynamic_slice(src, (zero, d - aug[1], d - aug[2], zero), x.shape)
+            return _predict_chunked(predict_labels, img, batch_size) == labels
 
-    def correct(flat: jax.Array) -> jax.Array:
-        return flat.reshape(len(augs), num_chunks * chunk)[:, :n].T
+        return jax.lax.map(one_aug, augs).T
 
-    x, labels = jnp.asarray(x), jnp.asarray(labels)
-    num_batches = len(augs) * num_chunks
-    if _host_driven(x, labels):
-        prepared = jax.jit(prepare)(x, labels)
-        return jax.jit(correct)(_map_batches(one_chunk, prepared, num_batches, host=True))
-
-    def run(x: jax.Array, labels: jax.Array) -> jax.Array:
-        return correct(_map_batches(one_chunk, prepare(x, labels), num_batches, host=False))
-
-    return jax.jit(run)(x, labels)
+    return jax.jit(run)(jnp.asarray(x), jnp.asarray(labels))
 
 
 def augmentation_scores(
