@@ -2,7 +2,7 @@
 
 Two of the five defenses keep it fast; every defense's recipe is trained by
 tests/training/test_engine.py and tests/evaluation/test_pipeline.py. The same work directory
-is then extended from 4 to 6 models: only the 2 new models are trained.
+is then extended from 4 to 6 models: only the 2 new models are trained (``-m slow``).
 """
 
 import importlib.util
@@ -29,7 +29,7 @@ def _run(demo, workdir, models, defenses="undefended,hamp", extra=()):
                       "--nn-epochs", "1", "--defenses", defenses, "--quiet", *extra])
 
 
-def test_demo_quick_then_extended(demo, tmp_path, capsys):
+def test_demo_quick(demo, tmp_path, capsys):
     workdir = str(tmp_path / "demo")
     report = _run(demo, workdir, 4)
     out = capsys.readouterr().out
@@ -54,7 +54,12 @@ def test_demo_quick_then_extended(demo, tmp_path, capsys):
     assert multi["attacks"]["loss"]["auc"]["per_target"][0] == on_disk["defenses"]["hamp"]["attacks"]["loss"]["auc"]
     assert {"shokri", "risk_score"} <= set(on_disk["defenses"]["hamp"]["attacks"])
 
-    # Trains only models 4 and 5; one target (the multi-target tables are checked above).
+
+@pytest.mark.slow  # The engine's own extension test (tests/training) runs by default.
+def test_demo_extends_a_finished_run(demo, tmp_path, capsys):
+    workdir = str(tmp_path / "demo")
+    _run(demo, workdir, 4, "undefended", ["--targets", "1"])
+    # Trains only models 4 and 5.
     extended = _run(demo, workdir, 6, "undefended", ["--targets", "1"])
     d = extended["defenses"]["undefended"]
     assert (d["models_trained"], d["models_loaded"]) == (2, 4)

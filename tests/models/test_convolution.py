@@ -11,10 +11,8 @@ from hampjax.models.convolution import conv_general_dilated
 NHWC = ("NHWC", "HWIO", "NHWC")
 CASES = [  # strides, groups, kernel, padding, c_out
     (2, 1, 3, "SAME", 6),
-    (1, 1, 5, "VALID", 3),
-    (2, 2, 3, ((1, 1), (1, 1)), 6),
     (2, 4, 3, ((1, 1), (1, 1)), 8),  # depthwise, channel multiplier 2
-    (2, 1, 3, ((0, 1), (2, 0)), 5),  # asymmetric padding
+    (2, 2, 3, ((0, 1), (2, 0)), 6),  # grouped, asymmetric padding
 ]
 
 
@@ -45,7 +43,7 @@ def test_values_and_gradients_match_jax(strides, groups, k, padding, co):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
-@pytest.mark.parametrize("strides,groups,k,padding,co", [CASES[0], CASES[3]])
+@pytest.mark.parametrize("strides,groups,k,padding,co", [CASES[0], CASES[1]])
 def test_gradients_have_the_same_bits_inside_a_scan(strides, groups, k, padding, co):
     """The point of the module: XLA:CPU compiles JAX's own kernel gradient differently inside
     a while loop; ours gives the same bits in a jitted call and in a scan body."""

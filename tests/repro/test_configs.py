@@ -47,10 +47,11 @@ def test_every_config_has_a_documented_quick_variant():
 
 # hamp_ablation's quick run (8 defenses, ~37 s), relaxloss_baselines' (10 results and a
 # teacher, ~150 s on 2 loaded cores), hamp_baselines' (6 defenses and 4 snapshots, 113 s),
-# ws_dp_tradeoff's (33 s) and AdvReg through the pipeline (test_hamp_main_with_advreg, 49 s)
+# ws_dp_tradeoff's (33 s), hamp_archs' (the fc net on digits, as hamp_main's) and AdvReg through the pipeline (test_hamp_main_with_advreg, 49 s)
 # run with -m slow; the others stay in the default run (DP-SGD through the pipeline:
 # hamp_dp_grid; AdvReg's training: tests/training/test_advreg_engine.py).
-SLOW_QUICK_RUNS = ("hamp_ablation", "relaxloss_baselines", "hamp_baselines", "ws_dp_tradeoff")
+SLOW_QUICK_RUNS = ("hamp_ablation", "relaxloss_baselines", "hamp_baselines", "ws_dp_tradeoff",
+                   "hamp_archs")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_QUICK_RUNS
