@@ -28,7 +28,7 @@ from hampjax.report import plots
 from hampjax.repro.rundir import RunResults
 from hampjax.repro.tables import SWEEP_PARAMETERS
 
-__all__ = ["ws_figures", "sizes_figure", "params_figure"]
+__all__ = ["ws_figures", "sizes_figure", "params_figure", "panels_png", "figure_png"]
 
 _TPR, _TNR, _AUC = "max_tpr@0.1%fpr", "max_tnr@0.1%fnr", "max_auc"
 
@@ -37,10 +37,20 @@ def _pct(value: Any) -> float:
     return float("nan") if value is None else 100.0 * float(value)
 
 
-def _panels_png(panels: Sequence[Mapping[str, Any]], *, title: str) -> bytes:
+def figure_png(fig) -> bytes:
+    """A finished matplotlib ``Figure`` (suptitle set) as PNG bytes, laid out tightly."""
+    _, canvas_cls = plots.import_matplotlib()
+    fig.tight_layout()
+    canvas_cls(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    return buf.getvalue()
+
+
+def panels_png(panels: Sequence[Mapping[str, Any]], *, title: str) -> bytes:
     """One row of panels; each panel: ``xlabel``, ``ylabel``, ``log_x``, ``series`` =
     ``{name: (xs, ys, point labels or None, joined)}``."""
-    figure_cls, canvas_cls = plots.import_matplotlib()
+    figure_cls, _ = plots.import_matplotlib()
     fig = figure_cls(figsize=(5.0 * len(panels), 4.2))
     for i, panel in enumerate(panels):
         ax = fig.add_subplot(1, len(panels), i + 1)
@@ -57,11 +67,7 @@ def _panels_png(panels: Sequence[Mapping[str, Any]], *, title: str) -> bytes:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize="small")
     fig.suptitle(title)
-    fig.tight_layout()
-    canvas_cls(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def _sweep_points(run: RunResults, cell: str, field: str) -> list[tuple[float, Mapping]]:
@@ -91,7 +97,7 @@ def ws_figures(run: RunResults) -> dict[str, bytes]:
                 series["ablations"] = ([p[col] for p in ablations], [p[1] for p in ablations],
                                        [p[0] for p in ablations], False)
             panels.append(dict(xlabel=label, ylabel="test accuracy (%)", series=series))
-        out[f"ws_tradeoff_{cell}.png"] = _panels_png(
+        out[f"ws_tradeoff_{cell}.png"] = panels_png(
             panels, title=f"Weighted Smoothing on {cell}: accuracy vs attack")
     return out
 
@@ -111,7 +117,7 @@ def sizes_figure(run: RunResults) -> dict[str, bytes]:
                    if name in run.reports[cell]["defenses"]]
             series[name] = ([p[0] for p in pts], [_pct(p[1]) for p in pts], None, True)
         panels.append(dict(xlabel="training size", ylabel=label, series=series, log_x=True))
-    return {"hamp_sizes.png": _panels_png(panels, title="HAMP Fig. 6: training size")}
+    return {"hamp_sizes.png": panels_png(panels, title="HAMP Fig. 6: training size")}
 
 
 def params_figure(run: RunResults) -> dict[str, bytes]:
@@ -128,4 +134,4 @@ def params_figure(run: RunResults) -> dict[str, bytes]:
                       "highest TNR@0.1%FNR": (xs, [_pct(p[1].get(_TNR)) for p in pts], None, True)}
             panels.append(dict(xlabel=SWEEP_PARAMETERS[field], ylabel=f"% ({cell})",
                                series=series, log_x=log_x))
-    return {"hamp_params.png": _panels_png(panels, title="HAMP Table V")} if panels else {}
+    return {"hamp_params.png": panels_png(panels, title="HAMP Table V")} if panels else {}

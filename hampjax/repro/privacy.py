@@ -18,7 +18,6 @@ never from defense names.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from hampjax.report import plots
 from hampjax.repro import paper
 from hampjax.repro.cells import spec_value
+from hampjax.repro.figures import figure_png, panels_png
 from hampjax.repro.rundir import RunResults
 from hampjax.repro.tables import (AUC, FLAG_NOTE, TNR, TPR, Entry, Table, accuracy_percent,
                                   max_entry, percent)
@@ -157,12 +157,6 @@ def dp_grid_tables(run: RunResults) -> list[Table]:
     ]
 
 
-def _figure_png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
-
-
 def dp_grid_figure(run: RunResults) -> dict[str, bytes]:
     """``dp_grid_<cell>.png``: accuracy delta, highest TPR and highest TNR over the grid."""
     figure_cls, _ = plots.import_matplotlib()
@@ -199,8 +193,7 @@ def dp_grid_figure(run: RunResults) -> dict[str, bytes]:
             ax.set_ylabel("noise multiplier sigma")
             ax.set_title(title)
         fig.suptitle(f"DP-SGD grid ({cell}; HAMP Fig. 5)")
-        fig.tight_layout()
-        out[f"dp_grid_{cell}.png"] = _figure_png(fig)
+        out[f"dp_grid_{cell}.png"] = figure_png(fig)
     return out
 
 
@@ -245,30 +238,18 @@ def tradeoff_tables(run: RunResults) -> list[Table]:
 
 def tradeoff_figure(run: RunResults) -> dict[str, bytes]:
     """``ws_dp_tradeoff_<cell>.png``: test accuracy vs the highest AUC and TPR@0.1%FPR."""
-    figure_cls, _ = plots.import_matplotlib()
+    names = {"weighted_smoothing": "Weighted Smoothing (sigma)", "dp_sgd": "DP-SGD (eps)",
+             "other": "other"}
+    nan = lambda v: float("nan") if v is None else v
     out = {}
     for cell in run.reports:
         series = _tradeoff_points(run, cell)
-        fig = figure_cls(figsize=(10.0, 4.2))
-        for i, (metric, label) in enumerate(((AUC, "max attack AUC (%)"),
-                                             (TPR, "max TPR@0.1%FPR (%)"))):
-            ax = fig.add_subplot(1, 2, i + 1)
-            for kind, points in series.items():
-                xs = [percent(d.get(f"max_{metric}")) for _, _, d in points]
-                ys = [accuracy_percent(d, "test_acc") for _, _, d in points]
-                xs = [float("nan") if v is None else v for v in xs]
-                ys = [float("nan") if v is None else v for v in ys]
-                ax.plot(xs, ys, marker="o", linestyle="none" if kind == "other" else "-",
-                        label={"weighted_smoothing": "Weighted Smoothing (sigma)",
-                               "dp_sgd": "DP-SGD (eps)", "other": "other"}[kind])
-                for x, y, (_, text, _) in zip(xs, ys, points):
-                    ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4),
-                                fontsize="x-small")
-            ax.set_xlabel(label)
-            ax.set_ylabel("test accuracy (%)")
-            ax.grid(True, alpha=0.3)
-            ax.legend(fontsize="small")
-        fig.suptitle(f"Privacy-utility trade-off ({cell}): Weighted Smoothing vs DP-SGD")
-        fig.tight_layout()
-        out[f"ws_dp_tradeoff_{cell}.png"] = _figure_png(fig)
+        panels = [{"xlabel": label, "ylabel": "test accuracy (%)", "series": {
+            names[kind]: ([nan(percent(d.get(f"max_{metric}"))) for _, _, d in points],
+                          [nan(accuracy_percent(d, "test_acc")) for _, _, d in points],
+                          [text for _, text, _ in points], kind != "other")
+            for kind, points in series.items()}}
+            for metric, label in ((AUC, "max attack AUC (%)"), (TPR, "max TPR@0.1%FPR (%)"))]
+        out[f"ws_dp_tradeoff_{cell}.png"] = panels_png(
+            panels, title=f"Privacy-utility trade-off ({cell}): Weighted Smoothing vs DP-SGD")
     return out
