@@ -899,6 +899,11 @@ class RecipeSpec(_Spec):
       adversary: :class:`AdversarySpec`, an adversary trained in a min-max game with the
         classifier (AdvReg); ``kind="none"`` (default) for none.
       privacy: :class:`PrivacySpec`, differentially private training (DP-SGD).
+      teacher: the recipe of the teachers whose eval-mode logits a defense reading
+        ``"teacher_logits"`` distills (:func:`teacher_spec`), or ``None`` (the default): the
+        same recipe with plain cross-entropy. SELENA's sub-models and DMP's undefended
+        teacher train with their own optimizer and epochs. A teacher recipe has no teacher,
+        output transform or early-stopping epochs of its own.
     """
 
     _nested: ClassVar[Mapping[str, type]] = types.MappingProxyType({
@@ -922,12 +927,28 @@ class RecipeSpec(_Spec):
     early_stopping_epochs: tuple[int, ...] = ()
     adversary: AdversarySpec = AdversarySpec()
     privacy: PrivacySpec = PrivacySpec()
+    teacher: RecipeSpec | None = None
+
+    _optional: ClassVar[frozenset[str]] = frozenset({"teacher"})  # Nested parts that may be None.
+
+    @classmethod
+    def _coerce(cls, field: str, value: Any) -> Any:
+        if field in cls._optional and value is None:
+            return None
+        if field == "teacher" and isinstance(value, Mapping):
+            try:
+                return RecipeSpec.from_dict(value)
+            except ValueError as e:
+                raise ValueError(f"teacher (the teachers' recipe): {e}") from None
+        return super()._coerce(field, value)
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"name must be a non-empty string, got {self.name!r}")
         for field, cls in self._nested.items():
             value = getattr(self, field)
+            if field in self._optional and value is None:
+                continue
             if not isinstance(value, cls) or (cls is DefenseParams and (
                     value.kind not in DEFENSES or type(value) is not DEFENSES[value.kind].params)):
                 raise ValueError(f"{field} must be a {cls.__name__}"
@@ -976,12 +997,26 @@ class RecipeSpec(_Spec):
         if self.adversary.kind != "none" and self.privacy.kind != "none":
             raise ValueError(f"adversary.kind={self.adversary.kind!r} cannot be combined with "
                              f"privacy.kind={self.privacy.kind!r}")
+        if self.teacher is not None:
+            if DEFENSES[self.defense.kind].targets != "teacher_logits":
+                raise ValueError(f"teacher is only used by a defense whose loss reads teacher "
+                                 f"logits (e.g. defense.kind='distillation'); leave it None for "
+                                 f"defense.kind={self.defense.kind!r}")
+            t = self.teacher
+            if (t.teacher is not None or t.output.kind != "none" or t.early_stopping_epochs
+                    or DEFENSES[t.defense.kind].targets != "none"):
+                raise ValueError("teacher must be a plain recipe: no teacher of its own, "
+                                 "teacher.output.kind='none', no teacher.early_stopping_epochs "
+                                 f"and a loss that reads no targets, got {t.name!r}")
+
+
+RecipeSpec._nested = types.MappingProxyType({**RecipeSpec._nested, "teacher": RecipeSpec})
 
 
 def teacher_spec(spec: RecipeSpec) -> RecipeSpec:
     """The teacher of a defense that reads ``"teacher_logits"`` (:attr:`DefenseKind.targets`):
-    the same recipe with plain cross-entropy, no output transform and no early-stopping
-    epochs, named ``<name>_teacher``.
+    ``spec.teacher`` when set; otherwise the same recipe with plain cross-entropy, no output
+    transform and no early-stopping epochs, named ``<name>_teacher``.
 
     Example:
       >>> from hampjax.training import preset_spec
@@ -991,6 +1026,8 @@ def teacher_spec(spec: RecipeSpec) -> RecipeSpec:
     """
     if not isinstance(spec, RecipeSpec):
         raise ValueError(f"spec must be a RecipeSpec, got {type(spec).__name__}")
+    if spec.teacher is not None:
+        return spec.teacher
     return spec.replace(name=spec.name + "_teacher", defense=CrossEntropyParams(),
                         output=OutputSpec(), early_stopping_epochs=())
 

@@ -290,3 +290,23 @@ def test_fresh_callables_compute_the_same(spec):
     _clear_caches()
     got = outputs(build_recipe(RecipeSpec.from_dict(_json(spec))))
     jax.tree_util.tree_map(np.testing.assert_array_equal, got, want)
+
+
+def test_teacher_recipe_round_trips_and_is_checked():
+    from hampjax.training import teacher_spec
+
+    student = preset_spec("distillation", "cifar10_resnet20")
+    plain = preset_spec("undefended", "purchase100")
+    spec = student.replace(teacher=plain)
+    assert RecipeSpec.from_dict(spec.to_dict()) == spec
+    assert teacher_spec(spec) == plain
+    assert teacher_spec(student).defense.kind == "cross_entropy"
+    assert spec.replace(**{"teacher.epochs": 3}).teacher.epochs == 3
+    bad = spec.to_dict()
+    bad["teacher"]["optimizer"]["learning_rate"] = 0.0
+    with pytest.raises(ValueError, match=r"teacher .*optimizer\.learning_rate"):
+        RecipeSpec.from_dict(bad)
+    with pytest.raises(ValueError, match="teacher is only used"):
+        plain.replace(teacher=plain)
+    with pytest.raises(ValueError, match="teacher must be a plain recipe"):
+        student.replace(teacher=spec)
