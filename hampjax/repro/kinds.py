@@ -19,7 +19,7 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from hampjax.repro import cells, figures, overhead, privacy, tables, trust, truth_serum
+from hampjax.repro import cells, figures, overhead, privacy, summary, tables, trust, truth_serum
 from hampjax.repro.rundir import RunResults
 
 __all__ = ["ExperimentKind", "EXPERIMENT_KINDS"]
@@ -53,9 +53,14 @@ def _kinds(*kinds: ExperimentKind) -> Mapping[str, ExperimentKind]:
 
 _EVAL = dict(check=cells.check_cells, run=cells.run_cells)
 
+
+def _hamp_main_tables(run: RunResults) -> list:
+    return tables.hamp_main_tables(run) + [summary.fig1_table(run)]
+
 EXPERIMENT_KINDS: Mapping[str, ExperimentKind] = _kinds(
-    ExperimentKind("hamp_main", tables=privacy.with_privacy(tables.hamp_main_tables),
-                   description="HAMP Tables I, IV, VIII", **_EVAL),
+    ExperimentKind("hamp_main", tables=privacy.with_privacy(_hamp_main_tables),
+                   figures=summary.fig1_figure, description="HAMP Tables I, IV, VIII, Fig. 1",
+                   **_EVAL),
     ExperimentKind("hamp_entropy", tables=tables.hamp_entropy_tables,
                    description="HAMP Table IV (prediction entropy)", **_EVAL),
     ExperimentKind("hamp_ablation", tables=tables.ablation_tables,

@@ -89,3 +89,39 @@ def test_results_entry_point_writes_plots(tmp_path):
     assert "sigma=0.2" in out.stdout  # The row label, from the recorded value.
     with open(os.path.join(ws, "ws_tradeoff_digits.png"), "rb") as f:
         assert f.read(4) == b"\x89PNG"
+
+
+def test_hamp_fig1_summary_averages_over_cells(tmp_path):
+    """Fig. 1: each defense's highest rates and accuracy delta averaged over the cells where
+    it ran; the paper's averaged over the same datasets (printed Table VIII maxima)."""
+    from hampjax.repro import paper
+    from hampjax.repro.summary import fig1_points, fig1_table
+
+    main = _run(tmp_path, "hamp_main", {
+        "purchase100": {"undefended": _defense(0.80, 0.7, 0.10, 0.20),
+                        "hamp": _defense(0.78, 0.5, 0.01, 0.02)},
+        "texas100": {"undefended": _defense(0.50, 0.7, 0.30, 0.40),
+                     "hamp": _defense(0.52, 0.5, 0.03, 0.04)},
+        "digits": {"undefended": _defense(0.90, 0.7, 0.05, 0.06)}},
+        {c: _info(c) for c in ("purchase100", "texas100", "digits")})
+    run = load_run(main)
+    points = fig1_points(run)
+    assert list(points) == ["undefended", "hamp"]
+    hamp = points["hamp"]
+    assert hamp["cells"] == ["purchase100", "texas100"]
+    assert hamp["ours"]["tpr"] == pytest.approx((1.0 + 3.0) / 2)
+    assert hamp["ours"]["tnr"] == pytest.approx((2.0 + 4.0) / 2)
+    assert hamp["ours"]["acc_delta"] == pytest.approx(((78 - 80) + (52 - 50)) / 2)
+    expect = [paper.hamp_max_rates(d, "hamp", corrected=False) for d in ("purchase100", "texas100")]
+    assert hamp["paper"]["tpr"] == pytest.approx((expect[0].tpr + expect[1].tpr) / 2)
+    deltas = [paper.hamp_accuracy(d, "hamp").delta for d in ("purchase100", "texas100")]
+    assert hamp["paper"]["acc_delta"] == pytest.approx(sum(deltas) / 2)
+    # digits has no paper numbers: the undefended paper mean covers the two paper datasets.
+    assert points["undefended"]["paper_datasets"] == ["purchase100", "texas100"]
+    assert points["undefended"]["ours"]["acc_delta"] == 0.0
+    table = fig1_table(run)
+    assert [r[0] for r in table.rows] == [("undefended",), ("hamp",)]
+    out = figures(run)
+    assert list(out) == ["hamp_fig1.png"] and out["hamp_fig1.png"][:4] == b"\x89PNG"
+    from hampjax.repro.results import tables
+    assert "fig1" in [t.name for t in tables(run)]

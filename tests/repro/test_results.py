@@ -285,7 +285,8 @@ def test_entropy_kind_and_no_stats(tmp_path):
     main = str(tmp_path / "main")
     _experiment(main, "hamp_main", ["purchase100"])
     _report(main, "purchase100", PURCHASE_DEFENSES)
-    assert [t.name for t in tables(load_run(main))] == ["accuracy", "max_rates", "per_attack"]
+    assert [t.name for t in tables(load_run(main))] == ["accuracy", "max_rates", "per_attack",
+                                                       "fig1"]
 
 
 # --------------------------------------------------------------------------------------------
