@@ -42,6 +42,7 @@ from hampjax.evaluation.setup import (
     model_record,
     output_config,
     snapshot_name,
+    snapshot_spec,
 )
 from hampjax.evaluation.steps import (
     Predictions,
@@ -87,6 +88,7 @@ __all__ = [
     "score_attacks",
     "score_family",
     "snapshot_name",
+    "snapshot_spec",
     "statistics",
     "train_models",
     "train_recipe",

@@ -59,7 +59,14 @@ from hampjax import atomic, validation
 from hampjax.defenses.dp_accounting import privacy_stats
 from hampjax.evaluation import steps
 from hampjax.evaluation.targets import multi_target_summary
-from hampjax.evaluation.setup import AttackSettings, Defense, EvalData, model_record, snapshot_name
+from hampjax.evaluation.setup import (
+    AttackSettings,
+    Defense,
+    EvalData,
+    model_record,
+    snapshot_name,
+    snapshot_spec,
+)
 from hampjax.report import DefenseResult, Evaluation, verify_run_dir, write_report
 from hampjax.runlock import RunLock
 from hampjax.training import QuerySet
@@ -198,13 +205,14 @@ def _evaluate(model, defense, data, *, num_models, seed, target, queries, settin
             results[snapshot_name(defense.name, epochs)] = score(
                 variables, config={**config, "early_stopping_epoch": epochs},
                 attack_dir=None if attack_dir is None else f"{attack_dir}_e{epochs}",
-                train=(0.0, 0, 0))
+                train=(0.0, 0, 0), epochs=epochs)
     return results
 
 
 def _score(model, defense, data, keep, variables, *, seed, target, queries, settings, targets,
-           config, attack_dir, train) -> DefenseResult:
-    """Steps 2-5 for stacked ``variables`` (the run's models, or a snapshot of them)."""
+           config, attack_dir, train, epochs: int | None = None) -> DefenseResult:
+    """Steps 2-5 for stacked ``variables`` (the run's models, or a snapshot of them after
+    ``epochs`` epochs)."""
     predictions = steps.predict_outputs(model, variables, defense, data, seed=seed,
                                         queries=queries)
     inputs = steps.attack_inputs(model, variables, predictions, data, keep,
@@ -215,8 +223,9 @@ def _score(model, defense, data, keep, variables, *, seed, target, queries, sett
         write=jax.process_index() == 0)
     train_acc, test_acc, stats = steps.statistics(predictions, data, keep, target=target)
     # DP-SGD: epsilon at delta of the target's recipe on its members (dp_* entries; none for
-    # recipes without privacy).
-    stats.update(privacy_stats(defense.recipe.spec, int(np.sum(keep[target]))))
+    # recipes without privacy), for the epochs these models trained (a snapshot's fewer).
+    spec = defense.recipe.spec if epochs is None else snapshot_spec(defense.recipe.spec, epochs)
+    stats.update(privacy_stats(spec, int(np.sum(keep[target]))))
     seconds, models_trained, models_loaded = train
     timings = {"train": seconds, "predict": predictions.seconds, **family_seconds}
     multi = {}

@@ -20,7 +20,7 @@ from hampjax import validation
 from hampjax.training import Recipe
 
 __all__ = ["BOUNDARY_ATTACKS", "Defense", "EvalData", "AttackSettings", "attack_roles",
-           "output_config", "snapshot_name", "model_record"]
+           "output_config", "snapshot_name", "snapshot_spec", "model_record"]
 
 BOUNDARY_ATTACKS = ("auto", "cw_l2", "hop_skip_jump")
 """Values of :attr:`AttackSettings.boundary_attack`."""
@@ -47,6 +47,22 @@ def snapshot_name(name: str, epochs: int) -> str:
       'early_stopping_e5'
     """
     return f"{name}_e{int(epochs)}"
+
+
+def snapshot_spec(spec: Any, epochs: int) -> Any:
+    """The recipe an early-stopping snapshot after ``epochs`` epochs ran: ``spec`` with
+    ``epochs`` epochs and no early-stopping epochs (the same schedule; DP-SGD's epsilon is
+    accounted over these epochs' steps only).
+
+    Example:
+      >>> from hampjax.training import preset_spec
+      >>> spec = preset_spec("early_stopping", "digits")
+      >>> snapshot_spec(spec, 5).epochs, snapshot_spec(spec, 5).early_stopping_epochs
+      (5, ())
+    """
+    validation.check_in_range("epochs", validation.check_positive_int("epochs", epochs), 1,
+                              spec.epochs, high_inclusive=True)
+    return spec.replace(epochs=int(epochs), early_stopping_epochs=())
 
 
 def model_record(module: Any) -> dict[str, Any]:

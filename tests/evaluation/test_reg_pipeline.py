@@ -106,3 +106,19 @@ def test_early_stopping_validation():
     clash = Defense("es_e1", build_recipe(spec("es_e1")))
     with pytest.raises(ValueError, match="result names"):
         evaluate_defenses(MODEL, [early, clash], data, num_models=4, seed=0)
+
+
+def test_a_snapshot_records_the_privacy_of_its_own_epochs():
+    """DP-SGD with early stopping: the snapshot after E epochs is accounted over E epochs'
+    steps, not the full run's (what a run records is what it ran)."""
+    from hampjax.defenses import privacy_stats
+    from hampjax.evaluation import snapshot_spec
+
+    dp = preset_spec("dp_sgd", "digits").replace(early_stopping_epochs=(2,))
+    snap = snapshot_spec(dp, 2)
+    assert snap.epochs == 2 and snap.early_stopping_epochs == () and snap.privacy == dp.privacy
+    full, early = privacy_stats(dp, 300), privacy_stats(snap, 300)
+    assert early["dp_steps"] * dp.epochs == full["dp_steps"] * 2
+    assert early["dp_epsilon"] < full["dp_epsilon"]
+    with pytest.raises(ValueError, match="epochs"):
+        snapshot_spec(dp, dp.epochs + 1)
