@@ -199,7 +199,8 @@ def _evaluate(model, defense, data, *, num_models, seed, target, queries, settin
                               targets=targets)
     results = {defense.name: score(trained.variables, config=config, attack_dir=attack_dir,
                                    train=(trained.seconds, trained.models_trained,
-                                          trained.models_loaded))}
+                                          trained.models_loaded),
+                                   dp_overflow=trained.dp_overflow)}
     if snapshots:
         for epochs, variables in trained.snapshots.items():
             results[snapshot_name(defense.name, epochs)] = score(
@@ -210,9 +211,11 @@ def _evaluate(model, defense, data, *, num_models, seed, target, queries, settin
 
 
 def _score(model, defense, data, keep, variables, *, seed, target, queries, settings, targets,
-           config, attack_dir, train, epochs: int | None = None) -> DefenseResult:
+           config, attack_dir, train, epochs: int | None = None,
+           dp_overflow: np.ndarray | None = None) -> DefenseResult:
     """Steps 2-5 for stacked ``variables`` (the run's models, or a snapshot of them after
-    ``epochs`` epochs)."""
+    ``epochs`` epochs). ``dp_overflow``: the run's per-model DP-SGD Poisson overflow, recorded
+    as ``stats["dp_poisson_overflow"]`` (the target's dropped members) with Poisson sampling."""
     predictions = steps.predict_outputs(model, variables, defense, data, seed=seed,
                                         queries=queries)
     inputs = steps.attack_inputs(model, variables, predictions, data, keep,
@@ -226,6 +229,9 @@ def _score(model, defense, data, keep, variables, *, seed, target, queries, sett
     # recipes without privacy), for the epochs these models trained (a snapshot's fewer).
     spec = defense.recipe.spec if epochs is None else snapshot_spec(defense.recipe.spec, epochs)
     stats.update(privacy_stats(spec, int(np.sum(keep[target]))))
+    if (dp_overflow is not None and spec.privacy.kind == "dp_sgd"
+            and spec.privacy.sampling == "poisson"):
+        stats["dp_poisson_overflow"] = int(dp_overflow[target])
     seconds, models_trained, models_loaded = train
     timings = {"train": seconds, "predict": predictions.seconds, **family_seconds}
     multi = {}

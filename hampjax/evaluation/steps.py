@@ -92,6 +92,8 @@ class TrainedModels:
       seconds: wall time of the step.
       snapshots: ``{E: variables [M, ...]}``, every model after ``E`` epochs for each ``E``
         of ``recipe.spec.early_stopping_epochs`` (``{}`` without early stopping).
+      dp_overflow: ``[M]`` DP-SGD Poisson members sampled beyond the cap and dropped over
+        the whole run (:attr:`~hampjax.training.TrainResult.dp_overflow`), or None.
     """
 
     variables: Any
@@ -100,6 +102,7 @@ class TrainedModels:
     models_loaded: int
     seconds: float
     snapshots: dict = dataclasses.field(default_factory=dict)
+    dp_overflow: np.ndarray | None = None
 
 
 def _counts(*results: Any) -> tuple[int, int]:
@@ -179,6 +182,7 @@ def train_models(model: Any, defense: Defense, data: EvalData, *, num_models: in
         trained, teacher = train_recipe(model, defense.recipe, x, y, keep, seed=seed,
                                         val_data=val, workdir=workdir, progress=progress)
         variables = trained.variables
+        overflow = trained.dp_overflow
         snapshots = _snapshots(trained, defense.recipe)
         counts = _counts(*[r for r in (trained, teacher) if r is not None])
     else:  # Non-adaptive: shadows with their own recipe, the target on its own.
@@ -193,11 +197,15 @@ def train_models(model: Any, defense: Defense, data: EvalData, *, num_models: in
             lambda s, t: np.concatenate([np.asarray(s)[:target], np.asarray(t),
                                          np.asarray(s)[target + 1:]]),
             shadows.variables, alone.variables)
+        overflow = (None if shadows.dp_overflow is None or alone.dp_overflow is None else
+                    np.concatenate([shadows.dp_overflow[:target], alone.dp_overflow,
+                                    shadows.dp_overflow[target + 1:]]))
         counts = _counts(*[r for r in (shadows, shadow_teacher, alone, teacher)
                            if r is not None])
     return TrainedModels(variables=variables, keep=keep, models_trained=counts[0],
                          models_loaded=counts[1], seconds=time.perf_counter() - t0,
-                         snapshots=snapshots)
+                         snapshots=snapshots,
+                         dp_overflow=None if overflow is None else np.asarray(overflow))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -87,8 +87,13 @@ def test_quick_variant_runs(name, tmp_path, capsys):
             assert sorted(stats) == sorted(names)
             for d in report["defenses"].values():
                 assert 0.0 <= d["test_acc"] <= 1.0 and "max_tpr@0.1%fpr" in d
-            for s in stats.values():
+            for name, s in stats.items():
                 assert s["entropy_members"] > 0 and s["entropy_nonmembers"] > 0
+                privacy = (config.cells[cell].defenses.get(name) or {}).get("privacy")
+                if privacy is not None and privacy.kind == "dp_sgd":  # eps and the Poisson overflow are recorded
+                    assert (s.get("dp_epsilon", 0) > 0) == (privacy.noise_multiplier > 0)
+                    assert (s.get("dp_poisson_overflow") is not None) == (
+                        privacy.sampling == "poisson")
             if config.experiment == "truth_serum":  # Pooled over every (model, target) pair.
                 for d in report["defenses"].values():
                     (attack,) = d["attacks"].values()
