@@ -97,13 +97,18 @@ def split_arg(arg: str | None) -> tuple[bool, list[str]]:
 
 def quick_spec(spec: RecipeSpec) -> RecipeSpec:
     """A spec for the quick variants: :data:`QUICK_EPOCHS` epochs, with HAMP's output
-    modification a pool of :data:`QUICK_POOL_SIZE` random outputs, and with early stopping
-    one snapshot after the first epoch."""
+    modification a pool of :data:`QUICK_POOL_SIZE` random outputs, with early stopping
+    one snapshot after the first epoch, with AdvReg at most ``QUICK_EPOCHS - 1`` warm-up
+    epochs, and the teachers' recipe (``spec.teacher``) made quick too."""
     changes: dict[str, Any] = {"epochs": QUICK_EPOCHS}
-    if spec.output.kind != "none":
+    if spec.output.kind == "hamp":
         changes["output.pool_size"] = QUICK_POOL_SIZE
     if spec.early_stopping_epochs:
         changes["early_stopping_epochs"] = (1,)
+    if spec.adversary.kind != "none" and spec.adversary.warmup_epochs >= QUICK_EPOCHS:
+        changes["adversary.warmup_epochs"] = QUICK_EPOCHS - 1
+    if spec.teacher is not None:
+        changes["teacher"] = quick_spec(spec.teacher)
     return spec.replace(**changes)
 
 

@@ -141,3 +141,19 @@ def test_attack_settings_come_from_the_config():
     quick.attacks.boundary_colour = 1
     with pytest.raises(ValueError, match="config.attacks .*boundary_colour"):
         check_cells(quick)
+
+
+def test_quick_spec_of_every_preset():
+    """Every preset has a quick form: AdvReg's warm-up fits the quick epochs, a teacher
+    recipe is made quick too."""
+    from hampjax.repro.configs import QUICK_EPOCHS, quick_spec
+    from hampjax.training import PRESETS, preset_spec
+
+    for name, table in PRESETS.items():
+        for dataset in table:
+            quick = quick_spec(preset_spec(name, dataset))
+            assert quick.epochs == QUICK_EPOCHS, (name, dataset)
+            assert quick.adversary.warmup_epochs < QUICK_EPOCHS or quick.adversary.kind == "none"
+            assert quick.teacher is None or quick.teacher.epochs == QUICK_EPOCHS
+    advreg = quick_spec(preset_spec("advreg", "cifar10_resnet20"))
+    assert advreg.adversary.warmup_epochs == QUICK_EPOCHS - 1
