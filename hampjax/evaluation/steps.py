@@ -42,6 +42,7 @@ from hampjax.training import (
     predict_many,
     teacher_spec,
     train_many,
+    train_selena,
 )
 
 __all__ = ["TrainedModels", "Predictions", "train_models", "train_recipe", "output_modifier",
@@ -121,6 +122,11 @@ def train_recipe(model: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, keep:
     ``train_many`` in ``workdir``. The snapshots of ``recipe.spec.early_stopping_epochs`` are
     kept (``train_many(snapshot_epochs=[E - 1, ...])``: after ``E`` epochs).
 
+    SELENA (``recipe.spec.split_ai.kind == "selena"``): :func:`~hampjax.training.train_selena`,
+    ``K`` Split-AI sub-models per model in one ``train_many`` (``workdir/teachers``), their
+    soft labels as the students' targets (``workdir/student``); ``teacher_result`` is then
+    the ``M * K`` sub-models.
+
     Returns:
       ``(result, teacher_result)``; ``teacher_result`` is None without teachers.
     """
@@ -130,6 +136,10 @@ def train_recipe(model: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, keep:
         return train_many(model, recipe, x, y, keep, seed=seed, val_data=val_data,
                           workdir=workdir, progress=progress,
                           snapshot_epochs=snapshot_epochs), None
+    if recipe.spec.split_ai.kind == "selena":
+        return train_selena(model, recipe, x, y, keep, seed=seed, val_data=val_data,
+                            workdir=workdir, progress=progress, snapshot_epochs=snapshot_epochs,
+                            apply_fn=_apply_fn(model))
     sub = (lambda name: os.path.join(workdir, name)) if workdir else (lambda name: None)
     teacher = train_many(model, build_recipe(teacher_spec(recipe.spec)), x, y, keep, seed=seed,
                          val_data=val_data, workdir=sub("teacher"), progress=progress)
