@@ -1,7 +1,7 @@
 """The authors' per-dataset settings of every defense, as tables of :class:`RecipeSpec`.
 
-Sources: the HAMP authors' training scripts (undefended, HAMP, label smoothing, AdvReg; HAMP paper
-Sec. IV-A and Appendix A), the RelaxLoss authors' configs (RelaxLoss and its baselines: vanilla,
+Sources: the HAMP authors' training scripts (undefended, HAMP, label smoothing, AdvReg, SELENA;
+HAMP paper Sec. IV-A and Appendix A), the RelaxLoss authors' configs (RelaxLoss and its baselines: vanilla,
 label smoothing, confidence penalty, dropout, distillation, early stopping, AdvReg), the Weighted
 Smoothing authors' CIFAR-10 script, and Hintersdorf et al. 2022, Sec. 4.1 ("To Trust or Not To
 Trust"). ``digits`` (the offline demo set) settings, and the early-stopping epochs of the HAMP

@@ -4,6 +4,7 @@ run (the other families are tested in test_pipeline.py)."""
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -77,6 +78,19 @@ def test_students_distill_the_split_ai_labels_of_their_own_submodels(run):
     # The targets the students trained on are exactly these (their hashed rows).
     with open(os.path.join(workdir, "student", "targets_sha256.json")) as f:
         assert json.load(f) == [checkpoint._sha256(row) for row in targets]
+    with pytest.raises(ValueError, match=r"M \* K = 6 models"):
+        split_ai_targets(apply_fn, submodels.variables, data.x, excluded[:2])
+
+
+def test_a_finished_selena_run_extends_to_more_models(run, tmp_path):
+    data, workdir, _, _ = run
+    copy = str(tmp_path / "train")
+    shutil.copytree(workdir, copy)
+    keep = evaluation_keep(M + 2, len(data.x), seed=0)
+    students, submodels = train_recipe(MODEL, selena().recipe, data.x, data.y, keep, seed=0,
+                                       workdir=copy)
+    assert (submodels.models_trained, submodels.models_loaded) == (2 * K, M * K)
+    assert (students.models_trained, students.models_loaded) == (2, M)
 
 
 def test_split_ai_settings_are_part_of_the_student_run(run, tmp_path):
