@@ -121,6 +121,18 @@ def test_soft_labels_equal_a_slow_loop(average):
                                rtol=1e-5, atol=1e-5)
 
 
+def test_probability_average_stays_finite_for_extreme_logits():
+    from hampjax.defenses import distillation_loss
+
+    logits = np.array([[[0.0, 1000.0, -1000.0]], [[0.0, -1000.0, 1000.0]]], np.float32)
+    labels = split_ai_soft_labels(logits, np.ones((1, 2), bool), average="probs")
+    assert np.all(np.isfinite(labels))  # log(mean p) of a ~0 probability: ~ -1000, not -inf
+    np.testing.assert_allclose(jnp.exp(labels[0, 1:]), [0.5, 0.5], rtol=1e-6)
+    loss = distillation_loss(jnp.zeros((1, 3)), jnp.array([1]), labels, temperature=1.0,
+                             kl_weight=1.0)
+    assert np.isfinite(float(loss[0]))
+
+
 def test_soft_label_errors():
     logits, excluded = np.zeros((3, 4, 2), np.float32), np.ones((4, 3), bool)
     with pytest.raises(ValueError, match="average"):
