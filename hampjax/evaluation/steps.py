@@ -1,8 +1,9 @@
 """The evaluation's steps, each callable and testable alone.
 
 1. :func:`train_models` - target and shadows (one batched ``train_many`` per recipe) on the
-   paired keep matrix (a distillation defense's teachers first, :func:`train_recipe`; the
-   early-stopping snapshots of ``recipe.spec.early_stopping_epochs`` kept);
+   paired keep matrix (a distillation defense's teachers first, :func:`train_recipe`;
+   SELENA's Split-AI sub-models of every model first; the early-stopping snapshots of
+   ``recipe.spec.early_stopping_epochs`` kept);
 2. :func:`predict_outputs` - every model's released outputs, through the defense's output
    transform (HAMP: each model's own pool of outputs on random inputs);
 3. :func:`score_attacks` - every attack family (:mod:`hampjax.evaluation.families`), with
