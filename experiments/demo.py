@@ -1,8 +1,8 @@
 """The quickstart demo: every defense against every attack on scikit-learn's digits, on a CPU.
 
 For the undefended model and each defense (HAMP with output modification, RelaxLoss, Weighted
-Smoothing, label smoothing; on request the baselines DP-SGD, AdvReg, HAMP's label smoothing and
-early stopping, ``--defenses``) it trains a target and the attacker's shadow models with the same
+Smoothing, label smoothing; on request the baselines DP-SGD, AdvReg, HAMP's label smoothing,
+early stopping and SELENA, ``--defenses``) it trains a target and the attacker's shadow models with the same
 recipe (an adaptive attacker; one batched ``train_many`` program per defense), runs every attack
 (metric attacks, five LiRA variants, RMIA, the NN and top-3 attacks, label-only attacks) and
 writes a report directory (``report.json``, ``scores.npz``, ``report.md``, log-log ROC plots).
@@ -84,9 +84,10 @@ def defenses(epochs: int) -> list[Defense]:
     ]
 
 
-EXTRA_DEFENSES = ("dp_sgd", "advreg", "hamp_ls", "early_stopping")
+EXTRA_DEFENSES = ("dp_sgd", "advreg", "hamp_ls", "early_stopping", "selena")
 """Baselines ``--defenses`` accepts besides the default five (digits presets, ``--epochs``
-epochs; early stopping evaluates the run after the preset's epoch counts up to ``--epochs``)."""
+epochs; early stopping evaluates the run after the preset's epoch counts up to ``--epochs``;
+SELENA's 25 sub-models per model train ``--epochs`` epochs too)."""
 
 
 def extra_defenses(epochs: int, names) -> list[Defense]:
@@ -95,6 +96,8 @@ def extra_defenses(epochs: int, names) -> list[Defense]:
     out = []
     for name in (n for n in EXTRA_DEFENSES if n in names):
         spec = preset_spec(name, "digits", epochs=epochs)
+        if spec.teacher is not None:  # SELENA's sub-models
+            spec = spec.replace(**{"teacher.epochs": epochs})
         if spec.early_stopping_epochs:
             spec = spec.replace(early_stopping_epochs=tuple(
                 e for e in spec.early_stopping_epochs if e < epochs))
@@ -158,7 +161,7 @@ def main(argv=None) -> dict | None:
     p.add_argument("--defenses", default="all",
                    help="comma-separated defenses: undefended, hamp, relaxloss, "
                         "weighted_smoothing, label_smoothing (all: these five, the default), "
-                        "and the baselines dp_sgd, advreg, hamp_ls, early_stopping")
+                        "and the baselines dp_sgd, advreg, hamp_ls, early_stopping, selena")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.models < 4 or args.models % 2:

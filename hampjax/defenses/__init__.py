@@ -66,6 +66,12 @@ from hampjax.defenses.relaxloss import (
     relaxloss_branch,
     relaxloss_loss,
 )
+from hampjax.defenses.selena import (
+    SPLIT_AI_AVERAGES,
+    split_ai_assignment,
+    split_ai_keep,
+    split_ai_soft_labels,
+)
 from hampjax.defenses.weighted_smoothing import (
     WS_NOISE_START_EPOCH,
     WS_SIGMA_GRID,
@@ -92,6 +98,10 @@ from hampjax.defenses.laplace import (
 )
 
 __all__ = [
+    "SPLIT_AI_AVERAGES",
+    "split_ai_assignment",
+    "split_ai_keep",
+    "split_ai_soft_labels",
     "ATTACK_ARCHS",
     "ATTACK_HIDDEN",
     "ATTACK_INPUTS",

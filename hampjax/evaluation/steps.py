@@ -1,8 +1,9 @@
 """The evaluation's steps, each callable and testable alone.
 
 1. :func:`train_models` - target and shadows (one batched ``train_many`` per recipe) on the
-   paired keep matrix (a distillation defense's teachers first, :func:`train_recipe`; the
-   early-stopping snapshots of ``recipe.spec.early_stopping_epochs`` kept);
+   paired keep matrix (a distillation defense's teachers first, :func:`train_recipe`;
+   SELENA's Split-AI sub-models of every model first; the early-stopping snapshots of
+   ``recipe.spec.early_stopping_epochs`` kept);
 2. :func:`predict_outputs` - every model's released outputs, through the defense's output
    transform (HAMP: each model's own pool of outputs on random inputs);
 3. :func:`score_attacks` - every attack family (:mod:`hampjax.evaluation.families`), with
@@ -42,6 +43,7 @@ from hampjax.training import (
     predict_many,
     teacher_spec,
     train_many,
+    train_selena,
 )
 
 __all__ = ["TrainedModels", "Predictions", "train_models", "train_recipe", "output_modifier",
@@ -124,6 +126,11 @@ def train_recipe(model: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, keep:
     ``train_many`` in ``workdir``. The snapshots of ``recipe.spec.early_stopping_epochs`` are
     kept (``train_many(snapshot_epochs=[E - 1, ...])``: after ``E`` epochs).
 
+    SELENA (``recipe.spec.split_ai.kind == "selena"``): :func:`~hampjax.training.train_selena`,
+    ``K`` Split-AI sub-models per model in one ``train_many`` (``workdir/teachers``), their
+    soft labels as the students' targets (``workdir/student``); ``teacher_result`` is then
+    the ``M * K`` sub-models.
+
     Returns:
       ``(result, teacher_result)``; ``teacher_result`` is None without teachers.
     """
@@ -133,6 +140,10 @@ def train_recipe(model: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, keep:
         return train_many(model, recipe, x, y, keep, seed=seed, val_data=val_data,
                           workdir=workdir, progress=progress,
                           snapshot_epochs=snapshot_epochs), None
+    if recipe.spec.split_ai.kind == "selena":
+        return train_selena(model, recipe, x, y, keep, seed=seed, val_data=val_data,
+                            workdir=workdir, progress=progress, snapshot_epochs=snapshot_epochs,
+                            apply_fn=_apply_fn(model))
     sub = (lambda name: os.path.join(workdir, name)) if workdir else (lambda name: None)
     teacher = train_many(model, build_recipe(teacher_spec(recipe.spec)), x, y, keep, seed=seed,
                          val_data=val_data, workdir=sub("teacher"), progress=progress)

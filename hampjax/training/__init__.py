@@ -7,6 +7,8 @@
 * :mod:`~hampjax.training.recipes` - :func:`build_recipe`: spec -> loss, optimizer, schedule.
 * :func:`train_many` - M models in one jitted program, sharded over devices, resumable.
 * :mod:`~hampjax.training.advreg` - AdvReg's min-max game as train_many's epoch programs.
+* :mod:`~hampjax.training.selena` - SELENA: Split-AI sub-models of every model in one
+  train_many, then the distilled students (:func:`train_selena`).
 * :func:`predict_many` - eval-mode outputs of every model on every example and query.
 * :mod:`~hampjax.training.distributed` - multi-host setup when the environment asks.
 """
@@ -37,6 +39,7 @@ from hampjax.training.recipes import (
     undefended_recipe,
     weighted_smoothing_recipe,
 )
+from hampjax.training.selena import split_ai_targets, train_selena
 from hampjax.training.spec import (
     DEFENSES,
     AdversarySpec,
@@ -54,6 +57,7 @@ from hampjax.training.spec import (
     RelaxLossParams,
     ScheduleSpec,
     SmoothLabelsParams,
+    SplitAISpec,
     WeightedSmoothingParams,
     diff_paths,
     teacher_spec,
@@ -79,6 +83,7 @@ __all__ = [
     "RelaxLossParams",
     "ScheduleSpec",
     "SmoothLabelsParams",
+    "SplitAISpec",
     "WeightedSmoothingParams",
     "build_recipe",
     "diff_paths",
@@ -113,4 +118,6 @@ __all__ = [
     "train_many",
     "undefended_recipe",
     "weighted_smoothing_recipe",
+    "split_ai_targets",
+    "train_selena",
 ]

@@ -1,7 +1,7 @@
 """The authors' per-dataset settings of every defense, as tables of :class:`RecipeSpec`.
 
-Sources: the HAMP authors' training scripts (undefended, HAMP, label smoothing, AdvReg; HAMP paper
-Sec. IV-A and Appendix A), the RelaxLoss authors' configs (RelaxLoss and its baselines: vanilla,
+Sources: the HAMP authors' training scripts (undefended, HAMP, label smoothing, AdvReg, SELENA;
+HAMP paper Sec. IV-A and Appendix A), the RelaxLoss authors' configs (RelaxLoss and its baselines: vanilla,
 label smoothing, confidence penalty, dropout, distillation, early stopping, AdvReg), the Weighted
 Smoothing authors' CIFAR-10 script, and Hintersdorf et al. 2022, Sec. 4.1 ("To Trust or Not To
 Trust"). ``digits`` (the offline demo set) settings, and the early-stopping epochs of the HAMP
@@ -37,6 +37,7 @@ from hampjax.training.spec import (
     RelaxLossParams,
     ScheduleSpec,
     SmoothLabelsParams,
+    SplitAISpec,
     WeightedSmoothingParams,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "EARLY_STOPPING_EPOCHS",
     "ADVREG",
     "DP_SGD",
+    "SELENA",
     "preset_spec",
 ]
 
@@ -399,6 +401,49 @@ and the RelaxLoss code's per RelaxLoss preset (shuffled batches, sigma 0.01). Th
 CIFAR presets name BatchNorm models, which DP-SGD refuses (the RelaxLoss code converted
 BatchNorm to GroupNorm): train them with a model without BatchNorm."""
 
+def _selena(dataset: str, *, learning_rate: float, epochs: int, batch_size: int,
+            teacher: RecipeSpec) -> RecipeSpec:
+    # HAMP code (baselines.md sections 0, 4): K = 25 sub-models, L = 10, logits averaged;
+    # student distilled on the members only (T 1, KL weight 1, PyTorch 'mean' KL), SGD
+    # momentum 0.99, coupled wd 1e-5, optimizer re-created every epoch, lr x0.1 at 60/90/150,
+    # consecutive batches in one fixed order, strictly best validation epoch.
+    return RecipeSpec(
+        name="selena",
+        defense=DistillationParams(temperature=1.0, kl_weight=1.0,
+                                   kl_reduction="mean_over_classes"),
+        optimizer=OptimizerSpec(kind="sgd", learning_rate=learning_rate, momentum=0.99,
+                                weight_decay=1e-5),
+        schedule=_step(60, 90, 150), epochs=epochs, batch_size=batch_size,
+        selection="last" if dataset == "digits" else "best_val", shuffle="once",
+        reset_optimizer_each_epoch=True,
+        teacher=teacher.replace(name="selena_submodel"),
+        split_ai=SplitAISpec(kind="selena"),
+    )
+
+
+SELENA: Mapping[str, RecipeSpec] = _frozen({
+    # Sub-models: the undefended recipe (baselines.md section 4's table; Texas adds wd 1e-3).
+    "purchase100": _selena("purchase100", learning_rate=1.0, epochs=200, batch_size=32,
+                           teacher=UNDEFENDED["purchase100"]),
+    "texas100": _selena("texas100", learning_rate=1.0, epochs=100, batch_size=32,
+                        teacher=UNDEFENDED["texas100"].replace(
+                            **{"optimizer.weight_decay": 1e-3})),
+    "location30": _selena("location30", learning_rate=1.0, epochs=100, batch_size=64,
+                          teacher=UNDEFENDED["location30"]),
+    "cifar10": _selena("cifar10", learning_rate=0.5, epochs=200, batch_size=64,
+                       teacher=UNDEFENDED["cifar10"]),
+    "cifar100": _selena("cifar100", learning_rate=1.0, epochs=200, batch_size=64,
+                        teacher=UNDEFENDED["cifar100"]),
+    # hampjax's own small setting for tests and the demo: K, L as SELENA; sub-models and
+    # student shorter than the undefended digits recipe, last epoch (no validation set).
+    "digits": _selena("digits", learning_rate=0.1, epochs=30, batch_size=32,
+                      teacher=UNDEFENDED["digits"].replace(epochs=30)),
+})
+"""SELENA (Tang et al. 2022) with the HAMP code's settings: ``teacher`` is the sub-models'
+recipe (``teacher_spec``), ``split_ai`` the Split-AI (K = 25, L = 10, averaged logits; the
+paper's probabilities: ``**{"split_ai.average": "probs"}``), the recipe itself the distilled
+student (the released model). Train with :func:`hampjax.evaluation.train_recipe`."""
+
 PRESETS: Mapping[str, Mapping[str, RecipeSpec]] = _frozen({
     "undefended": UNDEFENDED,
     "hamp": HAMP,
@@ -410,6 +455,7 @@ PRESETS: Mapping[str, Mapping[str, RecipeSpec]] = _frozen({
     **RELAXLOSS_BASELINES,
     "advreg": ADVREG,
     "dp_sgd": DP_SGD,
+    "selena": SELENA,
 })
 """Every preset table: defense -> (dataset, RelaxLoss preset or Trust variant) -> spec."""
 

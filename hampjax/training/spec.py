@@ -46,6 +46,7 @@ from hampjax.defenses.baselines import (
 from hampjax.defenses.distillation import distillation_loss
 from hampjax.defenses.hamp import KL_REDUCTIONS, SOFT_LABEL_METHODS, hamp_loss, hamp_soft_labels
 from hampjax.defenses.relaxloss import RELAXLOSS_SCHEDULES, RELAXLOSS_VARIANTS, relaxloss_loss
+from hampjax.defenses.selena import SPLIT_AI_AVERAGES
 from hampjax.defenses.weighted_smoothing import (
     WS_DEFAULT_FLOOR,
     WS_NOISE_START_EPOCH,
@@ -64,6 +65,7 @@ __all__ = [
     "OutputSpec",
     "AdversarySpec",
     "PrivacySpec",
+    "SplitAISpec",
     "DefenseParams",
     "CrossEntropyParams",
     "HampParams",
@@ -97,6 +99,7 @@ DP_SAMPLINGS = ("poisson", "shuffle")
 DP_CONVERSIONS = ("classic", "opacus_improved")
 DP_ACCOUNTANTS = ("rdp", "pld")
 DP_PER_EXAMPLE = ("auto", "dense", "generic")
+SPLIT_AI_KINDS = ("none", "selena")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -559,6 +562,49 @@ class PrivacySpec(_Spec):
                              f"leave it at 'classic', got {self.eps_conversion!r}")
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SplitAISpec(_Spec):
+    """SELENA's Split-AI (Tang et al. 2022): the distilled targets come from sub-models.
+
+    ``kind="selena"``: the evaluation (:func:`hampjax.evaluation.train_recipe`) trains, for
+    each model ``m`` of the keep matrix, ``num_submodels`` sub-models with
+    :func:`teacher_spec` of the recipe, each member of ``m`` left out of ``num_excluded`` of
+    them (:func:`hampjax.defenses.split_ai_keep`), and distills into ``m`` (the released
+    model) each member's average over the sub-models that did not train on it
+    (:func:`hampjax.defenses.split_ai_soft_labels`). Needs a defense whose loss reads
+    ``"teacher_logits"`` (``defense.kind="distillation"``; SELENA: temperature 1, kl_weight 1).
+
+    Attributes:
+      kind: ``"none"`` (default) or ``"selena"``.
+      num_submodels: K >= 2 (SELENA: 25).
+      num_excluded: L in [1, K), the sub-models each member is left out of (SELENA: 10).
+      average: ``"logits"`` (default; the HAMP code averages the logits) or ``"probs"`` (the
+        SELENA paper: the log of the mean probabilities is distilled).
+      assignment_seed: integer >= 0; model ``m``'s assignment is drawn from
+        ``SeedSequence((assignment_seed, m))`` (SELENA code: seed 0).
+    """
+
+    _prefix: ClassVar[str] = "split_ai."
+
+    kind: str = "none"
+    num_submodels: int = 25
+    num_excluded: int = 10
+    average: str = "logits"
+    assignment_seed: int = 0
+
+    def __post_init__(self):
+        _choice(self, "kind", SPLIT_AI_KINDS)
+        _int(self, "num_submodels", 2)
+        _int(self, "num_excluded", 1)
+        _choice(self, "average", SPLIT_AI_AVERAGES)
+        _int(self, "assignment_seed", 0)
+        if self.kind == "none":
+            _unused(self, ("num_submodels", "num_excluded", "average", "assignment_seed"))
+        if self.num_excluded >= self.num_submodels:
+            raise ValueError(f"split_ai.num_excluded must be in [1, split_ai.num_submodels="
+                             f"{self.num_submodels}), got {self.num_excluded}")
+
+
 # ----------------------------------------------------------------------------------------------
 # Defense parameters: one frozen class per kind, registered in DEFENSES with its loss.
 
@@ -904,12 +950,16 @@ class RecipeSpec(_Spec):
         same recipe with plain cross-entropy. SELENA's sub-models and DMP's undefended
         teacher train with their own optimizer and epochs. A teacher recipe has no teacher,
         output transform or early-stopping epochs of its own.
+      split_ai: :class:`SplitAISpec`, SELENA's Split-AI: the teachers are ``K`` sub-models per
+        model, each member distilled from those that did not train on it; ``kind="none"``
+        (default) for one teacher per model. ``"selena"`` needs a defense that reads
+        ``"teacher_logits"``.
     """
 
     _nested: ClassVar[Mapping[str, type]] = types.MappingProxyType({
         "defense": DefenseParams, "optimizer": OptimizerSpec, "schedule": ScheduleSpec,
         "example_state": ExampleStateSpec, "output": OutputSpec, "adversary": AdversarySpec,
-        "privacy": PrivacySpec,
+        "privacy": PrivacySpec, "split_ai": SplitAISpec,
     })
 
     name: str
@@ -928,6 +978,7 @@ class RecipeSpec(_Spec):
     adversary: AdversarySpec = AdversarySpec()
     privacy: PrivacySpec = PrivacySpec()
     teacher: RecipeSpec | None = None
+    split_ai: SplitAISpec = SplitAISpec()
 
     _optional: ClassVar[frozenset[str]] = frozenset({"teacher"})  # Nested parts that may be None.
 
@@ -1004,10 +1055,17 @@ class RecipeSpec(_Spec):
                                  f"defense.kind={self.defense.kind!r}")
             t = self.teacher
             if (t.teacher is not None or t.output.kind != "none" or t.early_stopping_epochs
-                    or DEFENSES[t.defense.kind].targets != "none"):
+                    or DEFENSES[t.defense.kind].targets != "none"
+                    or t.split_ai.kind != "none"):
                 raise ValueError("teacher must be a plain recipe: no teacher of its own, "
-                                 "teacher.output.kind='none', no teacher.early_stopping_epochs "
-                                 f"and a loss that reads no targets, got {t.name!r}")
+                                 "teacher.output.kind='none', no teacher.early_stopping_epochs, "
+                                 "teacher.split_ai.kind='none' and a loss that reads no "
+                                 f"targets, got {t.name!r}")
+        if (self.split_ai.kind != "none"
+                and DEFENSES[self.defense.kind].targets != "teacher_logits"):
+            raise ValueError(f"split_ai.kind={self.split_ai.kind!r} needs a defense whose loss "
+                             f"reads teacher logits (defense.kind='distillation'), got "
+                             f"defense.kind={self.defense.kind!r}")
 
 
 RecipeSpec._nested = types.MappingProxyType({**RecipeSpec._nested, "teacher": RecipeSpec})
@@ -1016,7 +1074,8 @@ RecipeSpec._nested = types.MappingProxyType({**RecipeSpec._nested, "teacher": Re
 def teacher_spec(spec: RecipeSpec) -> RecipeSpec:
     """The teacher of a defense that reads ``"teacher_logits"`` (:attr:`DefenseKind.targets`):
     ``spec.teacher`` when set; otherwise the same recipe with plain cross-entropy, no output
-    transform and no early-stopping epochs, named ``<name>_teacher``.
+    transform, no early-stopping epochs and no Split-AI, named ``<name>_teacher``. With
+    ``spec.split_ai.kind="selena"`` it is the recipe of SELENA's sub-models.
 
     Example:
       >>> from hampjax.training import preset_spec
@@ -1029,7 +1088,8 @@ def teacher_spec(spec: RecipeSpec) -> RecipeSpec:
     if spec.teacher is not None:
         return spec.teacher
     return spec.replace(name=spec.name + "_teacher", defense=CrossEntropyParams(),
-                        output=OutputSpec(), early_stopping_epochs=())
+                        output=OutputSpec(), early_stopping_epochs=(),
+                        split_ai=SplitAISpec())
 
 
 def diff_paths(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:

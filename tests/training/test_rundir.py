@@ -226,12 +226,15 @@ def test_stale_temp_files_are_removed_and_the_lock_is_held(data, model, tmp_path
 _BASES = [("undefended", "digits"), ("hamp", "digits"), ("label_smoothing", "digits"),
           ("relaxloss", "purchase100_fc"), ("weighted_smoothing", "cifar10"),
           ("trust", "standard"), ("trust", "label_smoothing"), ("trust", "l2"),
-          ("advreg", "digits"), ("advreg", "cifar10_resnet20"), ("dp_sgd", "digits")]
+          ("advreg", "digits"), ("advreg", "cifar10_resnet20"), ("dp_sgd", "digits"),
+          ("selena", "digits")]
 # Settings a base needs besides epochs=1, batch_size=8 (AdvReg: more epochs than warm-ups, and
 # digits with the default attack steps so that adversary.game can change alone).
 _BASE_CHANGES = {("advreg", "digits"): {"epochs": 2, "adversary.attack_steps": 52,
                                         "adversary.attack_batch_size": 4},
-                 ("advreg", "cifar10_resnet20"): {"epochs": 4}}
+                 ("advreg", "cifar10_resnet20"): {"epochs": 4},
+                 # SELENA with the default teacher, so that "teacher" can change alone.
+                 ("selena", "digits"): {"teacher": None}}
 
 
 def _leaves(tree, prefix=""):
@@ -256,8 +259,8 @@ def _candidates(value):
         return [value + 1, value - 1]
     if isinstance(value, float):
         return [value * 0.5, value + 0.01, 0.5, 0.1, 2.0] if value else [0.1, 0.5, 1.0]
-    if value is None:
-        return [1.0, 1, "x"]
+    if value is None:  # the last: a teacher recipe
+        return [1.0, 1, "x", preset_spec("undefended", "digits").to_dict()]
     if isinstance(value, list):
         return [value + [value[-1] + 7]] if value else [[3]]
     if isinstance(value, str):
@@ -292,16 +295,22 @@ def test_every_changed_spec_field_is_refused_by_name(data, model, tmp_path):
         base = preset_spec(defense, preset, **{"epochs": 1, "batch_size": 8,
                                                **_BASE_CHANGES.get((defense, preset), {})})
         workdir = str(tmp_path / f"run{i}")
+        distills = spec_module.DEFENSES[base.defense.kind].targets != "none"  # SELENA
+        base_kw = dict(kw, targets=np.zeros((1, N, C), np.float32)) if distills else kw
         if i == 0:  # a tiny run writes run.json ...
-            train_many(model, build_recipe(base), x, y, keep, workdir=workdir, **kw)
+            train_many(model, build_recipe(base), x, y, keep, workdir=workdir, **base_kw)
         else:  # ... as opening the run directory does (no need to train every base)
-            checkpoint.RunDirectory(workdir, checkpoint.run_fingerprint(
-                build_recipe(base), seed=0, x=x, y=y, val_data=val, snapshot_epochs=()), keep)
+            fingerprint = checkpoint.run_fingerprint(
+                build_recipe(base), seed=0, x=x, y=y, val_data=val, snapshot_epochs=())
+            if distills:
+                fingerprint["targets_shape"] = [N, C]
+            checkpoint.RunDirectory(workdir, fingerprint, keep)
         ran = engine.TRACE_COUNTS["epochs_run"]
         changes, fixed = _changed_specs(base)
         for path, changed in changes:
             with pytest.raises(ValueError, match=rf"differs in: recipe\.{re.escape(path)}\)"):
-                train_many(model, build_recipe(changed), x, y, keep, workdir=workdir, **kw)
+                train_many(model, build_recipe(changed), x, y, keep, workdir=workdir,
+                           **base_kw)
             covered.add(path)
         assert engine.TRACE_COUNTS["epochs_run"] == ran  # every refusal came before training
         leaves |= {path for path, _ in _leaves(base.to_dict())}
