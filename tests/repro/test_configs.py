@@ -194,3 +194,22 @@ def test_hamp_main_with_advreg(tmp_path):
     with open(os.path.join(workdir, "digits", "evaluation.json")) as f:
         (cfg,) = [e["config"] for e in json.load(f)["defenses"]]
     assert cfg["recipe"]["adversary"]["kind"] == "advreg" and cfg["shadow_recipe"] is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("defense, field", [("selena", "split_ai")])
+def test_hamp_main_with_a_distilled_baseline(tmp_path, defense, field):
+    """SELENA (and the other teacher-based baselines) end to end through hamp_main's quick
+    variant: every adaptive shadow is a whole defended model (its own teachers first)."""
+    config = load_config("hamp_main", f"quick,{defense}")
+    assert list(config.cells.digits.defenses) == [defense]
+    workdir = str(tmp_path / defense)
+    run_experiment(config, workdir, progress=False)
+    with open(os.path.join(workdir, "digits", "report.json")) as f:
+        (d,) = json.load(f)["defenses"].values()
+    assert 0.0 <= d["test_acc"] <= 1.0 and "lira_online" in d["attacks"]
+    with open(os.path.join(workdir, "digits", "evaluation.json")) as f:
+        (cfg,) = [e["config"] for e in json.load(f)["defenses"]]
+    assert cfg["recipe"][field]["kind"] != "none" and cfg["recipe"]["teacher"] is not None
+    text = render(load_run(workdir))
+    assert defense in text
