@@ -148,7 +148,10 @@ class TabularGenerator(nn.Module):
         validation.check_ndim("z", z, 2)
         x = z
         for i, width in enumerate(self.hidden):
-            x = nn.Dense(width, kernel_init=layers.dense_kernel_init, name=f"hidden{i}")(x)
+            # No bias: BatchNorm's shift replaces it (a bias there has a zero gradient, which
+            # Adam would turn into steps of float noise).
+            x = nn.Dense(width, use_bias=False, kernel_init=layers.dense_kernel_init,
+                         name=f"hidden{i}")(x)
             x = nn.relu(_bn(train, f"bn{i}")(x))
         x = nn.Dense(self.features, kernel_init=layers.dense_kernel_init, name="out")(x)
         return jax.nn.sigmoid(x)
