@@ -119,8 +119,11 @@ class DCDiscriminator(nn.Module):
                 x = _bn(train, f"bn{i}")(x)
             x = nn.leaky_relu(x, LEAKY_SLOPE)
             width *= 2
-        x = nn.Conv(1, (4, 4), padding="VALID", use_bias=False, kernel_init=dcgan_init,
-                    name="out")(x)
+        # The last 4x4 "VALID" convolution to one channel, written as the equal dense layer on
+        # the flattened 4x4 map (vmapped over models, a one-channel convolution's gradient
+        # becomes a grouped convolution XLA rejects).
+        x = nn.Dense(1, use_bias=False, kernel_init=dcgan_init, name="out")(
+            x.reshape(x.shape[0], -1))
         return x.reshape(x.shape[0])
 
 

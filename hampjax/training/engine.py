@@ -1068,7 +1068,7 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
             model, init_fn, apply_fn, recipe, keep=keep, sample_x=x[:1],
             has_val=val_data is not None, eval_batch_size=eval_batch_size,
             donate=platform != "cpu", loop=loop, steps_per_call=steps_per_call,
-            students=targets)
+            students=targets, platform=platform)
         loop = programs.epoch_fn.loop
     elif adversary != "none":  # AdvReg's game: its own epoch programs (hampjax.training.advreg)
         if targets is not None:

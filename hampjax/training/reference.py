@@ -263,11 +263,13 @@ _MAX_PROGRAMS = 4
 
 def build_programs(model: Any, init_fn: Callable, apply_fn: Callable, recipe: Recipe, *,
                    keep: np.ndarray, sample_x: Any, has_val: bool, eval_batch_size: int,
-                   donate: bool, loop: str, steps_per_call: int, students: Any) -> Programs:
+                   donate: bool, loop: str, steps_per_call: int, students: Any,
+                   platform: str = "cpu") -> Programs:
     """The compiled pieces of a DMP student run (the engine's :class:`Programs` with a
     :class:`ReferenceLoop` as ``epoch_fn``); cached across runs of the same model, recipe
     settings and shapes. ``students``: the run's :class:`StudentData` (host, model axis
-    first; only its shapes are used)."""
+    first; only its shapes are used); ``platform``: the run's backend (a DC-GAN on CPU runs
+    the ``"host"`` loop)."""
     spec = recipe.spec
     ref = spec.reference
     sample_x = np.asarray(sample_x)
@@ -278,7 +280,7 @@ def build_programs(model: Any, init_fn: Callable, apply_fn: Callable, recipe: Re
         fns = None
         rows = int(np.asarray(keep).shape[1])
     grouped = fns is not None and ref.sample_mode == "train_bn"
-    if fns is not None and jax.devices()[0].platform == "cpu" and ref.generator == "dcgan":
+    if fns is not None and platform == "cpu" and ref.generator == "dcgan":
         loop = "host"  # XLA:CPU runs the generator's transposed convolutions slowly in loops
     per_pass = max(1, math.ceil(rows / spec.batch_size))
     recipe_key = (recipe.loss, recipe.optimizer, recipe.learning_rate, spec.batch_size,

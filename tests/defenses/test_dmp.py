@@ -117,7 +117,7 @@ def _config(recipe, data, keep):
     return programs.epoch_fn.config
 
 
-@pytest.mark.parametrize("mode", ["train_bn", "eval_bn"])
+@pytest.mark.parametrize("mode", ["train_bn", pytest.param("eval_bn", marks=pytest.mark.slow)])
 def test_student_batches_are_teacher_logits_on_regenerated_samples(students, mode):
     spec, data = students
     spec = spec.replace(**{"reference.sample_mode": mode, "reference.passes_per_epoch": 2,
@@ -157,6 +157,7 @@ def test_student_batches_are_teacher_logits_on_regenerated_samples(students, mod
         np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_students_never_see_the_candidates_and_loops_agree(students):
     spec, data = students
     recipe = build_recipe(spec)
@@ -244,3 +245,32 @@ def test_dmp_evaluation_end_to_end_resumes_without_retraining(tmp_path, monkeypa
     assert (again.models_trained, again.models_loaded) == (0, 8)
     assert [os.stat(p).st_mtime_ns for p in gan_results] == stamps and gan_results
     assert again.test_acc == result.test_acc
+
+
+@pytest.mark.slow
+def test_dcgan_students_on_tiny_images_resume(tmp_path):
+    # The image path: DC-GANs on 6x6x3 members (resized to 8), a conv student (host loop on
+    # CPU), teachers' logits on regenerated images; the second call loads everything.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6, 6, 3)).astype(np.float32)
+    y = rng.integers(0, 10, 40).astype(np.int32)
+    keep = np.zeros((2, 40), bool)
+    keep[0, :20], keep[1, 20:] = True, True
+    model = get_model("salem_cnn", 10, channels=4)
+    init_fn, _ = model_functions(model)
+    teachers = jax.device_get(jax.vmap(lambda k: init_fn(k, jnp.zeros((1, 6, 6, 3))))(
+        jax.random.split(jax.random.key(0), 2)))
+    spec = dmp_spec().replace(reference=ReferenceSpec(
+        kind="gan", generator="dcgan", size=24, image_size=8, filters=2, noise_dim=4,
+        gan_epochs=2, gan_batch_size=8), epochs=2, batch_size=8)
+    inputs = ReferenceInputs(normalization=((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
+    run = lambda: train_students(model, build_recipe(spec), teachers, x, y, keep, seed=0,  # noqa: E731
+                                 inputs=inputs, workdir=str(tmp_path))
+    first = run()
+    assert first.students.performance["loop"] == "host"
+    assert first.gans.g_loss.shape == (2, 2) and np.all(np.isfinite(first.students.train_loss))
+    again = run()
+    assert (again.students.models_loaded, again.gans.models_loaded) == (2, 2)
+    for a, b in zip(jax.tree_util.tree_leaves(first.students.variables),
+                    jax.tree_util.tree_leaves(again.students.variables)):
+        np.testing.assert_array_equal(a, b)
