@@ -986,8 +986,14 @@ class ReferenceSpec(_Spec):
             if self.size < 1:
                 raise ValueError(f"reference.size (synthetic rows per model) must be >= 1 with "
                                  f"reference.kind='gan', got {self.size}")
-            _unused(self, ("hidden", "threshold") if self.generator == "dcgan"
-                    else ("filters", "image_size"))
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            for field in (("hidden", "threshold") if self.generator == "dcgan"
+                          else ("filters", "image_size")):
+                if getattr(self, field) != defaults[field]:
+                    raise ValueError(
+                        f"reference.{field} is not used with reference.generator="
+                        f"{self.generator!r}; leave it at its default {defaults[field]!r}, got "
+                        f"{getattr(self, field)!r}")
 
 
 # ----------------------------------------------------------------------------------------------

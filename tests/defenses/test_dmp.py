@@ -58,8 +58,11 @@ def dmp_spec(**changes):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(size=5), "reference.size is not used"),
     (dict(kind="gan"), "reference.size .* must be >= 1"),
-    (dict(kind="gan", size=3, hidden=(4,)), "reference.hidden is not used"),
-    (dict(kind="gan", size=3, generator="tabular", filters=8), "reference.filters is not used"),
+    (dict(kind="gan", size=3, hidden=(4,)), "reference.hidden is not used with reference.gen"),
+    (dict(kind="gan", size=3, generator="tabular", filters=8),
+     "reference.filters is not used with reference.generator='tabular'"),
+    (dict(kind="gan", size=3, hidden=()), "reference.hidden must be a non-empty"),
+    (dict(kind="gan", size=3, gan_learning_rate=0.0), "reference.gan_learning_rate"),
     (dict(kind="gan", size=3, image_size=12), "power of 2"),
     (dict(kind="gan", size=3, generator="tabular", threshold=1.5), "reference.threshold"),
     (dict(kind="gan", size=3, sample_mode="batch"), "reference.sample_mode"),

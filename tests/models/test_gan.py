@@ -152,3 +152,25 @@ def test_batched_gans_equal_each_gan_alone_and_resume(tmp_path):
     np.testing.assert_array_equal(again.g_loss, first.g_loss)
     with pytest.raises(ValueError, match="differs in: gan.gan_epochs"):
         train_gans(spec.replace(gan_epochs=3), x, keep, seed=3, workdir=workdir)
+    # Killed after the checkpoint of epoch 1: the rerun resumes there, bit-identically.
+    from hampjax.training import checkpoint
+
+    save = checkpoint.RunDirectory.save_checkpoint
+
+    def save_then_die(self, *args, **kwargs):
+        save(self, *args, **kwargs)
+        raise RuntimeError("killed")
+
+    killed = str(tmp_path / "killed")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpoint.RunDirectory, "save_checkpoint", save_then_die)
+        with pytest.raises(RuntimeError, match="killed"):
+            train_gans(spec, x, keep, seed=3, workdir=killed, devices=one_device, save_every=1,
+                           chunk_size=3)
+    assert os.listdir(os.path.join(killed, "models_00000-00002", "ckpt")) == ["1"]
+    resumed = train_gans(spec, x, keep, seed=3, workdir=killed, devices=one_device,
+                         chunk_size=3)
+    for a, b in zip(jax.tree_util.tree_leaves(resumed.generator),
+                    jax.tree_util.tree_leaves(first.generator)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(resumed.d_acc, first.d_acc)
