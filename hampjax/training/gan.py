@@ -36,6 +36,7 @@ run directory's names: ``train_loss`` = generator loss, ``train_acc`` = discrimi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -100,6 +101,13 @@ class Scaling(NamedTuple):
         if (std <= 0).any():
             raise ValueError(f"normalization std must be > 0, got {std.tolist()}")
         return cls(mean, std)
+
+    def check(self, sample_shape: Sequence[int]) -> None:
+        """Raise unless one value, or one per channel (last axis of ``sample_shape``)."""
+        size, channels = int(np.shape(self.mean)[0]), int(tuple(sample_shape)[-1])
+        if size not in (1, channels):
+            raise ValueError(f"normalization must give one mean/std or one per channel "
+                             f"({channels}), got {size}")
 
     def to_unit(self, x):
         return x * self.std + self.mean
@@ -368,6 +376,10 @@ def train_gans(spec: ReferenceSpec, x: Any, keep: Any, *, seed: int,
     keep = check_keep(keep, num_examples=x.shape[0])
     fns = gan_functions(spec, x.shape[1:])
     scaling = Scaling.of(normalization)
+    scaling.check(x.shape[1:])
+    if jax.process_count() > 1:
+        raise ValueError("train_gans runs on one process (every process would train and write "
+                         "every GAN); run DMP's GANs in a single-process job")
     save_every = validation.check_positive_int("save_every", save_every)
     devices = list(devices) if devices is not None else jax.local_devices()
     if chunk_size is None:
@@ -384,9 +396,7 @@ def train_gans(spec: ReferenceSpec, x: Any, keep: Any, *, seed: int,
     scaling_dev = jax.device_put(Scaling(*(np.asarray(a) for a in scaling)), replicated)
 
     lock = RunLock(workdir, what="GAN training") if workdir is not None else None
-    if lock is not None:
-        lock.__enter__()
-    try:
+    with lock if lock is not None else contextlib.nullcontext():
         run = None if workdir is None else ckpt.RunDirectory(
             workdir, _fingerprint(spec, seed, x, scaling), keep)
         pieces: dict[tuple[int, int], dict] = {}
@@ -405,9 +415,8 @@ def train_gans(spec: ReferenceSpec, x: Any, keep: Any, *, seed: int,
                                                       scaling_dev, seed, sharded, save_every)
             seconds += time.perf_counter() - t0
             trained += plan.real
-    finally:
-        if lock is not None:
-            lock.__exit__(None, None, None)
+        if run is not None:
+            run.remove_superseded()  # checkpoints of another chunking, now finished
     ranges = sorted(pieces)
     parts = [pieces[r] for r in ranges]
     cat = lambda name: np.concatenate([np.asarray(p[name]) for p in parts])  # noqa: E731

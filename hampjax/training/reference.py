@@ -447,6 +447,7 @@ def train_students(model: Any, recipe: Recipe, teachers: Any, x: Any, y: Any, ke
     x, y = np.asarray(x), np.asarray(y)
     keep = np.asarray(keep, bool)
     scaling = gan.Scaling.of(inputs.normalization)
+    scaling.check(x.shape[1:])
     sub = (lambda name: os.path.join(workdir, name)) if workdir else (lambda name: None)
     num_models = keep.shape[0]
     from hampjax.training.engine import train_many

@@ -178,6 +178,16 @@ def test_students_never_see_the_candidates_and_loops_agree(students):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6)
     assert np.all(np.isfinite(first.train_loss))
+    # The accelerators' chunk size comes from the compiled epoch program's footprint.
+    from hampjax.training import engine
+
+    programs = reference_module.build_programs(
+        MODEL, *model_functions(MODEL), recipe, keep=keep, sample_x=x[:1], has_val=False,
+        eval_batch_size=64, donate=False, loop="scan", steps_per_call=4, students=data)
+    dummy = engine.TrainData(jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.asarray(x[:1]),
+                             jnp.zeros((1,), jnp.int32))
+    footprint = engine.measure_footprint(programs, 0, dummy)
+    assert footprint.per_model > 0 and footprint.shared > 0
     with pytest.raises(ValueError, match="targets must be the per-model data"):
         train_many(MODEL, recipe, x, y, keep, seed=0, progress=False)
 
