@@ -47,7 +47,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from hampjax import validation
 from hampjax.training import engine, gan
 from hampjax.training.engine import (
     TRACE_COUNTS,
@@ -408,7 +407,9 @@ class StudentResult:
 
 def _students_data(teachers: Any, generators: Any, scaling: gan.Scaling,
                    num_models: int) -> StudentData:
-    tile = lambda a: np.broadcast_to(np.asarray(a, np.float32), (num_models,) + np.shape(a))  # noqa: E731
+    def tile(a):
+        return np.broadcast_to(np.asarray(a, np.float32), (num_models,) + np.shape(a))
+
     return StudentData(dict(teachers), {} if generators is None else dict(generators),
                        np.ascontiguousarray(tile(scaling.mean)),
                        np.ascontiguousarray(tile(scaling.std)))

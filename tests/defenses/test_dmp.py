@@ -102,10 +102,10 @@ def students():
     """Two models' teachers (fresh fc nets) and generators (fresh tabular GANs)."""
     spec = dmp_spec()
     init_fn, _ = model_functions(MODEL)
-    teachers = jax.vmap(lambda k: init_fn(k, jnp.zeros((1, D))))(
+    teachers = jax.jit(jax.vmap(lambda k: init_fn(k, jnp.zeros((1, D)))))(
         jax.random.split(jax.random.key(0), 2))
     fns = gan_functions(spec.reference, (D,))
-    generators = jax.vmap(lambda k: init_gan(fns, k).generator)(
+    generators = jax.jit(jax.vmap(lambda k: init_gan(fns, k).generator))(
         jax.random.split(jax.random.key(1), 2))
     data = StudentData(jax.device_get(teachers), jax.device_get(generators),
                        np.full((2, 1), 0.3, np.float32), np.full((2, 1), 2.0, np.float32))
@@ -168,8 +168,10 @@ def test_students_never_see_the_candidates_and_loops_agree(students):
     x, y = rng.normal(size=(30, D)).astype(np.float32), rng.integers(0, 10, 30)
     keep = np.zeros((2, 30), bool)
     keep[0, :15], keep[1, 15:] = True, True
-    run = lambda xs, **kw: train_many(MODEL, recipe, xs, y, keep, seed=0, targets=data,  # noqa: E731
-                                      progress=False, devices=jax.devices()[:1], **kw)
+    def run(xs, **kw):
+        return train_many(MODEL, recipe, xs, y, keep, seed=0, targets=data, progress=False,
+                          devices=jax.devices()[:1], **kw)
+
     first = run(x, loop="scan")
     other = run(rng.normal(size=x.shape).astype(np.float32), loop="scan")
     host = run(x, loop="host")
@@ -271,14 +273,16 @@ def test_dcgan_students_on_tiny_images_resume(tmp_path):
     keep[0, :20], keep[1, 20:] = True, True
     model = get_model("salem_cnn", 10, channels=4)
     init_fn, _ = model_functions(model)
-    teachers = jax.device_get(jax.vmap(lambda k: init_fn(k, jnp.zeros((1, 6, 6, 3))))(
-        jax.random.split(jax.random.key(0), 2)))
+    init = jax.jit(jax.vmap(lambda k: init_fn(k, jnp.zeros((1, 6, 6, 3)))))
+    teachers = jax.device_get(init(jax.random.split(jax.random.key(0), 2)))
     spec = dmp_spec().replace(reference=ReferenceSpec(
         kind="gan", generator="dcgan", size=24, image_size=8, filters=2, noise_dim=4,
         gan_epochs=2, gan_batch_size=8), epochs=2, batch_size=8)
     inputs = ReferenceInputs(normalization=((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
-    run = lambda: train_students(model, build_recipe(spec), teachers, x, y, keep, seed=0,  # noqa: E731
-                                 inputs=inputs, workdir=str(tmp_path))
+    def run():
+        return train_students(model, build_recipe(spec), teachers, x, y, keep, seed=0,
+                              inputs=inputs, workdir=str(tmp_path))
+
     first = run()
     assert first.students.performance["loop"] == "host"
     assert first.gans.g_loss.shape == (2, 2) and np.all(np.isfinite(first.students.train_loss))

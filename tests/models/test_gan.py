@@ -40,14 +40,14 @@ def test_tabular_gan_learns_the_marginals_of_binary_data():
     spec = tabular_spec()
     result = train_gans(spec, x, np.ones((1, len(x)), bool), seed=0, devices=jax.devices()[:1])
     fns = gan_functions(spec, (16,))
-    rows = jnp.arange(4096)
-    trained = np.asarray(generate(fns, jax.tree_util.tree_map(lambda a: a[0], result.generator),
-                                  Scaling.of(None), sample_key(0, 0), rows))
+    gen = jax.jit(lambda g: generate(fns, g, Scaling.of(None), sample_key(0, 0),
+                                     jnp.arange(4096)))
+    trained = np.asarray(gen(jax.tree_util.tree_map(lambda a: a[0], result.generator)))
     assert set(np.unique(trained)) <= {0.0, 1.0}
     error = np.abs(trained.mean(0) - x.mean(0))
     assert error.max() < 0.15 and error.mean() < 0.06, error
-    fresh = init_gan(fns, jax.random.key(1)).generator
-    untrained = np.asarray(generate(fns, fresh, Scaling.of(None), sample_key(0, 0), rows))
+    fresh = jax.jit(lambda k: init_gan(fns, k).generator)(jax.random.key(1))
+    untrained = np.asarray(gen(fresh))
     assert np.abs(untrained.mean(0) - x.mean(0)).mean() > 2 * error.mean()
     assert result.g_loss.shape == (1, 40) and np.all(np.isfinite(result.d_loss))
 
@@ -119,12 +119,26 @@ def test_dcgan_one_step_and_the_sampling_modes(tiny_dcgan):
 def test_tabular_generator_is_sigmoid_and_continuous_without_threshold():
     spec = tabular_spec(threshold=None)
     fns = gan_functions(spec, (5,))
-    g = init_gan(fns, jax.random.key(0)).generator
-    x = np.asarray(generate(fns, g, Scaling.of(((0.3,), (2.0,))), jax.random.key(1),
-                            jnp.arange(32)))
+    init = jax.jit(lambda k: init_gan(fns, k).generator)
+    g = init(jax.random.key(0))
+    x = np.asarray(jax.jit(lambda k: generate(fns, g, Scaling.of(((0.3,), (2.0,))), k,
+                                              jnp.arange(32)))(jax.random.key(1)))
     v = x * 2.0 + 0.3
     assert v.min() > 0 and v.max() < 1 and len(np.unique(v)) > 2
     assert isinstance(fns.generator, TabularGenerator)
+    # Regenerated bit-identically from the same key (row r's noise: fold_in(key, r)); in
+    # train_bn a row depends on the rows generated with it, in eval_bn it does not.
+    scaling, key = Scaling.of(None), jax.random.key(2)
+    g = init(jax.random.key(3))
+    g = {**g, "batch_stats": jax.tree_util.tree_map(lambda a: a + 0.5, g["batch_stats"])}
+    for mode, depends in (("train_bn", True), ("eval_bn", False)):
+        f = gan_functions(spec.replace(sample_mode=mode), (5,))
+        gen = jax.jit(lambda k, r: generate(f, g, scaling, k, r))  # noqa: B023
+        rows = gen(key, jnp.arange(6))
+        np.testing.assert_array_equal(rows, gen(key, jnp.arange(6)))
+        assert not np.allclose(rows, gen(jax.random.key(4), jnp.arange(6)))
+        other = gen(key, jnp.array([0, 1, 2, 9, 10, 11]))
+        assert np.allclose(rows[:3], other[:3], atol=1e-6) != depends
     with pytest.raises(ValueError, match="flat rows"):
         gan_functions(spec, (4, 4, 1))
     with pytest.raises(ValueError, match="square NHWC"):
