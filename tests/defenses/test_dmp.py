@@ -291,3 +291,27 @@ def test_dcgan_students_on_tiny_images_resume(tmp_path):
     for a, b in zip(jax.tree_util.tree_leaves(first.students.variables),
                     jax.tree_util.tree_leaves(again.students.variables)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_given_reference_set_through_the_evaluation(tmp_path, monkeypatch):
+    monkeypatch.setattr(families_module, "FAMILY_ORDER", ("metric",))
+    data = digits_data()
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images[-200:]  # rows no candidate, test or validation row uses
+    x_reference = (images / 16.0 - 0.3).astype(np.float32).reshape(len(images), -1)
+    spec = dmp_spec().replace(reference=ReferenceSpec(
+        kind="given", given_sha256=reference_sha256(x_reference)))
+    defense = Defense("dmp_given", build_recipe(spec))
+    workdir = str(tmp_path / "train")
+    with pytest.raises(ValueError, match="needs the reference set"):
+        evaluate_defense(MODEL, defense, data, num_models=4, seed=0, workdir=workdir)
+    import dataclasses
+
+    data = dataclasses.replace(data, x_reference=x_reference)
+    result = evaluate_defense(MODEL, defense, data, num_models=4, seed=0, workdir=workdir)
+    assert sorted(os.listdir(workdir)) == ["student", "teacher"]
+    assert result.config["recipe"]["reference"]["given_sha256"] == reference_sha256(x_reference)
+    keep = np.load(os.path.join(workdir, "student", "keep.npy"))
+    assert keep.shape == (4, 200) and keep.all()
