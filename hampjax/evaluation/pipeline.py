@@ -35,7 +35,8 @@ writes. Run directory of :func:`evaluate_defenses`::
 
     RUN_DIR/
       train/<defense>/           train_many's resumable workdir (non-adaptive: shadows/, target/;
-                                 distillation: teacher/, student/)
+                                 distillation: teacher/, student/; DMP: teacher/, gan/,
+                                 student/)
       attacks/<defense>/<family>.npz   finished attack families (hampjax.evaluation.store)
       attacks/<defense>_e<E>/    the same for an early-stopping snapshot
       scores.npz, evaluation.json, report.json, report.md, roc_*.png, manifest.json

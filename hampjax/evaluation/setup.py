@@ -160,6 +160,12 @@ class EvalData:
         augmentation attack); ``None`` otherwise.
       binary_features: ``x`` holds 0/1 features (enables the bit-flip noise attack).
       x_val, y_val: optional validation data for ``selection="best_val"`` recipes.
+      normalization: ``(mean, std)`` per channel (or one value each) with which the inputs
+        were normalized from [0, 1], ``x = (v - mean) / std``; None for inputs already in
+        [0, 1] (binary features). DMP's GANs work on ``v``.
+      x_reference: optional unlabeled inputs shaped like ``x``, disjoint from ``x``, ``x_test``
+        and ``x_val``: DMP's given reference set (``reference.kind="given"``; a public /
+        held-out set or :func:`hampjax.training.load_reference_npy` of a synthetic one).
     """
 
     x: np.ndarray
@@ -171,6 +177,8 @@ class EvalData:
     binary_features: bool = False
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
+    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    x_reference: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)

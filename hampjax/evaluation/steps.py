@@ -45,6 +45,7 @@ from hampjax.training import (
     train_many,
     train_selena,
 )
+from hampjax.training.reference import ReferenceInputs, train_students
 
 __all__ = ["TrainedModels", "Predictions", "train_models", "train_recipe", "output_modifier",
            "predict_outputs", "attack_inputs", "score_attacks", "statistics", "evaluation_keep"]
@@ -114,7 +115,8 @@ def _counts(*results: Any) -> tuple[int, int]:
 
 def train_recipe(model: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, keep: np.ndarray,
                  *, seed: int, val_data: Any = None, workdir: str | None = None,
-                 progress: bool = False) -> tuple[TrainResult, TrainResult | None]:
+                 progress: bool = False, reference: ReferenceInputs | None = None,
+                 ) -> tuple[TrainResult, TrainResult | None]:
     """``train_many`` of one recipe, with its teachers first when its loss reads them.
 
     A defense kind with ``DEFENSES[kind].targets == "teacher_logits"`` (distillation) first
@@ -130,6 +132,11 @@ def train_recipe(model: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, keep:
     ``K`` Split-AI sub-models per model in one ``train_many`` (``workdir/teachers``), their
     soft labels as the students' targets (``workdir/student``); ``teacher_result`` is then
     the ``M * K`` sub-models.
+    DMP (``recipe.spec.reference.kind != "none"``): after the teachers, the students train only
+    on their reference sets (:func:`hampjax.training.reference.train_students`): a GAN per
+    model on its members (``workdir/gan``), whose regenerated samples (or the given set) the
+    teacher labels inside each step (``workdir/student``). ``reference`` carries the inputs'
+    normalization and the given set (:class:`~hampjax.training.reference.ReferenceInputs`).
 
     Returns:
       ``(result, teacher_result)``; ``teacher_result`` is None without teachers.
@@ -147,6 +154,14 @@ def train_recipe(model: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, keep:
     sub = (lambda name: os.path.join(workdir, name)) if workdir else (lambda name: None)
     teacher = train_many(model, build_recipe(teacher_spec(recipe.spec)), x, y, keep, seed=seed,
                          val_data=val_data, workdir=sub("teacher"), progress=progress)
+    if recipe.spec.reference.kind != "none":  # DMP: GANs then students on reference sets
+        if recipe.spec.early_stopping_epochs:
+            raise ValueError("early_stopping_epochs cannot be combined with reference.kind="
+                             f"{recipe.spec.reference.kind!r}")
+        dmp = train_students(model, recipe, teacher.variables, x, y, keep, seed=seed,
+                             inputs=reference or ReferenceInputs(), val_data=val_data,
+                             workdir=workdir, progress=progress)
+        return dmp.students, teacher
     targets = np.asarray(predict_many(_apply_fn(model), teacher.variables, x))[:, :, 0]
     student = train_many(model, recipe, x, y, keep, seed=seed, val_data=val_data,
                          workdir=sub("student"), progress=progress,
@@ -188,9 +203,11 @@ def train_models(model: Any, defense: Defense, data: EvalData, *, num_models: in
     t0 = time.perf_counter()
     keep = evaluation_keep(num_models, len(x), seed=seed)
     val = (data.x_val, data.y_val) if data.x_val is not None else None
+    train_recipe_ = functools.partial(train_recipe, reference=ReferenceInputs(  # DMP's inputs
+        normalization=data.normalization, x_reference=data.x_reference))
     snapshots = {}
     if defense.shadow_recipe is None:
-        trained, teacher = train_recipe(model, defense.recipe, x, y, keep, seed=seed,
+        trained, teacher = train_recipe_(model, defense.recipe, x, y, keep, seed=seed,
                                         val_data=val, workdir=workdir, progress=progress)
         variables = trained.variables
         overflow = trained.dp_overflow
@@ -198,10 +215,10 @@ def train_models(model: Any, defense: Defense, data: EvalData, *, num_models: in
         counts = _counts(*[r for r in (trained, teacher) if r is not None])
     else:  # Non-adaptive: shadows with their own recipe, the target on its own.
         sub = (lambda name: os.path.join(workdir, name)) if workdir else (lambda name: None)
-        shadows, shadow_teacher = train_recipe(model, defense.shadow_recipe, x, y, keep,
+        shadows, shadow_teacher = train_recipe_(model, defense.shadow_recipe, x, y, keep,
                                                seed=seed, val_data=val,
                                                workdir=sub("shadows"), progress=progress)
-        alone, teacher = train_recipe(model, defense.recipe, x, y, keep[target:target + 1],
+        alone, teacher = train_recipe_(model, defense.recipe, x, y, keep[target:target + 1],
                                       seed=seed, val_data=val, workdir=sub("target"),
                                       progress=progress)
         variables = jax.tree_util.tree_map(

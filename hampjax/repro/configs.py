@@ -99,8 +99,9 @@ def quick_spec(spec: RecipeSpec) -> RecipeSpec:
     """A spec for the quick variants: :data:`QUICK_EPOCHS` epochs, with HAMP's output
     modification a pool of :data:`QUICK_POOL_SIZE` random outputs, with early stopping
     one snapshot after the first epoch, with AdvReg at most ``QUICK_EPOCHS - 1`` warm-up
-    epochs, SELENA with 3 sub-models (each member left out of 1), and the teachers' recipe
-    (``spec.teacher``) made quick too."""
+    epochs, SELENA with 3 sub-models (each member left out of 1), DMP with a 20-epoch GAN and
+    512 synthetic rows per model, and the teachers' recipe (``spec.teacher``) made quick
+    too."""
     changes: dict[str, Any] = {"epochs": QUICK_EPOCHS}
     if spec.output.kind == "hamp":
         changes["output.pool_size"] = QUICK_POOL_SIZE
@@ -113,6 +114,9 @@ def quick_spec(spec: RecipeSpec) -> RecipeSpec:
     if spec.split_ai.kind != "none":  # SELENA: 3 sub-models per model, each member left out of 1.
         changes["split_ai.num_submodels"] = min(spec.split_ai.num_submodels, 3)
         changes["split_ai.num_excluded"] = min(spec.split_ai.num_excluded, 1)
+    if spec.reference.kind == "gan":  # DMP: a short GAN, a small synthetic set per model.
+        changes["reference.gan_epochs"] = min(spec.reference.gan_epochs, 20)
+        changes["reference.size"] = min(spec.reference.size, 512)
     return spec.replace(**changes)
 
 
@@ -210,16 +214,17 @@ def cell(
 
 
 HAMP_MAIN_DEFENSES = ("undefended", "hamp", "label_smoothing", "hamp_ls", "early_stopping",
-                      "dp_sgd", "advreg", "selena")
+                      "dp_sgd", "advreg", "selena", "dmp")
 """Defenses of HAMP's main tables (preset names of :func:`~hampjax.training.preset_spec`):
 ``hamp_ls`` is HAMP's LS baseline at the paper's intensities (Purchase100, Texas100,
 CIFAR-100; digits), ``early_stopping`` the undefended recipe evaluated after several epoch
 counts (HAMP Fig. 7), ``dp_sgd`` DP-SGD at the paper's eps = 4 (tabular datasets only, as the
 paper), ``advreg`` AdvReg with the paper's lambda, ``selena`` SELENA (25 sub-models, each
-member left out of 10, self-distilled)."""
+member left out of 10, self-distilled), ``dmp`` DMP (undefended teachers, a GAN per model on
+its members, students on teacher-labelled GAN samples; not Purchase100, as the paper)."""
 
 HAMP_BASELINES = ("undefended", "hamp", "hamp_ls", "early_stopping", "dp_sgd", "advreg",
-                  "selena")
+                  "selena", "dmp")
 """The config argument ``baselines``: HAMP next to the baselines of Table VIII / Fig. 3 that
 hampjax implements (each where the paper evaluates it)."""
 

@@ -179,6 +179,8 @@ def load_experiment_data(
 
     data = EvalData(x=x[pool], y=ds.y[pool], x_test=x[test], y_test=ds.y[test],
                     x_val=x[val], y_val=ds.y[val], random_inputs=random_inputs,
-                    image_shape=image_shape, binary_features=ds.binary_features)
+                    image_shape=image_shape, binary_features=ds.binary_features,
+                    normalization=None if ds.mean is None or ds.binary_features
+                    else (ds.mean, ds.std))
     return ExperimentData(eval_data=data, dataset=dataset, num_classes=ds.num_classes,
                           record=split.record())

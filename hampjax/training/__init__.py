@@ -9,12 +9,15 @@
 * :mod:`~hampjax.training.advreg` - AdvReg's min-max game as train_many's epoch programs.
 * :mod:`~hampjax.training.selena` - SELENA: Split-AI sub-models of every model in one
   train_many, then the distilled students (:func:`train_selena`).
+* :mod:`~hampjax.training.gan` / :mod:`~hampjax.training.reference` - DMP: a GAN per model on
+  its members, and students trained on regenerated, teacher-labelled reference sets.
 * :func:`predict_many` - eval-mode outputs of every model on every example and query.
 * :mod:`~hampjax.training.distributed` - multi-host setup when the environment asks.
 """
 
 from hampjax.training.distributed import maybe_initialize
 from hampjax.training import advreg  # registers AdvReg's epoch programs with the engine
+from hampjax.training import reference  # registers DMP students' epoch programs
 from hampjax.training.engine import TrainResult, TrainState, epoch_batches, model_key, train_many
 from hampjax.training.predict import predict_many, predict_single
 from hampjax.training.queries import Query, QuerySet
@@ -62,8 +65,27 @@ from hampjax.training.spec import (
     diff_paths,
     teacher_spec,
 )
+# DMP (issue 13): reference sets, GANs per model, students.
+from hampjax.training.spec import ReferenceSpec
+from hampjax.training.gan import GanResult, Scaling, train_gans
+from hampjax.training.reference import (
+    ReferenceInputs,
+    StudentData,
+    load_reference_npy,
+    reference_sha256,
+    train_students,
+)
 
 __all__ = [
+    "ReferenceSpec",
+    "GanResult",
+    "Scaling",
+    "train_gans",
+    "ReferenceInputs",
+    "StudentData",
+    "load_reference_npy",
+    "reference_sha256",
+    "train_students",
     "DEFENSES",
     "Adversary",
     "AdversarySpec",

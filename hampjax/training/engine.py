@@ -162,7 +162,8 @@ _INIT, _SHUFFLE, _STEP, _NOISE = 0, 1, 2, 3
 
 # Epoch programs of recipes with an adversary (spec.adversary.kind -> builder with the
 # signature of hampjax.training.advreg.build_programs), registered by their modules at import
-# (hampjax.training imports them): the engine cannot import them (they import it).
+# (hampjax.training imports them): the engine cannot import them (they import it). "reference":
+# DMP students (spec.reference.kind != "none"), hampjax.training.reference.build_programs.
 EPOCH_PROGRAMS: dict[str, Callable[..., Any]] = {}
 
 
@@ -902,6 +903,10 @@ def train_many(
         shape ``[N, C]`` enters the run's fingerprint (``run.json["targets_shape"]``) and
         each model's row is hashed into ``targets_sha256.json``, checked like ``keep``: a
         workdir refuses other targets, and extends to more models whose first rows match.
+        A DMP student recipe (``spec.reference.kind != "none"``) takes instead its per-model
+        :class:`hampjax.training.reference.StudentData` (teacher and generator variables,
+        model axis first; fingerprinted the same way) and trains on its reference set
+        (:mod:`hampjax.training.reference`).
 
     Returns:
       A :class:`TrainResult`.
@@ -927,6 +932,15 @@ def train_many(
 
 
 def _check_targets(targets: Any, recipe: Recipe, keep: np.ndarray) -> np.ndarray | None:
+    if recipe.spec.reference.kind != "none":  # DMP: per-model StudentData, model axis first
+        leaves = jax.tree_util.tree_leaves(targets)
+        if targets is None or not leaves or any(np.ndim(a) < 1 or np.shape(a)[0] != len(keep)
+                                                 for a in leaves):
+            raise ValueError(f"targets must be the per-model data of a reference.kind="
+                             f"{recipe.spec.reference.kind!r} student "
+                             f"(hampjax.training.reference.StudentData, leading axis "
+                             f"M={len(keep)})")
+        return jax.tree_util.tree_map(np.asarray, targets)
     kind = recipe.spec.defense.kind
     needs = DEFENSES[kind].targets
     if targets is None:
@@ -950,7 +964,9 @@ def _check_target_rows(path: str, targets: np.ndarray, *, writer: bool) -> None:
     """Per-model hashes of the targets in ``targets_sha256.json``, checked like ``keep.npy``:
     the stored rows must equal the first requested ones (a run extends to more models)."""
     file = os.path.join(path, "targets_sha256.json")
-    rows = [ckpt._sha256(row) for row in targets]
+    leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(targets)]
+    rows = [ckpt._sha256(*[np.atleast_1d(a[m]) for a in leaves])
+            for m in range(len(leaves[0]))]
     stored = atomic.read_json(file, default=None, recover=ckpt._NEW_WORKDIR)
     if stored is not None:
         common = min(len(stored), len(rows))
@@ -1010,8 +1026,11 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
                                       snapshot_epochs=snapshot_epochs)
         if precision != "float32":  # results-changing; float32 run directories unchanged
             fingerprint["precision"] = precision
-        if targets is not None:  # results-changing; runs without targets unchanged
+        if isinstance(targets, np.ndarray):  # results-changing; runs without targets unchanged
             fingerprint["targets_shape"] = list(targets.shape[1:])
+        elif targets is not None:  # DMP students: the shapes of their per-model data
+            fingerprint["targets_shape"] = [list(np.shape(a)[1:])
+                                            for a in jax.tree_util.tree_leaves(targets)]
         run = ckpt.RunDirectory(workdir, fingerprint, keep,
                                 writer=distributed.process_index() == 0)
         if targets is not None:
@@ -1044,7 +1063,14 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
             apply_fn, variables_shape, x[:1]))
     loop_fallback = None
     adversary = recipe.spec.adversary.kind
-    if adversary != "none":  # AdvReg's game: its own epoch programs (hampjax.training.advreg)
+    if recipe.spec.reference.kind != "none":  # DMP students (hampjax.training.reference)
+        programs = EPOCH_PROGRAMS["reference"](
+            model, init_fn, apply_fn, recipe, keep=keep, sample_x=x[:1],
+            has_val=val_data is not None, eval_batch_size=eval_batch_size,
+            donate=platform != "cpu", loop=loop, steps_per_call=steps_per_call,
+            students=targets, platform=platform)
+        loop = programs.epoch_fn.loop
+    elif adversary != "none":  # AdvReg's game: its own epoch programs (hampjax.training.advreg)
         if targets is not None:
             raise ValueError(f"targets (per-example teacher targets) cannot be combined with "
                              f"recipe.adversary.kind={adversary!r}")
@@ -1068,8 +1094,8 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
         if platform == "cpu":
             chunk = num_devices
         else:
-            footprint = measure_footprint(programs, seed, data, targets_shape=None if targets
-                                          is None else targets.shape[1:])
+            footprint = measure_footprint(programs, seed, data, targets_shape=None if not
+                                          isinstance(targets, np.ndarray) else targets.shape[1:])
             chunk = auto_chunk_size(num_models, footprint.per_model, _device_memory(devices[0]),
                                     num_devices, shared_bytes=footprint.shared)
     else:
@@ -1155,8 +1181,8 @@ def _train_chunk(plan: ChunkPlan, ctx: RunContext) -> dict:
     keys = jax.device_put(jax.vmap(lambda i: model_key(ctx.seed, i))(jnp.asarray(index)),
                           ctx.sharded)
     state = jax.device_put(ctx.programs.init_chunk(keys, ctx.data.x[:1]), ctx.sharded)
-    targets = (None if ctx.targets is None
-               else jax.device_put(ctx.targets[index], ctx.sharded))
+    targets = (None if ctx.targets is None else jax.device_put(
+        jax.tree_util.tree_map(lambda a: a[index], ctx.targets), ctx.sharded))
     history = {"train_loss": [], "train_acc": [], "val_acc": [], "dp_overflow": []}
     snapshots = {}
     start = 0
@@ -1238,6 +1264,8 @@ def measure_footprint(programs: Programs, seed: int, data: TrainData, *,
     if program is None:
         program = _make_epoch_fn(programs.config, donate=False)
         args += (targets,)
+    else:  # DMP students: their per-model data (hampjax.training.reference)
+        args += tuple(getattr(programs.epoch_fn, "footprint_args", ()))
     total = program_bytes(program.lower(*args).compile())
     if total is None:
         state_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(state))

@@ -34,6 +34,7 @@ from hampjax.training.spec import (
     OutputSpec,
     PrivacySpec,
     RecipeSpec,
+    ReferenceSpec,
     RelaxLossParams,
     ScheduleSpec,
     SmoothLabelsParams,
@@ -58,6 +59,7 @@ __all__ = [
     "ADVREG",
     "DP_SGD",
     "SELENA",
+    "DMP",
     "preset_spec",
 ]
 
@@ -443,6 +445,60 @@ SELENA: Mapping[str, RecipeSpec] = _frozen({
 recipe (``teacher_spec``), ``split_ai`` the Split-AI (K = 25, L = 10, averaged logits; the
 paper's probabilities: ``**{"split_ai.average": "probs"}``), the recipe itself the distilled
 student (the released model). Train with :func:`hampjax.evaluation.train_recipe`."""
+# DMP (Shejwalkar & Houmansadr 2021; issue 13): baselines.md sections 0 and 5.
+def _dmp(dataset: str, *, learning_rate: float, epochs: int, batch_size: int,
+         reference: ReferenceSpec, schedule: ScheduleSpec | None = None,
+         selection: str = "best_val") -> RecipeSpec:
+    # Student: distillation T = 1 on teacher logits only (kl_weight 1, PyTorch 'mean'), SGD
+    # momentum 0.99, coupled wd 1e-5, optimizer re-created every epoch, lr x0.1 at 60/90/150,
+    # consecutive batches (one fixed order), strictly best validation epoch; teacher = the
+    # undefended recipe.
+    return RecipeSpec(
+        name="dmp", defense=DistillationParams(temperature=1.0, kl_weight=1.0),
+        optimizer=OptimizerSpec(kind="sgd", learning_rate=learning_rate, momentum=0.99,
+                                weight_decay=1e-5),
+        schedule=schedule or _step(60, 90, 150), epochs=epochs, batch_size=batch_size,
+        selection=selection, shuffle="once", reset_optimizer_each_epoch=True,
+        teacher=UNDEFENDED[dataset], reference=reference)
+
+
+def _ctgan_like(*, size: int, gan_epochs: int, gan_batch_size: int,
+                passes: int = 1) -> ReferenceSpec:
+    # The authors' CTGAN settings where they carry over (Adam 2e-4, betas (0.5, 0.9), noise
+    # 128, 256-256 layers, all columns continuous, samples thresholded at 0.5).
+    return ReferenceSpec(kind="gan", generator="tabular", size=size, gan_epochs=gan_epochs,
+                         gan_batch_size=gan_batch_size, beta2=0.9, noise_dim=128,
+                         threshold=0.5, passes_per_epoch=passes)
+
+
+def _dcgan(size: int = 150_000) -> ReferenceSpec:
+    # DC-GAN: nz 100, 64 filters, 64x64 Tanh, Adam 2e-4 (beta1 0.5), BCE, batch 256, 100
+    # epochs; sampled with batch-statistics BatchNorm.
+    return ReferenceSpec(kind="gan", generator="dcgan", size=size, gan_epochs=100,
+                         gan_batch_size=256)
+
+
+DMP: Mapping[str, RecipeSpec] = _frozen({
+    "texas100": _dmp("texas100", learning_rate=1.0, epochs=100, batch_size=32,
+                     reference=_ctgan_like(size=100_000, gan_epochs=50, gan_batch_size=256)),
+    "location30": _dmp("location30", learning_rate=0.1, epochs=100, batch_size=64,
+                       reference=_ctgan_like(size=10_000, gan_epochs=100, gan_batch_size=128,
+                                             passes=2)),
+    "cifar10": _dmp("cifar10", learning_rate=0.1, epochs=200, batch_size=64,
+                    reference=_dcgan()),
+    "cifar100": _dmp("cifar100", learning_rate=0.1, epochs=200, batch_size=64,
+                     reference=_dcgan()),
+    # hampjax's own small setting for tests and the demo (the fc net on flat digits): a small
+    # tabular GAN with continuous outputs, last epoch.
+    "digits": _dmp("digits", learning_rate=0.01, epochs=30, batch_size=32,
+                   schedule=_constant(), selection="last",
+                   reference=ReferenceSpec(kind="gan", generator="tabular", size=1000,
+                                           gan_epochs=300, gan_batch_size=64, hidden=(64,),
+                                           noise_dim=16, gan_learning_rate=2e-3, beta2=0.9)),
+})
+"""DMP per dataset (baselines.md section 5; not Purchase100, which the HAMP paper drops):
+distillation students on GAN samples labelled by undefended teachers."""
+
 
 PRESETS: Mapping[str, Mapping[str, RecipeSpec]] = _frozen({
     "undefended": UNDEFENDED,
@@ -456,6 +512,7 @@ PRESETS: Mapping[str, Mapping[str, RecipeSpec]] = _frozen({
     "advreg": ADVREG,
     "dp_sgd": DP_SGD,
     "selena": SELENA,
+    "dmp": DMP,
 })
 """Every preset table: defense -> (dataset, RelaxLoss preset or Trust variant) -> spec."""
 

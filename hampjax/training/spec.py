@@ -75,6 +75,7 @@ __all__ = [
     "RelaxLossParams",
     "WeightedSmoothingParams",
     "DistillationParams",
+    "ReferenceSpec",
     "DefenseKind",
     "DEFENSES",
     "TARGETS",
@@ -915,6 +916,133 @@ DEFENSES: Mapping[str, DefenseKind] = types.MappingProxyType({
 
 
 # ----------------------------------------------------------------------------------------------
+# DMP's reference set (Shejwalkar & Houmansadr 2021): the student's training data.
+
+REFERENCE_KINDS = ("none", "gan", "given")
+GENERATORS = ("dcgan", "tabular")
+SAMPLE_MODES = ("train_bn", "eval_bn")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReferenceSpec(_Spec):
+    """The reference set a distillation student trains on instead of the candidates (DMP).
+
+    With ``kind != "none"`` the student (a defense reading ``"teacher_logits"``) never sees the
+    private members: each model ``m`` trains only on its own reference set, labelled by the
+    eval-mode logits of its teacher (:func:`teacher_spec`, trained on model ``m``'s members).
+    The engine regenerates and labels every batch inside the jitted step
+    (:mod:`hampjax.training.reference`), so ``M x R`` inputs or teacher outputs are never
+    stored.
+
+    Attributes:
+      kind: ``"none"`` (default: the ordinary candidates), ``"gan"`` (a GAN per model trained
+        on its members, :mod:`hampjax.training.gan`; ``size`` samples regenerated from the
+        model's key) or ``"given"`` (a public / held-out set of unlabeled inputs shared by
+        every model, the evaluation's ``EvalData.x_reference``, checked against
+        ``given_sha256``).
+      size: ``"gan"``: synthetic rows per model ``R >= 1`` (DMP: Texas 100k, Location 10k,
+        CIFAR 150k). Other kinds: 0.
+      passes_per_epoch: passes over the reference set per student epoch (DMP code: 2 on
+        Location30, 1 elsewhere). ``"gan"`` and ``"given"``.
+      generator: ``"dcgan"`` (images: transposed-conv generator with BatchNorm and a Tanh
+        output, :class:`hampjax.models.gan.DCGenerator`) or ``"tabular"`` (MLP generator with
+        BatchNorm, sigmoid outputs in [0, 1], :class:`hampjax.models.gan.TabularGenerator`).
+      gan_epochs, gan_batch_size: GAN training epochs over the model's members and batch size.
+      gan_learning_rate, beta1, beta2: Adam settings of generator and discriminator (DC-GAN:
+        2e-4, 0.5, 0.999; CTGAN: 2e-4, 0.5, 0.9).
+      noise_dim: generator input size (DC-GAN nz 100).
+      filters: ``"dcgan"`` only: filters of the generator's last hidden layer and the
+        discriminator's first (ngf = ndf = 64).
+      image_size: ``"dcgan"`` only: side of the generated images, a power of 2 >= 8 (64:
+        members are resized to 64 for training, samples back to the data's size).
+      hidden: ``"tabular"`` only: hidden widths of generator and discriminator.
+      sample_mode: BatchNorm of the generator when sampling: ``"train_bn"`` (batch statistics
+        over each batch of generated rows; DMP code, default) or ``"eval_bn"`` (running
+        statistics: every sample independent of its batch).
+      threshold: ``"tabular"`` only: samples ``> threshold`` become 1 and the rest 0 (binary
+        features; CTGAN's samples thresholded at 0.5), or None (default) for continuous
+        features mapped back to the data's scale.
+      given_sha256: ``"given"`` only: :func:`hampjax.training.reference.reference_sha256` of the
+        given set (shape, dtype and bytes), required, so a recorded spec names exactly the set
+        it trained on; checked before training.
+    """
+
+    _prefix: ClassVar[str] = "reference."
+
+    kind: str = "none"
+    size: int = 0
+    passes_per_epoch: int = 1
+    generator: str = "dcgan"
+    gan_epochs: int = 100
+    gan_batch_size: int = 256
+    gan_learning_rate: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    noise_dim: int = 100
+    filters: int = 64
+    image_size: int = 64
+    hidden: tuple[int, ...] = (256, 256)
+    sample_mode: str = "train_bn"
+    threshold: float | None = None
+    given_sha256: str = ""
+
+    def __post_init__(self):
+        _choice(self, "kind", REFERENCE_KINDS)
+        _int(self, "size", 0)
+        _int(self, "passes_per_epoch", 1)
+        _choice(self, "generator", GENERATORS)
+        _int(self, "gan_epochs", 1)
+        _int(self, "gan_batch_size", 1)
+        _float(self, "gan_learning_rate", 0.0, low_inclusive=False)
+        _float(self, "beta1", 0.0, 1.0)
+        _float(self, "beta2", 0.0, 1.0)
+        _int(self, "noise_dim", 1)
+        _int(self, "filters", 1)
+        _int(self, "image_size", 8)
+        if self.image_size & (self.image_size - 1):
+            raise ValueError(f"reference.image_size must be a power of 2 >= 8, got "
+                             f"{self.image_size}")
+        hidden = self.hidden
+        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) or not hidden:
+            raise ValueError(f"reference.hidden must be a non-empty sequence of widths, got "
+                             f"{hidden!r}")
+        _set(self, "hidden", tuple(validation.check_positive_int(f"reference.hidden[{i}]", h)
+                                   for i, h in enumerate(hidden)))
+        _choice(self, "sample_mode", SAMPLE_MODES)
+        if self.threshold is not None:
+            _float(self, "threshold", 0.0, 1.0, low_inclusive=False)
+        if not isinstance(self.given_sha256, str):
+            raise ValueError(f"reference.given_sha256 must be a string, got "
+                             f"{self.given_sha256!r}")
+        gan = ("size", "generator", "gan_epochs", "gan_batch_size", "gan_learning_rate",
+               "beta1", "beta2", "noise_dim", "filters", "image_size", "hidden",
+               "sample_mode", "threshold")
+        if self.kind == "none":
+            _unused(self, gan + ("passes_per_epoch", "given_sha256"))
+        elif self.kind == "given":
+            _unused(self, gan)
+            if len(self.given_sha256) != 64 or any(c not in "0123456789abcdef"
+                                                   for c in self.given_sha256):
+                raise ValueError(
+                    "reference.given_sha256 must be the 64 lowercase hex digits of "
+                    "hampjax.training.reference.reference_sha256(x_reference) with "
+                    f"reference.kind='given', got {self.given_sha256!r}")
+        else:
+            _unused(self, ("given_sha256",))
+            if self.size < 1:
+                raise ValueError(f"reference.size (synthetic rows per model) must be >= 1 with "
+                                 f"reference.kind='gan', got {self.size}")
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            for field in (("hidden", "threshold") if self.generator == "dcgan"
+                          else ("filters", "image_size")):
+                if getattr(self, field) != defaults[field]:
+                    raise ValueError(
+                        f"reference.{field} is not used with reference.generator="
+                        f"{self.generator!r}; leave it at its default {defaults[field]!r}, got "
+                        f"{getattr(self, field)!r}")
+
+
+# ----------------------------------------------------------------------------------------------
 # The recipe spec.
 
 
@@ -954,12 +1082,15 @@ class RecipeSpec(_Spec):
         model, each member distilled from those that did not train on it; ``kind="none"``
         (default) for one teacher per model. ``"selena"`` needs a defense that reads
         ``"teacher_logits"``.
+      reference: :class:`ReferenceSpec`, the set a distillation student trains on instead of
+        the candidates (DMP: GAN samples or a given set, labelled by the teacher);
+        ``kind="none"`` (default) for the candidates.
     """
 
     _nested: ClassVar[Mapping[str, type]] = types.MappingProxyType({
         "defense": DefenseParams, "optimizer": OptimizerSpec, "schedule": ScheduleSpec,
         "example_state": ExampleStateSpec, "output": OutputSpec, "adversary": AdversarySpec,
-        "privacy": PrivacySpec, "split_ai": SplitAISpec,
+        "privacy": PrivacySpec, "split_ai": SplitAISpec, "reference": ReferenceSpec,
     })
 
     name: str
@@ -979,6 +1110,7 @@ class RecipeSpec(_Spec):
     privacy: PrivacySpec = PrivacySpec()
     teacher: RecipeSpec | None = None
     split_ai: SplitAISpec = SplitAISpec()
+    reference: ReferenceSpec = ReferenceSpec()
 
     _optional: ClassVar[frozenset[str]] = frozenset({"teacher"})  # Nested parts that may be None.
 
@@ -1056,16 +1188,29 @@ class RecipeSpec(_Spec):
             t = self.teacher
             if (t.teacher is not None or t.output.kind != "none" or t.early_stopping_epochs
                     or DEFENSES[t.defense.kind].targets != "none"
-                    or t.split_ai.kind != "none"):
+                    or t.split_ai.kind != "none" or t.reference.kind != "none"):
                 raise ValueError("teacher must be a plain recipe: no teacher of its own, "
                                  "teacher.output.kind='none', no teacher.early_stopping_epochs, "
-                                 "teacher.split_ai.kind='none' and a loss that reads no "
-                                 f"targets, got {t.name!r}")
+                                 "teacher.split_ai.kind='none', teacher.reference.kind='none' "
+                                 f"and a loss that reads no targets, got {t.name!r}")
         if (self.split_ai.kind != "none"
                 and DEFENSES[self.defense.kind].targets != "teacher_logits"):
             raise ValueError(f"split_ai.kind={self.split_ai.kind!r} needs a defense whose loss "
                              f"reads teacher logits (defense.kind='distillation'), got "
                              f"defense.kind={self.defense.kind!r}")
+        if self.split_ai.kind != "none" and self.reference.kind != "none":
+            raise ValueError(f"split_ai.kind={self.split_ai.kind!r} (SELENA) cannot be combined "
+                             f"with reference.kind={self.reference.kind!r} (DMP)")
+        if self.reference.kind != "none":  # DMP: the student trains on a reference set only
+            if DEFENSES[self.defense.kind].targets != "teacher_logits":
+                raise ValueError(f"reference.kind={self.reference.kind!r} needs a defense whose "
+                                 f"loss reads teacher logits (defense.kind='distillation'), got "
+                                 f"defense.kind={self.defense.kind!r}")
+            for part in ("adversary", "privacy", "example_state"):
+                if getattr(self, part).kind != "none":
+                    raise ValueError(f"reference.kind={self.reference.kind!r} cannot be "
+                                     f"combined with {part}.kind="
+                                     f"{getattr(self, part).kind!r}")
 
 
 RecipeSpec._nested = types.MappingProxyType({**RecipeSpec._nested, "teacher": RecipeSpec})
@@ -1089,7 +1234,7 @@ def teacher_spec(spec: RecipeSpec) -> RecipeSpec:
         return spec.teacher
     return spec.replace(name=spec.name + "_teacher", defense=CrossEntropyParams(),
                         output=OutputSpec(), early_stopping_epochs=(),
-                        split_ai=SplitAISpec())
+                        split_ai=SplitAISpec(), reference=ReferenceSpec())
 
 
 def diff_paths(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:

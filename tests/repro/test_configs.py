@@ -197,7 +197,7 @@ def test_hamp_main_with_advreg(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("defense, field", [("selena", "split_ai")])
+@pytest.mark.parametrize("defense, field", [("selena", "split_ai"), ("dmp", "reference")])
 def test_hamp_main_with_a_distilled_baseline(tmp_path, defense, field):
     """SELENA (and the other teacher-based baselines) end to end through hamp_main's quick
     variant: every adaptive shadow is a whole defended model (its own teachers first)."""

@@ -227,7 +227,7 @@ _BASES = [("undefended", "digits"), ("hamp", "digits"), ("label_smoothing", "dig
           ("relaxloss", "purchase100_fc"), ("weighted_smoothing", "cifar10"),
           ("trust", "standard"), ("trust", "label_smoothing"), ("trust", "l2"),
           ("advreg", "digits"), ("advreg", "cifar10_resnet20"), ("dp_sgd", "digits"),
-          ("selena", "digits")]
+          ("selena", "digits"), ("dmp", "digits")]
 # Settings a base needs besides epochs=1, batch_size=8 (AdvReg: more epochs than warm-ups, and
 # digits with the default attack steps so that adversary.game can change alone).
 _BASE_CHANGES = {("advreg", "digits"): {"epochs": 2, "adversary.attack_steps": 52,
@@ -260,7 +260,7 @@ def _candidates(value):
     if isinstance(value, float):
         return [value * 0.5, value + 0.01, 0.5, 0.1, 2.0] if value else [0.1, 0.5, 1.0]
     if value is None:  # the last: a teacher recipe
-        return [1.0, 1, "x", preset_spec("undefended", "digits").to_dict()]
+        return [0.5, 1.0, 1, "x", preset_spec("undefended", "digits").to_dict()]
     if isinstance(value, list):
         return [value + [value[-1] + 7]] if value else [[3]]
     if isinstance(value, str):
@@ -295,15 +295,21 @@ def test_every_changed_spec_field_is_refused_by_name(data, model, tmp_path):
         base = preset_spec(defense, preset, **{"epochs": 1, "batch_size": 8,
                                                **_BASE_CHANGES.get((defense, preset), {})})
         workdir = str(tmp_path / f"run{i}")
-        distills = spec_module.DEFENSES[base.defense.kind].targets != "none"  # SELENA
-        base_kw = dict(kw, targets=np.zeros((1, N, C), np.float32)) if distills else kw
+        distills = spec_module.DEFENSES[base.defense.kind].targets != "none"  # SELENA, DMP
+        # DMP's students take per-model data (StudentData); any pytree with the model axis
+        # first passes train_many's check before the run directory refuses the change.
+        dmp_data = {"w": np.zeros((1, 3), np.float32)}
+        targets = (dmp_data if base.reference.kind != "none"
+                   else np.zeros((1, N, C), np.float32))
+        base_kw = dict(kw, targets=targets) if distills else kw
         if i == 0:  # a tiny run writes run.json ...
             train_many(model, build_recipe(base), x, y, keep, workdir=workdir, **base_kw)
         else:  # ... as opening the run directory does (no need to train every base)
             fingerprint = checkpoint.run_fingerprint(
                 build_recipe(base), seed=0, x=x, y=y, val_data=val, snapshot_epochs=())
             if distills:
-                fingerprint["targets_shape"] = [N, C]
+                fingerprint["targets_shape"] = ([[3]] if base.reference.kind != "none"
+                                                else [N, C])
             checkpoint.RunDirectory(workdir, fingerprint, keep)
         ran = engine.TRACE_COUNTS["epochs_run"]
         changes, fixed = _changed_specs(base)
@@ -313,7 +319,9 @@ def test_every_changed_spec_field_is_refused_by_name(data, model, tmp_path):
                            **base_kw)
             covered.add(path)
         assert engine.TRACE_COUNTS["epochs_run"] == ran  # every refusal came before training
-        leaves |= {path for path, _ in _leaves(base.to_dict())}
+        # A teacher recipe's own leaves (DMP's base) are a whole recipe's: those that can
+        # change alone are refused above; the bases' own leaves must all be covered.
+        leaves |= {path for path, _ in _leaves(base.to_dict()) if not path.startswith("teacher.")}
         fixed_everywhere = set(fixed) if fixed_everywhere is None else fixed_everywhere & set(fixed)
         if defense == "undefended":  # a kind changes with its part: another defense
             other = base.replace(defense=preset_spec("label_smoothing", preset).defense)
@@ -323,6 +331,12 @@ def test_every_changed_spec_field_is_refused_by_name(data, model, tmp_path):
     # alone: a defense's kind (its parameters change with it, above), the example state its
     # defense needs, the one valid source of random inputs, and the adversary's kind (AdvReg
     # needs more epochs than its warm-up, the default 1: none of the bases has epochs=1 with it).
+    # DMP's reference set: its kind and generator change with their own settings (a given set
+    # needs its digest, a DC-GAN its filters and image size), which stay at their defaults
+    # for the tabular GAN of the base.
     assert fixed_everywhere == {"defense.kind", "example_state.kind", "output.random_inputs",
-                                "adversary.kind"}
-    assert covered | fixed_everywhere == leaves
+                                "adversary.kind", "reference.kind", "reference.generator",
+                                "reference.filters", "reference.image_size",
+                                "reference.given_sha256"}
+    assert {"teacher.epochs", "teacher.optimizer.learning_rate"} <= covered
+    assert {p for p in covered if not p.startswith("teacher.")} | fixed_everywhere == leaves
