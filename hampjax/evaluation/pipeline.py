@@ -179,7 +179,7 @@ def _evaluate(model, defense, data, *, num_models, seed, target, queries, settin
     validation.check_in_range("target", target, 0, num_models)
     seed = validation.check_positive_int("seed", seed, minimum=0)
     targets = _check_targets(targets, num_models, defense)
-    if defense.output["kind"] != "none" and data.random_inputs is None:
+    if defense.output["kind"] == "hamp" and data.random_inputs is None:
         raise ValueError("data.random_inputs is required when the defense's recipe modifies its "
                          "outputs (recipe.spec.output.kind == 'hamp')")
     config = defense_config(defense, num_models=num_models, seed=seed, target=target,
@@ -206,7 +206,7 @@ def _score(model, defense, data, keep, variables, *, seed, target, queries, sett
            config, attack_dir, train) -> DefenseResult:
     """Steps 2-5 for stacked ``variables`` (the run's models, or a snapshot of them)."""
     predictions = steps.predict_outputs(model, variables, defense, data, seed=seed,
-                                        queries=queries)
+                                        queries=queries, keep=keep, target=target)
     inputs = steps.attack_inputs(model, variables, predictions, data, keep,
                                  target=target, seed=seed, settings=settings)
     target_variables = jax.tree_util.tree_map(lambda a: a[target], variables)
@@ -217,6 +217,7 @@ def _score(model, defense, data, keep, variables, *, seed, target, queries, sett
     # DP-SGD: epsilon at delta of the target's recipe on its members (dp_* entries; none for
     # recipes without privacy).
     stats.update(privacy_stats(defense.recipe.spec, int(np.sum(keep[target]))))
+    stats.update(predictions.stats)  # MemGuard: the target's search successes.
     seconds, models_trained, models_loaded = train
     timings = {"train": seconds, "predict": predictions.seconds, **family_seconds}
     multi = {}

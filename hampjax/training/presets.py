@@ -56,6 +56,7 @@ __all__ = [
     "EARLY_STOPPING_EPOCHS",
     "ADVREG",
     "DP_SGD",
+    "MEMGUARD",
     "preset_spec",
 ]
 
@@ -399,6 +400,14 @@ and the RelaxLoss code's per RelaxLoss preset (shuffled batches, sigma 0.01). Th
 CIFAR presets name BatchNorm models, which DP-SGD refuses (the RelaxLoss code converted
 BatchNorm to GroupNorm): train them with a model without BatchNorm."""
 
+MEMGUARD: Mapping[str, RecipeSpec] = _frozen({
+    dataset: spec.replace(name="memguard", output=OutputSpec(kind="memguard"))
+    for dataset, spec in UNDEFENDED.items()
+})
+"""MemGuard (Jia et al. 2019): the undefended recipe, its outputs post-processed at test time
+(``output.kind="memguard"``, the HAMP code's settings: the target's classifier on every
+model, no Phase II)."""
+
 PRESETS: Mapping[str, Mapping[str, RecipeSpec]] = _frozen({
     "undefended": UNDEFENDED,
     "hamp": HAMP,
@@ -410,6 +419,7 @@ PRESETS: Mapping[str, Mapping[str, RecipeSpec]] = _frozen({
     **RELAXLOSS_BASELINES,
     "advreg": ADVREG,
     "dp_sgd": DP_SGD,
+    "memguard": MEMGUARD,
 })
 """Every preset table: defense -> (dataset, RelaxLoss preset or Trust variant) -> spec."""
 
