@@ -463,8 +463,8 @@ def memguard_many(variables: Any, logits: Any, *, shared: bool, key: jax.Array |
 
     Model ``m``'s queries go through its own classifier (``shared=False``: ``variables``
     stacked ``[M, ...]``) or through one classifier for all (``shared=True``). Queries are
-    padded to whole chunks (one compiled program); a query's result does not depend on the
-    chunk size or its neighbours. With ``phase2``, query ``n`` of model ``m`` draws from
+    padded to whole chunks of ``min(chunk_size, N)`` (one compiled program); a query's
+    result does not depend on the chunk size or its neighbours. With ``phase2``, query ``n`` of model ``m`` draws from
     ``fold_in(fold_in(key, m), n)``.
 
     Args:

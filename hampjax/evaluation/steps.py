@@ -13,8 +13,8 @@
 
 Randomness derives from the evaluation seed: ``keys = split(fold_in(key(seed), 7), 4)``;
 ``keys[0]`` draws the random inputs of the pools (MemGuard: trains the defender's classifiers),
-``keys[1]`` / ``keys[2]`` the pool rows (MemGuard: Phase II's draws) for the candidates / the
-held-out set, ``keys[3]`` the attacks (:func:`~hampjax.evaluation.families.attack_key`).
+``keys[1]`` / ``keys[2]`` the pool rows for the candidates / the held-out set (MemGuard:
+``keys[1]`` Phase II's draws), ``keys[3]`` the attacks (:func:`~hampjax.evaluation.families.attack_key`).
 """
 
 from __future__ import annotations
@@ -252,9 +252,11 @@ def memguard_outputs(outputs: np.ndarray, test_outputs: np.ndarray, keep: np.nda
     the target's ``g``, which then post-processes every model's outputs (the shadows',
     so the attacker's shadows and the NN attack's known members / non-members are released
     as the target releases its own); ``"per_shadow"``: each model's own ``g`` on its own
-    outputs (the target's ``g`` is the same in both). Every query (candidates and held-out
+    outputs (the target's ``g`` is the same in both, up to float rounding: it trains
+    alone or batched with the others). Every query (candidates and held-out
     set, every test-time query) goes through Phase I, and Phase II when
-    ``settings["phase2"]`` (draws from ``keys[1]`` / ``keys[2]``).
+    ``settings["phase2"]`` (draws from ``keys[1]``; the candidates' queries first, then
+    the held-out set's, :func:`~hampjax.defenses.memguard.memguard_many`).
 
     Args:
       outputs, test_outputs: undefended logits ``[M, N, Q, C]``, ``[M, Nt, Q, C]``.
@@ -291,15 +293,16 @@ def memguard_outputs(outputs: np.ndarray, test_outputs: np.ndarray, keep: np.nda
     search.update(hidden_sizes=tuple(settings["hidden_sizes"]),
                   distortion_budget=settings["distortion_budget"])
 
-    def release(logits, key):
-        m, n, q, c = logits.shape
-        released, success, steps = memguard_many(
-            classifiers, logits.reshape(m, n * q, c), shared=not per_shadow, key=key,
-            chunk_size=chunk_size, **search)
-        return released.reshape(logits.shape), success.reshape(m, n, q), steps.reshape(m, n, q)
-
-    released, success, steps = release(outputs, keys[1])
-    released_test, success_test, _ = release(test_outputs, keys[2])
+    # Candidates and held-out set in one call (one compiled program).
+    m, n, q, c = outputs.shape
+    both = np.concatenate([outputs.reshape(m, n * q, c),
+                           test_outputs.reshape(m, -1, c)], axis=1)
+    released, success, steps = memguard_many(classifiers, both, shared=not per_shadow,
+                                              key=keys[1], chunk_size=chunk_size, **search)
+    released_test = released[:, n * q:].reshape(test_outputs.shape)
+    released = released[:, :n * q].reshape(outputs.shape)
+    success_test = success[:, n * q:]
+    success, steps = success[:, :n * q].reshape(m, n, q), steps[:, :n * q].reshape(m, n, q)
     member = np.asarray(keep)[target]
     stats = {"memguard_success_members": float(success[target][member].mean()),
              "memguard_success_nonmembers": float(success[target][~member].mean()),

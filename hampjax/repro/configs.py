@@ -30,13 +30,15 @@ from hampjax.training import PRESETS, RecipeSpec, preset_spec
 __all__ = ["base_config", "make_quick", "split_arg", "spec_config", "quick_spec", "cell",
            "sweep_key", "hamp_cells_config", "HAMP_MAIN_DEFENSES", "HAMP_BASELINES",
            "QUICK_EPOCHS",
-           "QUICK_POOL_SIZE", "ROLE_FRACTIONS", "BOUNDARY_SAMPLES",
+           "QUICK_POOL_SIZE", "QUICK_MEMGUARD", "ROLE_FRACTIONS", "BOUNDARY_SAMPLES",
            "QUICK_BOUNDARY_SAMPLES"]
 
 QUICK_EPOCHS = 2
 BOUNDARY_SAMPLES = 100  # Boundary attack: evaluated members (and as many non-members).
 QUICK_BOUNDARY_SAMPLES = 5
 QUICK_POOL_SIZE = 50
+QUICK_MEMGUARD = {"hidden_sizes": (32,), "epochs": 5, "max_steps": 30, "c3_rounds": 3}
+"""MemGuard's quick settings (the defender's classifier and the search budget)."""
 ROLE_FRACTIONS = {"location30": (0.3, 0.2, 0.5)}  # HAMP code; the others (0.45, 0.05, 0.5).
 _DEFAULT_ROLE_FRACTIONS = (0.45, 0.05, 0.5)
 
@@ -97,11 +99,13 @@ def split_arg(arg: str | None) -> tuple[bool, list[str]]:
 
 def quick_spec(spec: RecipeSpec) -> RecipeSpec:
     """A spec for the quick variants: :data:`QUICK_EPOCHS` epochs, with HAMP's output
-    modification a pool of :data:`QUICK_POOL_SIZE` random outputs, and with early stopping
-    one snapshot after the first epoch."""
+    modification a pool of :data:`QUICK_POOL_SIZE` random outputs, with MemGuard
+    :data:`QUICK_MEMGUARD`, and with early stopping one snapshot after the first epoch."""
     changes: dict[str, Any] = {"epochs": QUICK_EPOCHS}
-    if spec.output.kind != "none":
+    if spec.output.kind == "hamp":
         changes["output.pool_size"] = QUICK_POOL_SIZE
+    if spec.output.kind == "memguard":
+        changes.update({f"output.memguard.{k}": v for k, v in QUICK_MEMGUARD.items()})
     if spec.early_stopping_epochs:
         changes["early_stopping_epochs"] = (1,)
     return spec.replace(**changes)

@@ -226,12 +226,15 @@ def test_stale_temp_files_are_removed_and_the_lock_is_held(data, model, tmp_path
 _BASES = [("undefended", "digits"), ("hamp", "digits"), ("label_smoothing", "digits"),
           ("relaxloss", "purchase100_fc"), ("weighted_smoothing", "cifar10"),
           ("trust", "standard"), ("trust", "label_smoothing"), ("trust", "l2"),
-          ("advreg", "digits"), ("advreg", "cifar10_resnet20"), ("dp_sgd", "digits")]
+          ("advreg", "digits"), ("advreg", "cifar10_resnet20"), ("dp_sgd", "digits"),
+          ("memguard", "digits")]
 # Settings a base needs besides epochs=1, batch_size=8 (AdvReg: more epochs than warm-ups, and
 # digits with the default attack steps so that adversary.game can change alone).
 _BASE_CHANGES = {("advreg", "digits"): {"epochs": 2, "adversary.attack_steps": 52,
                                         "adversary.attack_batch_size": 4},
-                 ("advreg", "cifar10_resnet20"): {"epochs": 4}}
+                 ("advreg", "cifar10_resnet20"): {"epochs": 4},
+                 # MemGuard with Phase II on, so that its budget can change alone.
+                 ("memguard", "digits"): {"output.memguard.phase2": True}}
 
 
 def _leaves(tree, prefix=""):
