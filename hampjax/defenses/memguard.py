@@ -6,8 +6,8 @@ The defender trains its own membership classifier ``g`` on the undefended model'
 
 * :class:`MemGuardClassifier`: ``g``, ascending sorted softmax ``[C] -> 256 -> 128 -> 64 -> 1``
   (ReLU, Glorot-uniform kernels, zero biases; :func:`memguard_classifier_logit` is the pre-sigmoid
-  output). :func:`train_memguard_classifiers` fits one per model, batched over models (BCE, plain SGD,
-  shuffled batches with the last partial one kept).
+  output). :func:`train_memguard_classifiers` fits one per model, batched over models (BCE,
+  plain SGD, shuffled batches with the last partial one kept).
 * :func:`memguard_logits`: Phase I, the per-query optimization, vectorized over queries
   (sorted space: logits ascending, the label, i.e. the argmax, last)::
 
@@ -196,8 +196,9 @@ def train_memguard_classifiers(key: jax.Array, logits: jax.Array, is_member: Any
     Example:
       >>> import jax, jax.numpy as jnp
       >>> logits = jax.random.normal(jax.random.key(1), (2, 10, 3))
-      >>> g = train_memguard_classifiers(jax.random.key(0), logits, jnp.arange(20).reshape(2, 10) % 2 == 0,
-      ...                       hidden_sizes=(4,), epochs=2, batch_size=4)
+      >>> member = jnp.arange(20).reshape(2, 10) % 2 == 0
+      >>> g = train_memguard_classifiers(jax.random.key(0), logits, member, hidden_sizes=(4,),
+      ...                                epochs=2, batch_size=4)
       >>> g["params"]["Dense_0"]["kernel"].shape
       (2, 3, 4)
     """
@@ -217,8 +218,9 @@ def train_memguard_classifiers(key: jax.Array, logits: jax.Array, is_member: Any
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(ids, jnp.int32))
     features = memguard_features(jnp.asarray(logits, jnp.float32))
     labels = jnp.asarray(is_member, jnp.float32)
-    return _train_memguard_classifiers(keys, features, labels, hidden_sizes=hidden_sizes, epochs=epochs,
-                              learning_rate=float(learning_rate), batch_size=batch_size)
+    return _train_memguard_classifiers(keys, features, labels, hidden_sizes=hidden_sizes,
+                                       epochs=epochs, learning_rate=float(learning_rate),
+                                       batch_size=batch_size)
 
 
 def _check_hidden(hidden_sizes: Any) -> tuple[int, ...]:
@@ -263,7 +265,8 @@ def _search(variables, z0, *, hidden_sizes, c1, c2, c3_initial, c3_factor, c3_ro
     num_queries, num_classes = z0.shape
     order, zs0 = _sort_label_last(z0.astype(jnp.float32))
     p0 = jax.nn.softmax(zs0, axis=-1)
-    g_logit = lambda p: memguard_classifier_logit(variables, p, hidden_sizes=hidden_sizes)  # noqa: E731
+    def g_logit(p):
+        return memguard_classifier_logit(variables, p, hidden_sizes=hidden_sizes)
     logit0 = g_logit(p0)
     label = num_classes - 1
 
@@ -280,13 +283,13 @@ def _search(variables, z0, *, hidden_sizes, c1, c2, c3_initial, c3_factor, c3_ro
         return kept & (g_logit(jax.nn.softmax(z, axis=-1)) * logit0 <= 0)
 
     def run_round(c3, active):
-        # state: z, done (succeeded: frozen), steps taken in this round
+        # state: loop counter, z, done (succeeded: frozen), steps taken in this round
         def moving(state):
-            _, done, steps = state
+            _, _, done, steps = state
             return active & ~done & (steps < max_steps)
 
         def body(state):
-            z, done, steps = state
+            i, z, done, steps = state
             move = moving(state)
             g = grad(z, p0, c3)
             norm = jnp.linalg.norm(g, axis=-1, keepdims=True)
@@ -294,14 +297,14 @@ def _search(variables, z0, *, hidden_sizes, c1, c2, c3_initial, c3_factor, c3_ro
             stepped = jnp.where(norm > 0, z - step_size * g / safe, z)
             z = jnp.where(move[:, None], stepped, z)
             done = done | (move & succeeded(z))
-            return z, done, steps + move.astype(jnp.int32)
+            return i + 1, z, done, steps + move.astype(jnp.int32)
 
-        state = (zs0, jnp.zeros(num_queries, bool), jnp.zeros(num_queries, jnp.int32))
-        if early_exit:
-            state = lax.while_loop(lambda s: jnp.any(moving(s)), body, state)
-        else:
-            state = lax.fori_loop(0, max_steps, lambda _, s: body(s), state)
-        return state
+        def again(state):  # the fixed budget, cut short once no query moves (early_exit)
+            return (state[0] < max_steps) & (jnp.any(moving(state)) | ~early_exit)
+
+        state = (jnp.int32(0), zs0, jnp.zeros(num_queries, bool),
+                 jnp.zeros(num_queries, jnp.int32))
+        return lax.while_loop(again, body, state)[1:]
 
     def outer(carry):
         r, active, best, rounds, total = carry
@@ -314,10 +317,8 @@ def _search(variables, z0, *, hidden_sizes, c1, c2, c3_initial, c3_factor, c3_ro
     active = jnp.abs(jax.nn.sigmoid(logit0) - 0.5) > tolerance
     carry = (jnp.int32(0), active, zs0, jnp.zeros(num_queries, jnp.int32),
              jnp.zeros(num_queries, jnp.int32))
-    if early_exit:
-        carry = lax.while_loop(lambda c: (c[0] < c3_rounds) & jnp.any(c[1]), outer, carry)
-    else:
-        carry = lax.fori_loop(0, c3_rounds, lambda _, c: outer(c), carry)
+    carry = lax.while_loop(lambda c: (c[0] < c3_rounds) & (jnp.any(c[1]) | ~early_exit),
+                           outer, carry)
     _, _, best, rounds, total = carry
     inverse = jnp.argsort(order, axis=-1)
     logits = jnp.take_along_axis(best, inverse, axis=-1).astype(z0.dtype)
@@ -326,8 +327,9 @@ def _search(variables, z0, *, hidden_sizes, c1, c2, c3_initial, c3_factor, c3_ro
     return MemGuardOutput(logits, success, rounds, total)
 
 
+# early_exit is traced (a bool array): both loop modes share one compiled program.
 _STATIC = ("hidden_sizes", "c1", "c2", "c3_initial", "c3_factor", "c3_rounds", "step_size",
-           "max_steps", "tolerance", "early_exit")
+           "max_steps", "tolerance")
 _search_jit = jax.jit(_search, static_argnames=_STATIC)
 
 
@@ -344,8 +346,8 @@ def _settings(*, hidden_sizes, c1, c2, c3_initial, c3_factor, c3_rounds, step_si
                 c3_rounds=validation.check_positive_int("c3_rounds", c3_rounds),
                 step_size=float(step_size),
                 max_steps=validation.check_positive_int("max_steps", max_steps),
-                tolerance=float(tolerance), early_exit=validation.check_bool("early_exit",
-                                                                             early_exit))
+                tolerance=float(tolerance),
+                early_exit=jnp.bool_(validation.check_bool("early_exit", early_exit)))
 
 
 def memguard_logits(variables: Any, logits: jax.Array, *,
@@ -464,8 +466,8 @@ def memguard_many(variables: Any, logits: Any, *, shared: bool, key: jax.Array |
     Model ``m``'s queries go through its own classifier (``shared=False``: ``variables``
     stacked ``[M, ...]``) or through one classifier for all (``shared=True``). Queries are
     padded to whole chunks of ``min(chunk_size, N)`` (one compiled program); a query's
-    result does not depend on the chunk size or its neighbours. With ``phase2``, query ``n`` of model ``m`` draws from
-    ``fold_in(fold_in(key, m), n)``.
+    result does not depend on the chunk size or its neighbours. With ``phase2``, query ``n``
+    of model ``m`` draws from ``fold_in(fold_in(key, m), n)``.
 
     Args:
       variables: the classifier(s).

@@ -14,7 +14,8 @@
 Randomness derives from the evaluation seed: ``keys = split(fold_in(key(seed), 7), 4)``;
 ``keys[0]`` draws the random inputs of the pools (MemGuard: trains the defender's classifiers),
 ``keys[1]`` / ``keys[2]`` the pool rows for the candidates / the held-out set (MemGuard:
-``keys[1]`` Phase II's draws), ``keys[3]`` the attacks (:func:`~hampjax.evaluation.families.attack_key`).
+``keys[1]`` Phase II's draws), ``keys[3]`` the attacks
+(:func:`~hampjax.evaluation.families.attack_key`).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ from hampjax.training import (
 )
 
 __all__ = ["TrainedModels", "Predictions", "train_models", "train_recipe", "output_modifier",
-           "memguard_outputs", "predict_outputs", "attack_inputs", "score_attacks", "statistics", "evaluation_keep"]
+           "memguard_outputs", "predict_outputs", "attack_inputs", "score_attacks", "statistics",
+           "evaluation_keep"]
 
 
 @functools.lru_cache(maxsize=32)
