@@ -10,7 +10,12 @@
    same recipe (the attacker knows the defense).
 2. Every model answers every query through the defended output: with HAMP's output
    modification (``recipe.spec.output``) each model gets its own pool of outputs on random
-   inputs, and every answer is modified (shadows included).
+   inputs, and every answer is modified (shadows included); with MemGuard
+   (``output.kind="memguard"``, test time only: the recipe trains undefended models) every
+   model's logits go through the defender's classifier's search, the target's classifier on
+   every model or each model its own (``output.memguard.classifier``), so the shadows' and the
+   NN attack's known members' outputs are post-processed too; the target's search successes
+   go to ``stats`` (``memguard_*``).
 3. The target's members and non-members are each split into known-train (45%), known-val (5%)
    and evaluated (50%) parts; the NN and top-3 attacks learn from the known parts (the attacker
    knows half the members), and every attack is scored on the evaluated part
