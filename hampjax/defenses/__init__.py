@@ -56,6 +56,7 @@ from hampjax.defenses.hamp import (
 from hampjax.defenses.memguard import (
     MEMGUARD_CLASSIFIERS,
     MEMGUARD_HIDDEN,
+    MEMGUARD_RELEASES,
     MemGuardClassifier,
     MemGuardOutput,
     memguard_features,
@@ -134,6 +135,7 @@ __all__ = [
     "poisson_sample_rate",
     "MEMGUARD_CLASSIFIERS",
     "MEMGUARD_HIDDEN",
+    "MEMGUARD_RELEASES",
     "MemGuardClassifier",
     "MemGuardOutput",
     "memguard_features",

@@ -29,7 +29,8 @@ The defender trains its own membership classifier ``g`` on the undefended model'
   and ``z0`` otherwise, so that the expected L1 distortion of the confidence vector stays
   within the budget (the paper takes ``g(softmax z) = 0.5``, for which this ``p`` is optimal).
 * :func:`memguard_many`: both phases on ``[M, N, C]`` outputs of ``M`` models, each with its
-  own classifier or one shared, in fixed-size chunks of queries (one compiled program).
+  own classifier or one shared, in fixed-size chunks of queries (one compiled program), and
+  the release (:data:`MEMGUARD_RELEASES`: ``log_softmax`` of the result by default).
 
 The released label never changes: a success has its label strictly largest, and ``z0`` and
 the restored order give back the original argmax (the first maximal class, as
@@ -61,6 +62,7 @@ from hampjax import validation
 __all__ = [
     "MEMGUARD_CLASSIFIERS",
     "MEMGUARD_HIDDEN",
+    "MEMGUARD_RELEASES",
     "MemGuardClassifier",
     "MemGuardOutput",
     "memguard_features",
@@ -78,6 +80,12 @@ shadow's own (each shadow a whole MemGuard deployment)."""
 
 MEMGUARD_HIDDEN = (256, 128, 64)
 """Hidden sizes of the defender's classifier (HAMP code)."""
+
+MEMGUARD_RELEASES = ("log_softmax", "logits")
+"""What :func:`memguard_many` releases: ``log_softmax(z)`` (the logits of exactly the defended
+confidence vector, which MemGuard releases; nothing else about ``z0`` survives) or the
+searched logits ``z`` themselves (``z0`` plus noise: their mean is ``z0``'s, every loss term
+being shift-invariant, so an attack that reads raw logits sees that undefended statistic)."""
 
 _GLOROT = nn.initializers.glorot_uniform()
 
@@ -435,8 +443,8 @@ def memguard_phase2(key: jax.Array, z0: jax.Array, z: jax.Array, *,
 # Many models, many queries.
 
 
-@functools.partial(jax.jit, static_argnames=_STATIC + ("shared", "phase2", "budget"))
-def _many_chunk(variables, z0, key, first, *, shared, phase2, budget, **settings):
+@functools.partial(jax.jit, static_argnames=_STATIC + ("shared", "phase2", "budget", "release"))
+def _many_chunk(variables, z0, key, first, *, shared, phase2, budget, release, **settings):
     """``z0 [M, B, C]`` -> (logits, success, steps) ``[M, B, ...]``."""
 
     def one(v, z, m):
@@ -446,8 +454,9 @@ def _many_chunk(variables, z0, key, first, *, shared, phase2, budget, **settings
             model_key = jax.random.fold_in(key, m)
             keys = jax.vmap(lambda i: jax.random.fold_in(model_key, i))(
                 first + jnp.arange(z.shape[0], dtype=jnp.int32))
-            draws = jax.vmap(lambda k, a, b: _phase2(k, a, b, budget))(keys, z, logits)
-            logits = draws
+            logits = jax.vmap(lambda k, a, b: _phase2(k, a, b, budget))(keys, z, logits)
+        if release == "log_softmax":
+            logits = jax.nn.log_softmax(logits, axis=-1)
         return logits, out.success, out.steps
 
     models = jnp.arange(z0.shape[0], dtype=jnp.int32)
@@ -456,7 +465,7 @@ def _many_chunk(variables, z0, key, first, *, shared, phase2, budget, **settings
 
 def memguard_many(variables: Any, logits: Any, *, shared: bool, key: jax.Array | None = None,
                   phase2: bool = False, distortion_budget: float = 1.0,
-                  chunk_size: int = 1024, hidden_sizes: tuple[int, ...] = MEMGUARD_HIDDEN,
+                  release: str = "log_softmax", chunk_size: int = 1024, hidden_sizes: tuple[int, ...] = MEMGUARD_HIDDEN,
                   c1: float = 1.0, c2: float = 10.0, c3_initial: float = 0.1,
                   c3_factor: float = 10.0, c3_rounds: int = 7, step_size: float = 0.1,
                   max_steps: int = 299, tolerance: float = 1e-5,
@@ -475,12 +484,14 @@ def memguard_many(variables: Any, logits: Any, *, shared: bool, key: jax.Array |
       shared: one classifier for every model.
       key: PRNG key, needed with ``phase2`` (otherwise unused, may be None).
       phase2, distortion_budget: Phase II and its budget (:func:`memguard_phase2`).
+      release: ``"log_softmax"`` or ``"logits"`` (:data:`MEMGUARD_RELEASES`).
       chunk_size: queries per model per compiled call (performance only).
       hidden_sizes, c1, c2, c3_initial, c3_factor, c3_rounds, step_size, max_steps,
         tolerance, early_exit: as :func:`memguard_logits`.
 
     Returns:
-      ``(logits [M, N, C] float32, success [M, N] bool, steps [M, N] int32)`` host arrays.
+      ``(logits [M, N, C] float32, success [M, N] bool, steps [M, N] int32)`` host arrays:
+      the released logits, whether the search succeeded, its gradient steps.
 
     Raises:
       ValueError: on bad shapes or settings, or ``phase2`` without a key.
@@ -492,6 +503,8 @@ def memguard_many(variables: Any, logits: Any, *, shared: bool, key: jax.Array |
     validation.check_floating("logits", logits)
     validation.check_num_classes(validation.shape_of(logits)[2], name="logits.shape[-1]")
     chunk_size = validation.check_positive_int("chunk_size", chunk_size)
+    validation.check_choice("release", release, MEMGUARD_RELEASES)
+    validation.check_finite("logits", logits)
     phase2 = validation.check_bool("phase2", phase2)
     validation.check_in_range("distortion_budget", distortion_budget, 0.0, 2.0,
                               high_inclusive=True)
@@ -512,7 +525,7 @@ def memguard_many(variables: Any, logits: Any, *, shared: bool, key: jax.Array |
             part = np.concatenate([part, np.repeat(part[:, -1:], pad, axis=1)], axis=1)
         result = _many_chunk(variables, jnp.asarray(part), key, jnp.int32(start),
                              shared=bool(shared), phase2=phase2,
-                             budget=float(distortion_budget), **settings)
+                             budget=float(distortion_budget), release=release, **settings)
         for acc, value in zip(outs, result):
             acc.append(np.asarray(value)[:, :chunk - pad])
     if not num:

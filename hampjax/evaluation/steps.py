@@ -256,9 +256,11 @@ def memguard_outputs(outputs: np.ndarray, test_outputs: np.ndarray, keep: np.nda
     as the target releases its own); ``"per_shadow"``: each model's own ``g`` on its own
     outputs (the target's ``g`` is the same in both, up to float rounding: it trains
     alone or batched with the others). Every query (candidates and held-out
-    set, every test-time query) goes through Phase I, and Phase II when
+    set, every test-time query) goes through Phase I, then Phase II when
     ``settings["phase2"]`` (draws from ``keys[1]``; the candidates' queries first, then
-    the held-out set's, :func:`~hampjax.defenses.memguard.memguard_many`).
+    the held-out set's, :func:`~hampjax.defenses.memguard.memguard_many`), and is released as
+    ``settings["release"]`` says (default ``log_softmax`` of the result: the logits of the
+    defended confidence vector).
 
     Args:
       outputs, test_outputs: undefended logits ``[M, N, Q, C]``, ``[M, Nt, Q, C]``.
@@ -293,7 +295,7 @@ def memguard_outputs(outputs: np.ndarray, test_outputs: np.ndarray, keep: np.nda
         "c1", "c2", "c3_initial", "c3_factor", "c3_rounds", "step_size", "max_steps",
         "tolerance", "phase2")}
     search.update(hidden_sizes=tuple(settings["hidden_sizes"]),
-                  distortion_budget=settings["distortion_budget"])
+                  distortion_budget=settings["distortion_budget"], release=settings["release"])
 
     # Candidates and held-out set in one call (one compiled program).
     m, n, q, c = outputs.shape

@@ -45,7 +45,7 @@ from hampjax.defenses.baselines import (
 )
 from hampjax.defenses.distillation import distillation_loss
 from hampjax.defenses.hamp import KL_REDUCTIONS, SOFT_LABEL_METHODS, hamp_loss, hamp_soft_labels
-from hampjax.defenses.memguard import MEMGUARD_CLASSIFIERS, MEMGUARD_HIDDEN
+from hampjax.defenses.memguard import MEMGUARD_CLASSIFIERS, MEMGUARD_HIDDEN, MEMGUARD_RELEASES
 from hampjax.defenses.relaxloss import RELAXLOSS_SCHEDULES, RELAXLOSS_VARIANTS, relaxloss_loss
 from hampjax.defenses.weighted_smoothing import (
     WS_DEFAULT_FLOOR,
@@ -388,6 +388,13 @@ class MemGuardSpec(_Spec):
       phase2: the paper's Phase II, each query's noise applied with probability
         ``min(1, distortion_budget / L1 distortion)`` (default False, as the HAMP code).
       distortion_budget: Phase II's expected L1 distortion budget in ``[0, 2]`` (phase2 only).
+      release: the released logits, ``"log_softmax"`` (default: those of the defended
+        confidence vector, what MemGuard releases) or ``"logits"`` (the searched logits, whose
+        mean is the undefended logits' mean; :data:`hampjax.defenses.MEMGUARD_RELEASES`).
+
+    With several targets (``evaluate_defense(targets=T > 1)``), ``classifier="target"``
+    post-processes every model with model ``target``'s classifier; ``"per_shadow"`` makes each
+    model a MemGuard deployment of its own.
     """
 
     _prefix: ClassVar[str] = "output.memguard."
@@ -407,9 +414,11 @@ class MemGuardSpec(_Spec):
     tolerance: float = 1e-5
     phase2: bool = False
     distortion_budget: float = 1.0
+    release: str = "log_softmax"
 
     def __post_init__(self):
         _choice(self, "classifier", MEMGUARD_CLASSIFIERS)
+        _choice(self, "release", MEMGUARD_RELEASES)
         sizes = self.hidden_sizes
         if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or not sizes:
             raise ValueError(f"output.memguard.hidden_sizes must be a non-empty sequence of "

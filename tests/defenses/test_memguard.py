@@ -27,9 +27,13 @@ def setup():
     g = mg.train_memguard_classifiers(key, logits, member, hidden_sizes=H, epochs=60,
                                       batch_size=16, learning_rate=0.1)
     logits = logits.astype(np.float32)
+    searched = [mg.memguard_logits(_model(g, m), logits[m, :Q], **FAST) for m in range(2)]
     released, success, steps = mg.memguard_many(g, logits[:, :Q], shared=False, **FAST)
-    return dict(logits=logits, member=member, g=g, released=released, success=success,
-                steps=steps, queries=logits[:, :Q])
+    return dict(logits=logits, member=member, g=g, queries=logits[:, :Q],
+                raw=np.stack([np.asarray(o.logits) for o in searched]),
+                success=np.stack([np.asarray(o.success) for o in searched]),
+                steps=np.stack([np.asarray(o.steps) for o in searched]),
+                many=(released, success, steps))
 
 
 def _model(g, m):
@@ -66,7 +70,7 @@ def test_batched_classifier_training_equals_one_model_at_a_time(setup):
 
 
 def test_label_kept_everywhere_and_g_crosses_where_the_search_succeeds(setup):
-    logits, g, released, success = setup["queries"], setup["g"], setup["released"], setup["success"]
+    logits, g, released, success = setup["queries"], setup["g"], setup["raw"], setup["success"]
     np.testing.assert_array_equal(released.argmax(-1), logits.argmax(-1))  # accuracy identical
     assert 0.5 < success.mean() < 1.0  # both outcomes occur
     for m in range(2):
@@ -125,8 +129,20 @@ def _reference(g, z0, *, hidden_sizes, step_size, max_steps, c3_rounds, c1=1.0, 
     return out, rounds, steps
 
 
+def test_many_models_release_the_log_softmax_of_the_search(setup):
+    released, success, steps = setup["many"]
+    np.testing.assert_array_equal(success, setup["success"])
+    np.testing.assert_array_equal(steps, setup["steps"])
+    np.testing.assert_allclose(released, jax.nn.log_softmax(setup["raw"], -1), atol=1e-6)
+    np.testing.assert_array_equal(released.argmax(-1), setup["queries"].argmax(-1))
+    # The searched logits keep z0's mean (every loss term is shift-invariant); the release
+    # does not carry it.
+    np.testing.assert_allclose(setup["raw"].mean(-1), setup["queries"].mean(-1), atol=1e-4)
+    np.testing.assert_allclose(np.exp(released).sum(-1), 1.0, atol=1e-5)
+
+
 def test_vectorized_search_equals_the_single_query_loop(setup):
-    logits, g, released, steps = setup["queries"], setup["g"], setup["released"], setup["steps"]
+    logits, g, released, steps = setup["queries"], setup["g"], setup["raw"], setup["steps"]
     for m in range(2):
         rounds_seen = set()
         # A failed first round, a search through every round, and some in between.
@@ -142,17 +158,17 @@ def test_vectorized_search_equals_the_single_query_loop(setup):
 @pytest.mark.slow
 def test_many_models_chunks_jit_vmap_and_early_exit_agree(setup):
     logits, g = setup["queries"], setup["g"]
-    small = mg.memguard_many(g, logits, shared=False, chunk_size=7, **FAST)
-    for a, b in zip(small, (setup["released"], setup["success"], setup["steps"])):
+    small = mg.memguard_many(g, logits, shared=False, chunk_size=7, release="logits", **FAST)
+    for a, b in zip(small, (setup["raw"], setup["success"], setup["steps"])):
         np.testing.assert_array_equal(a, b)
     fixed = mg.memguard_logits(_model(g, 1), logits[1], early_exit=False, **FAST)
-    np.testing.assert_array_equal(np.asarray(fixed.logits), setup["released"][1])
+    np.testing.assert_array_equal(np.asarray(fixed.logits), setup["raw"][1])
     np.testing.assert_array_equal(np.asarray(fixed.steps), setup["steps"][1])
-    shared = mg.memguard_many(_model(g, 0), logits, shared=True, **FAST)
+    shared = mg.memguard_many(_model(g, 0), logits, shared=True, release="logits", **FAST)
     vmapped = jax.jit(jax.vmap(lambda z: mg.memguard_logits(_model(g, 0), z, **FAST).logits))(
         jnp.asarray(logits))
     np.testing.assert_allclose(shared[0], np.asarray(vmapped), atol=1e-6)
-    np.testing.assert_array_equal(shared[0][0], setup["released"][0])
+    np.testing.assert_array_equal(shared[0][0], setup["raw"][0])
 
 
 def test_undecided_classifier_and_zero_gradients_release_z0(setup):
@@ -175,7 +191,7 @@ def test_undecided_classifier_and_zero_gradients_release_z0(setup):
 
 
 def test_phase2_applies_the_noise_with_probability_budget_over_distortion(setup):
-    z0, z = setup["queries"][0], setup["released"][0]
+    z0, z = setup["queries"][0], setup["raw"][0]
     key = jax.random.key(3)
     np.testing.assert_array_equal(mg.memguard_phase2(key, z0, z, distortion_budget=2.0), z)
     np.testing.assert_array_equal(mg.memguard_phase2(key, z0, z, distortion_budget=0.0)[
@@ -193,11 +209,11 @@ def test_phase2_applies_the_noise_with_probability_budget_over_distortion(setup)
 @pytest.mark.slow
 def test_phase2_through_many_models(setup):
     key = jax.random.key(3)
-    kw = dict(shared=False, key=key, phase2=True, **FAST)
+    kw = dict(shared=False, key=key, phase2=True, release="logits", **FAST)
     none = mg.memguard_many(setup["g"], setup["queries"], distortion_budget=0.0, **kw)
     np.testing.assert_array_equal(none[0], setup["queries"])
     every = mg.memguard_many(setup["g"], setup["queries"], distortion_budget=2.0, **kw)
-    np.testing.assert_array_equal(every[0], setup["released"])
+    np.testing.assert_array_equal(every[0], setup["raw"])
 
 
 def test_bad_arguments_name_themselves(setup):
@@ -208,6 +224,11 @@ def test_bad_arguments_name_themselves(setup):
         mg.memguard_logits(g, jnp.zeros((3, 1)), hidden_sizes=H)
     with pytest.raises(ValueError, match="is_member must have shape"):
         mg.train_memguard_classifiers(jax.random.key(0), setup["logits"], setup["member"][:1])
+    with pytest.raises(ValueError, match="release must be one of"):
+        mg.memguard_many(setup["g"], setup["queries"], shared=False, release="probs", **FAST)
+    with pytest.raises(ValueError, match="logits must be finite"):
+        mg.memguard_many(setup["g"], np.full((2, 3, C), np.nan, np.float32), shared=False,
+                         **FAST)
     with pytest.raises(ValueError, match="distortion_budget must be in"):
         mg.memguard_phase2(jax.random.key(0), jnp.zeros(3), jnp.zeros(3), distortion_budget=3.0)
 
@@ -223,7 +244,8 @@ def test_spec_defaults_round_trip_and_presets():
     assert (m.classifier, m.hidden_sizes, m.epochs, m.learning_rate, m.batch_size) == (
         "target", (256, 128, 64), 400, 1e-3, 256)
     assert (m.c1, m.c2, m.c3_initial, m.c3_factor, m.c3_rounds, m.step_size, m.max_steps,
-            m.tolerance, m.phase2) == (1.0, 10.0, 0.1, 10.0, 7, 0.1, 299, 1e-5, False)
+            m.tolerance, m.phase2, m.release) == (1.0, 10.0, 0.1, 10.0, 7, 0.1, 299, 1e-5, False,
+                                                  "log_softmax")
     changed = spec.replace(**{"output.memguard.classifier": "per_shadow",
                               "output.memguard.phase2": True,
                               "output.memguard.distortion_budget": 0.5,
@@ -251,6 +273,7 @@ def test_spec_defaults_round_trip_and_presets():
      r"output.memguard.distortion_budget must be in \[0, 2\]"),
     ({"output.pool_size": 10}, "output.pool_size is not used with output.kind='memguard'"),
     ({"output.memguard.bogus": 1}, "unknown field 'output.memguard.bogus'"),
+    ({"output.memguard.release": "probs"}, "output.memguard.release must be one of"),
 ])
 def test_spec_validation_names_the_field(changes, message):
     with pytest.raises(ValueError, match=message):

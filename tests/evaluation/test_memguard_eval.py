@@ -4,6 +4,7 @@ non-members) is post-processed, the labels and accuracies are the undefended one
 
 import numpy as np
 import pytest
+from scipy.special import softmax as _softmax
 
 from _eval_helpers import NUM_MODELS, digits_data
 from hampjax.evaluation import (
@@ -22,6 +23,10 @@ from hampjax.models import get_model
 from hampjax.training import OutputSpec, build_recipe, preset_spec
 
 MODEL = get_model("fc", 10, hidden_sizes=(16,))
+
+
+def softmax(z):
+    return _softmax(z, axis=-1)
 SETTINGS = AttackSettings(nn_epochs=1, top3_max_epochs=1, noise_variants=2, shokri_steps=20)
 TINY = {"output.memguard.hidden_sizes": (16,), "output.memguard.epochs": 20,
         "output.memguard.batch_size": 32, "output.memguard.learning_rate": 0.05,
@@ -50,8 +55,10 @@ def test_released_outputs_differ_but_keep_every_label_and_the_accuracy(run):
     for a, b in ((released.outputs, plain.outputs), (released.test_outputs, plain.test_outputs)):
         assert a.shape == b.shape and a.dtype == np.float32
         np.testing.assert_array_equal(a.argmax(-1), b.argmax(-1))
+        np.testing.assert_allclose(np.exp(a).sum(-1), 1.0, atol=1e-5)  # log-probabilities
+        moved = np.abs(np.exp(a) - softmax(b)).sum(-1) > 1e-3  # the confidence vector changed
         for m in range(NUM_MODELS):  # every model's (the shadows') outputs are post-processed
-            assert np.mean(np.any(a[m] != b[m], axis=-1)) > 0.2
+            assert moved[m].mean() > 0.2
     assert statistics(released, data, keep, target=0)[:2] == statistics(plain, data, keep,
                                                                          target=0)[:2]
     assert 0 < released.stats["memguard_success_members"] <= 1
@@ -87,7 +94,8 @@ def test_the_nn_attacks_known_members_and_non_members_are_post_processed(run, mo
     np.testing.assert_array_equal(seen["train"], released.outputs[0, roles == 0, 0])
     np.testing.assert_array_equal(seen["val"], released.outputs[0, roles == 1, 0])
     np.testing.assert_array_equal(seen["top3"], released.outputs[0, roles == 0, 0])
-    assert np.any(seen["train"] != plain.outputs[0, roles == 0, 0])
+    assert np.any(np.abs(np.exp(seen["train"]) - softmax(plain.outputs[0, roles == 0, 0]))
+                  > 1e-3)
 
 
 @pytest.mark.slow
