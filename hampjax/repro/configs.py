@@ -37,7 +37,8 @@ QUICK_EPOCHS = 2
 BOUNDARY_SAMPLES = 100  # Boundary attack: evaluated members (and as many non-members).
 QUICK_BOUNDARY_SAMPLES = 5
 QUICK_POOL_SIZE = 50
-QUICK_MEMGUARD = {"hidden_sizes": (32,), "epochs": 5, "max_steps": 30, "c3_rounds": 3}
+QUICK_MEMGUARD = {"hidden_sizes": (32,), "epochs": 20, "learning_rate": 0.05, "max_steps": 30,
+                  "c3_rounds": 3}
 """MemGuard's quick settings (the defender's classifier and the search budget)."""
 ROLE_FRACTIONS = {"location30": (0.3, 0.2, 0.5)}  # HAMP code; the others (0.45, 0.05, 0.5).
 _DEFAULT_ROLE_FRACTIONS = (0.45, 0.05, 0.5)
