@@ -10,7 +10,12 @@
    same recipe (the attacker knows the defense).
 2. Every model answers every query through the defended output: with HAMP's output
    modification (``recipe.spec.output``) each model gets its own pool of outputs on random
-   inputs, and every answer is modified (shadows included).
+   inputs, and every answer is modified (shadows included); with MemGuard
+   (``output.kind="memguard"``, test time only: the recipe trains undefended models) every
+   model's logits go through the defender's classifier's search, the target's classifier on
+   every model or each model its own (``output.memguard.classifier``), so the shadows' and the
+   NN attack's known members' outputs are post-processed too; the target's search successes
+   go to ``stats`` (``memguard_*``).
 3. The target's members and non-members are each split into known-train (45%), known-val (5%)
    and evaluated (50%) parts; the NN and top-3 attacks learn from the known parts (the attacker
    knows half the members), and every attack is scored on the evaluated part
@@ -187,7 +192,7 @@ def _evaluate(model, defense, data, *, num_models, seed, target, queries, settin
     validation.check_in_range("target", target, 0, num_models)
     seed = validation.check_positive_int("seed", seed, minimum=0)
     targets = _check_targets(targets, num_models, defense)
-    if defense.output["kind"] != "none" and data.random_inputs is None:
+    if defense.output["kind"] == "hamp" and data.random_inputs is None:
         raise ValueError("data.random_inputs is required when the defense's recipe modifies its "
                          "outputs (recipe.spec.output.kind == 'hamp')")
     config = defense_config(defense, num_models=num_models, seed=seed, target=target,
@@ -218,7 +223,7 @@ def _score(model, defense, data, keep, variables, *, seed, target, queries, sett
     ``epochs`` epochs). ``dp_overflow``: the run's per-model DP-SGD Poisson overflow, recorded
     as ``stats["dp_poisson_overflow"]`` (the target's dropped members) with Poisson sampling."""
     predictions = steps.predict_outputs(model, variables, defense, data, seed=seed,
-                                        queries=queries)
+                                        queries=queries, keep=keep, target=target)
     inputs = steps.attack_inputs(model, variables, predictions, data, keep,
                                  target=target, seed=seed, settings=settings)
     target_variables = jax.tree_util.tree_map(lambda a: a[target], variables)
@@ -233,6 +238,7 @@ def _score(model, defense, data, keep, variables, *, seed, target, queries, sett
     if (dp_overflow is not None and spec.privacy.kind == "dp_sgd"
             and spec.privacy.sampling == "poisson"):
         stats["dp_poisson_overflow"] = int(dp_overflow[target])
+    stats.update(predictions.stats)  # MemGuard: the target's search successes.
     seconds, models_trained, models_loaded = train
     timings = {"train": seconds, "predict": predictions.seconds, **family_seconds}
     multi = {}

@@ -28,8 +28,9 @@ BOUNDARY_ATTACKS = ("auto", "cw_l2", "hop_skip_jump")
 def output_config(recipe: Recipe) -> dict[str, Any]:
     """The recipe's test-time output transform, ``recipe.spec.output``, as a plain dict.
 
-    Keys: ``kind`` (``"none"`` or ``"hamp"``), ``pool_size``, ``random_inputs``
-    (``"dataset"``: :attr:`EvalData.random_inputs`), ``break_ties``.
+    Keys: ``kind`` (``"none"``, ``"hamp"`` or ``"memguard"``), ``pool_size``,
+    ``random_inputs`` (``"dataset"``: :attr:`EvalData.random_inputs`), ``break_ties`` (HAMP),
+    ``memguard`` (MemGuard's settings, :class:`~hampjax.training.MemGuardSpec`).
 
     Example:
       >>> from hampjax.training import hamp_recipe
@@ -98,7 +99,8 @@ class Defense:
       name: report name (e.g. ``"hamp"``).
       recipe: the training recipe (target and shadows use the same one: adaptive attacker).
         ``recipe.spec.output`` (kind ``"hamp"``) applies HAMP's output modification to every
-        model's outputs.
+        model's outputs; kind ``"memguard"`` post-processes every model's logits with
+        MemGuard (:func:`~hampjax.evaluation.steps.memguard_outputs`).
       shadow_recipe: ``None`` (the default) for an adaptive attacker whose shadows use ``recipe``;
         otherwise the recipe of a non-adaptive attacker's shadows (e.g. undefended training).
         The target is then trained on its own with ``recipe``. Not combinable with output

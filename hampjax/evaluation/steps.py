@@ -5,14 +5,18 @@
    SELENA's Split-AI sub-models of every model first; the early-stopping snapshots of
    ``recipe.spec.early_stopping_epochs`` kept);
 2. :func:`predict_outputs` - every model's released outputs, through the defense's output
-   transform (HAMP: each model's own pool of outputs on random inputs);
+   transform (HAMP: each model's own pool of outputs on random inputs; MemGuard: every
+   model's undefended logits post-processed with the defender's classifier,
+   :func:`memguard_outputs`);
 3. :func:`score_attacks` - every attack family (:mod:`hampjax.evaluation.families`), with
    finished families loaded from a store;
 4. :func:`statistics` - the target's accuracies and output entropies.
 
 Randomness derives from the evaluation seed: ``keys = split(fold_in(key(seed), 7), 4)``;
-``keys[0]`` draws the random inputs of the pools, ``keys[1]`` / ``keys[2]`` the pool rows for
-the candidates / the held-out set, ``keys[3]`` the attacks (:func:`~hampjax.evaluation.families.attack_key`).
+``keys[0]`` draws the random inputs of the pools (MemGuard: trains the defender's classifiers),
+``keys[1]`` / ``keys[2]`` the pool rows for the candidates / the held-out set (MemGuard:
+``keys[1]`` Phase II's draws), ``keys[3]`` the attacks
+(:func:`~hampjax.evaluation.families.attack_key`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hampjax import validation
+from hampjax.defenses.memguard import memguard_many, train_memguard_classifiers
 from hampjax.defenses.output_modification import OutputModifier
 from hampjax.evaluation import families as _families
 from hampjax.evaluation import store as _store
@@ -48,7 +53,8 @@ from hampjax.training import (
 from hampjax.training.reference import ReferenceInputs, train_students
 
 __all__ = ["TrainedModels", "Predictions", "train_models", "train_recipe", "output_modifier",
-           "predict_outputs", "attack_inputs", "score_attacks", "statistics", "evaluation_keep"]
+           "memguard_outputs", "predict_outputs", "attack_inputs", "score_attacks", "statistics",
+           "evaluation_keep"]
 
 
 @functools.lru_cache(maxsize=32)
@@ -239,11 +245,14 @@ def train_models(model: Any, defense: Defense, data: EvalData, *, num_models: in
 @dataclasses.dataclass(frozen=True, eq=False)
 class Predictions:
     """Released outputs of every model: ``outputs [M, N, Q, C]`` on the candidates,
-    ``test_outputs [M, Nt, Q, C]`` on the held-out set; ``seconds`` of the step."""
+    ``test_outputs [M, Nt, Q, C]`` on the held-out set (logits, as the defense releases
+    them); ``seconds`` of the step; ``stats``: the output transform's own figures for the
+    result's stats (MemGuard: :func:`memguard_outputs`; ``{}`` otherwise)."""
 
     outputs: np.ndarray
     test_outputs: np.ndarray
     seconds: float
+    stats: dict = dataclasses.field(default_factory=dict)
 
 
 def output_modifier(apply_fn: Any, variables: Any, defense: Defense, data: EvalData, *,
@@ -257,7 +266,7 @@ def output_modifier(apply_fn: Any, variables: Any, defense: Defense, data: EvalD
       ValueError: if the transform needs ``data.random_inputs`` and it is missing.
     """
     output = defense.output
-    if output["kind"] == "none":
+    if output["kind"] != "hamp":  # MemGuard post-processes in predict_outputs.
         return None
     if data.random_inputs is None:
         raise ValueError("data.random_inputs is required when the defense's recipe modifies "
@@ -267,30 +276,124 @@ def output_modifier(apply_fn: Any, variables: Any, defense: Defense, data: EvalD
     return OutputModifier.from_pools(jnp.asarray(pools), break_ties=output["break_ties"])
 
 
+# MemGuard ------------------------------------------------------------------------------------
+
+
+def memguard_outputs(outputs: np.ndarray, test_outputs: np.ndarray, keep: np.ndarray,
+                     settings: dict[str, Any], *, target: int, seed: int,
+                     chunk_size: int = 1024) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """MemGuard on every model's undefended logits (:mod:`hampjax.defenses.memguard`).
+
+    The defender's classifier ``g`` of model ``m`` is trained (``keys[0]`` of the module doc,
+    folded with ``m``) on ``m``'s outputs on the candidates (query 0), its members
+    (``keep[m]``) vs its non-members. ``settings["classifier"] == "target"`` (HAMP code): only
+    the target's ``g``, which then post-processes every model's outputs (the shadows',
+    so the attacker's shadows and the NN attack's known members / non-members are released
+    as the target releases its own); ``"per_shadow"``: each model's own ``g`` on its own
+    outputs (the target's ``g`` is the same in both, up to float rounding: it trains
+    alone or batched with the others). Every query (candidates and held-out
+    set, every test-time query) goes through Phase I, then Phase II when
+    ``settings["phase2"]`` (draws from ``keys[1]``; the candidates' queries first, then
+    the held-out set's, :func:`~hampjax.defenses.memguard.memguard_many`), and is released as
+    ``settings["release"]`` says (default ``log_softmax`` of the result: the logits of the
+    defended confidence vector).
+
+    Args:
+      outputs, test_outputs: undefended logits ``[M, N, Q, C]``, ``[M, Nt, Q, C]``.
+      keep: the keep matrix ``[M, N]``.
+      settings: ``recipe.spec.output.memguard`` as a dict
+        (:class:`~hampjax.training.MemGuardSpec` fields).
+      target: the target's model index.
+      seed: the evaluation seed.
+      chunk_size: queries per compiled call (performance only).
+
+    Returns:
+      ``(outputs, test_outputs, stats)``: the released logits (same shapes, float32) and
+      ``{"memguard_success_members", "memguard_success_nonmembers",
+      "memguard_success_test", "memguard_steps"}``: the target's fraction of queries
+      whose search succeeded on its members / non-members / the held-out set, and its
+      mean gradient steps per candidate query.
+    """
+    outputs, test_outputs = np.asarray(outputs), np.asarray(test_outputs)
+    num_models = outputs.shape[0]
+    validation.check_shape("keep", keep, outputs.shape[:2])
+    validation.check_in_range("target", target, 0, num_models)
+    keys = _keys(seed)
+    per_shadow = settings["classifier"] == "per_shadow"
+    ids = np.arange(num_models) if per_shadow else np.array([target])
+    classifiers = train_memguard_classifiers(
+        keys[0], outputs[ids, :, 0], np.asarray(keep)[ids], model_ids=ids,
+        hidden_sizes=tuple(settings["hidden_sizes"]), epochs=settings["epochs"],
+        learning_rate=settings["learning_rate"], batch_size=settings["batch_size"])
+    if not per_shadow:
+        classifiers = jax.tree_util.tree_map(lambda a: a[0], classifiers)
+    search = {name: settings[name] for name in (
+        "c1", "c2", "c3_initial", "c3_factor", "c3_rounds", "step_size", "max_steps",
+        "tolerance", "phase2")}
+    search.update(hidden_sizes=tuple(settings["hidden_sizes"]),
+                  distortion_budget=settings["distortion_budget"], release=settings["release"])
+
+    # Candidates and held-out set in one call (one compiled program).
+    m, n, q, c = outputs.shape
+    both = np.concatenate([outputs.reshape(m, n * q, c),
+                           test_outputs.reshape(m, -1, c)], axis=1)
+    released, success, steps = memguard_many(classifiers, both, shared=not per_shadow,
+                                              key=keys[1], chunk_size=chunk_size, **search)
+    released_test = released[:, n * q:].reshape(test_outputs.shape)
+    released = released[:, :n * q].reshape(outputs.shape)
+    success_test = success[:, n * q:]
+    success, steps = success[:, :n * q].reshape(m, n, q), steps[:, :n * q].reshape(m, n, q)
+    member = np.asarray(keep)[target]
+    stats = {"memguard_success_members": float(success[target][member].mean()),
+             "memguard_success_nonmembers": float(success[target][~member].mean()),
+             "memguard_success_test": float(success_test[target].mean()),
+             "memguard_steps": float(steps[target].mean())}
+    return released, released_test, stats
+
+
 def predict_outputs(model: Any, variables: Any, defense: Defense, data: EvalData, *, seed: int,
-                    queries: QuerySet = QuerySet.none()) -> Predictions:
+                    queries: QuerySet = QuerySet.none(), keep: np.ndarray | None = None,
+                    target: int = 0) -> Predictions:
     """Step 2: every model's outputs on the candidates and the held-out set, as released.
 
     Args:
       model: the Flax module the variables belong to.
       variables: stacked ``[M, ...]`` variables (:attr:`TrainedModels.variables`).
-      defense: its recipe's output transform is applied (:func:`output_modifier`).
+      defense: its recipe's output transform is applied (HAMP: :func:`output_modifier`;
+        MemGuard: :func:`memguard_outputs` of the undefended logits).
       data: candidates, held-out set and random inputs.
       seed: the evaluation seed (pool inputs and draws, see the module doc).
       queries: test-time queries.
+      keep: the keep matrix ``[M, N]`` (the defender's classifiers learn membership from
+        it); required with MemGuard, unused otherwise.
+      target: the target's model index (MemGuard's ``"target"`` classifier).
 
     Returns:
-      :class:`Predictions`.
+      :class:`Predictions` (logits).
+
+    Raises:
+      ValueError: with MemGuard and no ``keep``.
     """
     t0 = time.perf_counter()
     apply_fn = _apply_fn(model)
     keys = _keys(seed)
+    output = defense.output
+    if output["kind"] == "memguard" and keep is None:
+        raise ValueError("keep (the keep matrix [M, N]) is required when the defense's recipe "
+                         "post-processes its outputs with MemGuard (recipe.spec.output.kind == "
+                         "'memguard')")
     modifier = output_modifier(apply_fn, variables, defense, data, seed=seed)
     kwargs = lambda key: {} if modifier is None else dict(output_modifier=modifier, output_key=key)  # noqa: E731
     outputs = predict_many(apply_fn, variables, np.asarray(data.x), queries=queries, **kwargs(keys[1]))
     test_outputs = predict_many(apply_fn, variables, np.asarray(data.x_test), queries=queries,
                                 **kwargs(keys[2]))
-    return Predictions(np.asarray(outputs), np.asarray(test_outputs), time.perf_counter() - t0)
+    stats = {}
+    if output["kind"] == "memguard":
+        outputs, test_outputs, stats = memguard_outputs(outputs, test_outputs, keep,
+                                                        output["memguard"], target=target,
+                                                        seed=seed)
+    return Predictions(np.asarray(outputs), np.asarray(test_outputs), time.perf_counter() - t0,
+                       stats)
 
 
 def attack_inputs(model: Any, variables: Any, predictions: Predictions, data: EvalData,
@@ -299,8 +402,8 @@ def attack_inputs(model: Any, variables: Any, predictions: Predictions, data: Ev
     """What the attack families read, for the target ``target``."""
     apply_fn = _apply_fn(model)
     target_vars = jax.tree_util.tree_map(lambda a: a[target], variables)
-    # Output modification preserves the ranking of classes, so predicted labels are those of
-    # the undefended apply function.
+    # Output modification preserves the ranking of classes and MemGuard the top class, so
+    # predicted labels are those of the undefended apply function.
     target_logits = jax.jit(lambda inputs: apply_fn(target_vars, inputs, train=False)[0])
     predict_labels = jax.jit(lambda inputs: jnp.argmax(target_logits(inputs), -1))
     return _families.AttackInputs(

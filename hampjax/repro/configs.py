@@ -30,13 +30,16 @@ from hampjax.training import PRESETS, RecipeSpec, preset_spec
 __all__ = ["base_config", "make_quick", "split_arg", "spec_config", "quick_spec", "cell",
            "sweep_key", "hamp_cells_config", "HAMP_MAIN_DEFENSES", "HAMP_BASELINES",
            "QUICK_EPOCHS",
-           "QUICK_POOL_SIZE", "ROLE_FRACTIONS", "BOUNDARY_SAMPLES",
+           "QUICK_POOL_SIZE", "QUICK_MEMGUARD", "ROLE_FRACTIONS", "BOUNDARY_SAMPLES",
            "QUICK_BOUNDARY_SAMPLES"]
 
 QUICK_EPOCHS = 2
 BOUNDARY_SAMPLES = 100  # Boundary attack: evaluated members (and as many non-members).
 QUICK_BOUNDARY_SAMPLES = 5
 QUICK_POOL_SIZE = 50
+QUICK_MEMGUARD = {"hidden_sizes": (32,), "epochs": 20, "learning_rate": 0.05, "max_steps": 30,
+                  "c3_rounds": 3}
+"""MemGuard's quick settings (the defender's classifier and the search budget)."""
 ROLE_FRACTIONS = {"location30": (0.3, 0.2, 0.5)}  # HAMP code; the others (0.45, 0.05, 0.5).
 _DEFAULT_ROLE_FRACTIONS = (0.45, 0.05, 0.5)
 
@@ -97,14 +100,16 @@ def split_arg(arg: str | None) -> tuple[bool, list[str]]:
 
 def quick_spec(spec: RecipeSpec) -> RecipeSpec:
     """A spec for the quick variants: :data:`QUICK_EPOCHS` epochs, with HAMP's output
-    modification a pool of :data:`QUICK_POOL_SIZE` random outputs, with early stopping
-    one snapshot after the first epoch, with AdvReg at most ``QUICK_EPOCHS - 1`` warm-up
-    epochs, SELENA with 3 sub-models (each member left out of 1), DMP with a 20-epoch GAN and
-    512 synthetic rows per model, and the teachers' recipe (``spec.teacher``) made quick
-    too."""
+    modification a pool of :data:`QUICK_POOL_SIZE` random outputs, with MemGuard
+    :data:`QUICK_MEMGUARD`, with early stopping one snapshot after the first epoch, with
+    AdvReg at most ``QUICK_EPOCHS - 1`` warm-up epochs, SELENA with 3 sub-models (each member
+    left out of 1), DMP with a 20-epoch GAN and 512 synthetic rows per model, and the
+    teachers' recipe (``spec.teacher``) made quick too."""
     changes: dict[str, Any] = {"epochs": QUICK_EPOCHS}
     if spec.output.kind == "hamp":
         changes["output.pool_size"] = QUICK_POOL_SIZE
+    if spec.output.kind == "memguard":
+        changes.update({f"output.memguard.{k}": v for k, v in QUICK_MEMGUARD.items()})
     if spec.early_stopping_epochs:
         changes["early_stopping_epochs"] = (1,)
     if spec.adversary.kind != "none" and spec.adversary.warmup_epochs >= QUICK_EPOCHS:
@@ -214,17 +219,19 @@ def cell(
 
 
 HAMP_MAIN_DEFENSES = ("undefended", "hamp", "label_smoothing", "hamp_ls", "early_stopping",
-                      "dp_sgd", "advreg", "selena", "dmp")
+                      "dp_sgd", "advreg", "selena", "dmp", "memguard")
 """Defenses of HAMP's main tables (preset names of :func:`~hampjax.training.preset_spec`):
 ``hamp_ls`` is HAMP's LS baseline at the paper's intensities (Purchase100, Texas100,
 CIFAR-100; digits), ``early_stopping`` the undefended recipe evaluated after several epoch
 counts (HAMP Fig. 7), ``dp_sgd`` DP-SGD at the paper's eps = 4 (tabular datasets only, as the
 paper), ``advreg`` AdvReg with the paper's lambda, ``selena`` SELENA (25 sub-models, each
 member left out of 10, self-distilled), ``dmp`` DMP (undefended teachers, a GAN per model on
-its members, students on teacher-labelled GAN samples; not Purchase100, as the paper)."""
+its members, students on teacher-labelled GAN samples; not Purchase100, as the paper),
+``memguard`` MemGuard (undefended models, every released output post-processed with the
+target's defender classifier)."""
 
 HAMP_BASELINES = ("undefended", "hamp", "hamp_ls", "early_stopping", "dp_sgd", "advreg",
-                  "selena", "dmp")
+                  "selena", "dmp", "memguard")
 """The config argument ``baselines``: HAMP next to the baselines of Table VIII / Fig. 3 that
 hampjax implements (each where the paper evaluates it)."""
 

@@ -60,6 +60,7 @@ __all__ = [
     "DP_SGD",
     "SELENA",
     "DMP",
+    "MEMGUARD",
     "preset_spec",
 ]
 
@@ -445,6 +446,8 @@ SELENA: Mapping[str, RecipeSpec] = _frozen({
 recipe (``teacher_spec``), ``split_ai`` the Split-AI (K = 25, L = 10, averaged logits; the
 paper's probabilities: ``**{"split_ai.average": "probs"}``), the recipe itself the distilled
 student (the released model). Train with :func:`hampjax.evaluation.train_recipe`."""
+
+
 # DMP (Shejwalkar & Houmansadr 2021; issue 13): baselines.md sections 0 and 5.
 def _dmp(dataset: str, *, learning_rate: float, epochs: int, batch_size: int,
          reference: ReferenceSpec, schedule: ScheduleSpec | None = None,
@@ -500,6 +503,14 @@ DMP: Mapping[str, RecipeSpec] = _frozen({
 distillation students on GAN samples labelled by undefended teachers."""
 
 
+MEMGUARD: Mapping[str, RecipeSpec] = _frozen({
+    dataset: spec.replace(name="memguard", output=OutputSpec(kind="memguard"))
+    for dataset, spec in UNDEFENDED.items()
+})
+"""MemGuard (Jia et al. 2019): the undefended recipe, its outputs post-processed at test time
+(``output.kind="memguard"``, the HAMP code's settings: the target's classifier on every
+model, no Phase II)."""
+
 PRESETS: Mapping[str, Mapping[str, RecipeSpec]] = _frozen({
     "undefended": UNDEFENDED,
     "hamp": HAMP,
@@ -513,6 +524,7 @@ PRESETS: Mapping[str, Mapping[str, RecipeSpec]] = _frozen({
     "dp_sgd": DP_SGD,
     "selena": SELENA,
     "dmp": DMP,
+    "memguard": MEMGUARD,
 })
 """Every preset table: defense -> (dataset, RelaxLoss preset or Trust variant) -> spec."""
 

@@ -45,6 +45,7 @@ from hampjax.defenses.baselines import (
 )
 from hampjax.defenses.distillation import distillation_loss
 from hampjax.defenses.hamp import KL_REDUCTIONS, SOFT_LABEL_METHODS, hamp_loss, hamp_soft_labels
+from hampjax.defenses.memguard import MEMGUARD_CLASSIFIERS, MEMGUARD_HIDDEN, MEMGUARD_RELEASES
 from hampjax.defenses.relaxloss import RELAXLOSS_SCHEDULES, RELAXLOSS_VARIANTS, relaxloss_loss
 from hampjax.defenses.selena import SPLIT_AI_AVERAGES
 from hampjax.defenses.weighted_smoothing import (
@@ -63,6 +64,7 @@ __all__ = [
     "ScheduleSpec",
     "ExampleStateSpec",
     "OutputSpec",
+    "MemGuardSpec",
     "AdversarySpec",
     "PrivacySpec",
     "SplitAISpec",
@@ -86,7 +88,7 @@ __all__ = [
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 EXAMPLE_STATES = ("none", "ws_noise_scale")
-OUTPUTS = ("none", "hamp")
+OUTPUTS = ("none", "hamp", "memguard")
 RANDOM_INPUTS = ("dataset",)
 SELECTIONS = ("last", "best_val")
 SHUFFLES = ("every_epoch", "once")
@@ -370,31 +372,124 @@ class ExampleStateSpec(_Spec):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class OutputSpec(_Spec):
-    """The test-time output transform (HAMP's output modification), applied by the evaluation.
+class MemGuardSpec(_Spec):
+    """MemGuard's settings (Jia et al. 2019; :mod:`hampjax.defenses.memguard`), used with
+    ``output.kind="memguard"``. Defaults: the HAMP authors' code.
 
     Attributes:
-      kind: ``"none"`` or ``"hamp"`` (:func:`hampjax.defenses.modify_output`).
+      classifier: the defender's classifier ``g`` that post-processes a shadow's outputs:
+        ``"target"`` (the target's ``g`` on every model, HAMP code) or ``"per_shadow"``
+        (each model its own ``g``, trained on its own members vs non-members).
+      hidden_sizes: ``g``'s hidden layers (256, 128, 64; ReLU, Glorot uniform, sigmoid out).
+      epochs, learning_rate, batch_size: ``g``'s training, BCE with plain SGD (400, 0.001,
+        256; the last partial batch kept).
+      c1, c2: weights >= 0 of ``|g_logit|`` and of the label-margin hinge (1, 10).
+      c3_initial, c3_factor, c3_rounds: the distortion weights ``c3_initial * c3_factor**r``,
+        ``r < c3_rounds`` (0.1, 10, 7: 0.1 .. 1e5).
+      step_size: the normalized gradient step (0.1).
+      max_steps: gradient steps per round at most (299).
+      tolerance: a query with ``|g(z0) - 0.5| <= tolerance`` is released unchanged (1e-5).
+      phase2: the paper's Phase II, each query's noise applied with probability
+        ``min(1, distortion_budget / L1 distortion)`` (default False, as the HAMP code).
+      distortion_budget: Phase II's expected L1 distortion budget in ``[0, 2]`` (phase2 only).
+      release: the released logits, ``"log_softmax"`` (default: those of the defended
+        confidence vector, what MemGuard releases) or ``"logits"`` (the searched logits, whose
+        mean is the undefended logits' mean; :data:`hampjax.defenses.MEMGUARD_RELEASES`).
+
+    With several targets (``evaluate_defense(targets=T > 1)``), ``classifier="target"``
+    post-processes every model with model ``target``'s classifier; ``"per_shadow"`` makes each
+    model a MemGuard deployment of its own.
+    """
+
+    _prefix: ClassVar[str] = "output.memguard."
+
+    classifier: str = "target"
+    hidden_sizes: tuple[int, ...] = MEMGUARD_HIDDEN
+    epochs: int = 400
+    learning_rate: float = 1e-3
+    batch_size: int = 256
+    c1: float = 1.0
+    c2: float = 10.0
+    c3_initial: float = 0.1
+    c3_factor: float = 10.0
+    c3_rounds: int = 7
+    step_size: float = 0.1
+    max_steps: int = 299
+    tolerance: float = 1e-5
+    phase2: bool = False
+    distortion_budget: float = 1.0
+    release: str = "log_softmax"
+
+    def __post_init__(self):
+        _choice(self, "classifier", MEMGUARD_CLASSIFIERS)
+        _choice(self, "release", MEMGUARD_RELEASES)
+        sizes = self.hidden_sizes
+        if isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or not sizes:
+            raise ValueError(f"output.memguard.hidden_sizes must be a non-empty sequence of "
+                             f"widths, got {sizes!r}")
+        _set(self, "hidden_sizes", tuple(validation.check_positive_int(
+            f"output.memguard.hidden_sizes[{i}]", h) for i, h in enumerate(sizes)))
+        _int(self, "epochs", 1)
+        _float(self, "learning_rate", 0.0, low_inclusive=False)
+        _int(self, "batch_size", 1)
+        _float(self, "c1", 0.0)
+        _float(self, "c2", 0.0)
+        _float(self, "c3_initial", 0.0, low_inclusive=False)
+        _float(self, "c3_factor", 0.0, low_inclusive=False)
+        _int(self, "c3_rounds", 1)
+        _float(self, "step_size", 0.0, low_inclusive=False)
+        _int(self, "max_steps", 1)
+        _float(self, "tolerance", 0.0, 0.5)
+        _bool(self, "phase2")
+        _float(self, "distortion_budget", 0.0, 2.0, high_inclusive=True)
+        default = MemGuardSpec.__dataclass_fields__["distortion_budget"].default
+        if not self.phase2 and self.distortion_budget != default:
+            raise ValueError(f"output.memguard.distortion_budget is not used with "
+                             f"output.memguard.phase2=False; leave it at its default "
+                             f"{default!r}, got {self.distortion_budget!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OutputSpec(_Spec):
+    """The test-time output transform, applied by the evaluation to every model's outputs.
+
+    Attributes:
+      kind: ``"none"``, ``"hamp"`` (HAMP's output modification,
+        :func:`hampjax.defenses.modify_output`) or ``"memguard"`` (MemGuard's adversarial
+        noise on the logits, :mod:`hampjax.defenses.memguard`; settings in ``memguard``).
       pool_size: random outputs precomputed per model (``"hamp"``).
       random_inputs: where random inputs come from; ``"dataset"``: the evaluation data's own
-        generator (uniform pixels for images, random bits for binary features).
-      break_ties: separate tied random values (see :func:`hampjax.defenses.modify_output`).
+        generator (uniform pixels for images, random bits for binary features) (``"hamp"``).
+      break_ties: separate tied random values (see :func:`hampjax.defenses.modify_output`)
+        (``"hamp"``).
+      memguard: :class:`MemGuardSpec` (``"memguard"``; defaults otherwise).
     """
 
     _prefix: ClassVar[str] = "output."
+    _nested: ClassVar[Mapping[str, type]] = types.MappingProxyType({"memguard": MemGuardSpec})
 
     kind: str = "none"
     pool_size: int = 1000
     random_inputs: str = "dataset"
     break_ties: bool = True
+    memguard: MemGuardSpec = MemGuardSpec()
 
     def __post_init__(self):
         _choice(self, "kind", OUTPUTS)
         _int(self, "pool_size", 1)
         _choice(self, "random_inputs", RANDOM_INPUTS)
         _bool(self, "break_ties")
-        if self.kind == "none":
+        if not isinstance(self.memguard, MemGuardSpec):
+            raise ValueError(f"output.memguard must be a dict or a MemGuardSpec, got "
+                             f"{self.memguard!r}")
+        if self.kind != "hamp":
             _unused(self, ("pool_size", "random_inputs", "break_ties"))
+        if self.kind != "memguard" and self.memguard != MemGuardSpec():
+            changed = diff_paths(self.memguard.to_dict(), MemGuardSpec().to_dict())
+            raise ValueError(
+                f"output.memguard is not used with output.kind={self.kind!r}; leave it at its "
+                f"defaults, got changed: "
+                + ", ".join(f"output.memguard.{p}" for p in changed))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

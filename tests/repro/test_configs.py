@@ -70,6 +70,11 @@ def test_quick_variant_runs(name, tmp_path, capsys):
         for row in overhead.values():
             assert row["forward_ms"] > 0 and row["modify_output_ms"] > 0
             assert row["hamp_ms"] == pytest.approx(row["forward_ms"] + row["modify_output_ms"])
+            assert row["memguard_search_ms"] > 0 and row["memguard_search_single_ms"] > 0
+            assert row["memguard_ms"] == pytest.approx(row["forward_ms"]
+                                                       + row["memguard_search_ms"])
+            assert 0 < row["memguard_steps"] <= row["memguard_budget_steps"] == 7 * 299
+            assert row["memguard_batch"] == config.memguard_batch
     else:
         assert set(record["data_hashes"]) == set(record["cells"])
         assert record["cells"] == list(config.cells)
@@ -166,6 +171,21 @@ def test_config_validation(tmp_path):
     with pytest.raises(ValueError, match="config argument 'mnist' is not a dataset"):
         load_config("hamp_main", "quick,mnist")
     assert list(config.cells) == ["digits"] and not os.listdir(tmp_path)
+
+
+def test_overhead_checks_memguard_fields():
+    from hampjax.repro.overhead import check_overhead
+
+    config = load_config("hamp_overhead")
+    check_overhead(config)
+    bad = config.copy_and_resolve_references()
+    bad.memguard.max_steps = 0
+    with pytest.raises(ValueError, match="config.memguard: output.memguard.max_steps must be"):
+        check_overhead(bad)
+    bad = config.copy_and_resolve_references()
+    bad.memguard_batch = 0
+    with pytest.raises(ValueError, match="config.memguard_batch must be an integer >= 1"):
+        check_overhead(bad)
 
 
 def test_run_entry_point(tmp_path):

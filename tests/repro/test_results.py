@@ -376,16 +376,18 @@ def test_overhead(tmp_path):
     assert load_run(workdir).missing == ("purchase100", "digits", "cifar10")
     _write(os.path.join(workdir, "overhead.json"), {
         "purchase100": {"forward_ms": 0.01, "modify_output_ms": 0.002, "hamp_ms": 0.012,
-                        "batch": 1000, "device": "cpu"},
+                        "batch": 1000, "device": "cpu", "memguard_ms": 11.9,
+                        "memguard_search_single_ms": 44.0, "memguard_batch": 100},
         "digits": {"forward_ms": 0.005, "modify_output_ms": 0.001, "hamp_ms": 0.006,
                    "batch": 100, "device": "cpu"}})
     run = load_run(workdir)
     assert run.missing == ("cifar10",)
     text = render(run)
     assert _md_row(text, "purchase100") == ["0.0100 / 0.3400", "0.0120 / 0.7400",
-                                            "0.0020 / —", "— / 354.7200"]
+                                            "0.0020 / —", "11.9000 / 354.7200", "44.0000 / —"]
     assert _md_row(text, "digits")[0] == "0.0050 / —"
-    assert "purchase100: batch 1000, cpu" in text
+    assert _md_row(text, "digits")[3:] == ["— / —", "— / —"]  # no MemGuard figures
+    assert "purchase100: batch 1000 (MemGuard 100), cpu" in text
     rows = _csv(render(run, fmt="csv"))
     r = [r for r in rows if r["cell"] == "purchase100" and r["column"] == "HAMP"][0]
     assert float(r["ours"]) == 0.012 and float(r["paper"]) == 0.74 and r["unit"] == "ms"

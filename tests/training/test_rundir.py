@@ -227,14 +227,16 @@ _BASES = [("undefended", "digits"), ("hamp", "digits"), ("label_smoothing", "dig
           ("relaxloss", "purchase100_fc"), ("weighted_smoothing", "cifar10"),
           ("trust", "standard"), ("trust", "label_smoothing"), ("trust", "l2"),
           ("advreg", "digits"), ("advreg", "cifar10_resnet20"), ("dp_sgd", "digits"),
-          ("selena", "digits"), ("dmp", "digits")]
+          ("selena", "digits"), ("dmp", "digits"), ("memguard", "digits")]
 # Settings a base needs besides epochs=1, batch_size=8 (AdvReg: more epochs than warm-ups, and
 # digits with the default attack steps so that adversary.game can change alone).
 _BASE_CHANGES = {("advreg", "digits"): {"epochs": 2, "adversary.attack_steps": 52,
                                         "adversary.attack_batch_size": 4},
                  ("advreg", "cifar10_resnet20"): {"epochs": 4},
                  # SELENA with the default teacher, so that "teacher" can change alone.
-                 ("selena", "digits"): {"teacher": None}}
+                 ("selena", "digits"): {"teacher": None},
+                 # MemGuard with Phase II on, so that its budget can change alone.
+                 ("memguard", "digits"): {"output.memguard.phase2": True}}
 
 
 def _leaves(tree, prefix=""):

@@ -19,6 +19,7 @@ from hampjax.training import (
     CrossEntropyParams,
     ExampleStateSpec,
     HampParams,
+    MemGuardSpec,
     OptimizerSpec,
     OutputSpec,
     RecipeSpec,
@@ -79,7 +80,7 @@ def test_hamp_recipe_records_its_optimizer():
     assert config["defense"] == {"kind": "hamp", "entropy_threshold": 0.8, "alpha": 0.01,
                                  "method": "grid", "kl_reduction": "mean_over_classes"}
     assert config["output"] == {"kind": "hamp", "pool_size": 1000, "random_inputs": "dataset",
-                                "break_ties": True}
+                                "break_ties": True, "memguard": MemGuardSpec().to_dict()}
     assert (config["shuffle"], config["selection"], config["epochs"]) == ("once", "best_val", 200)
     assert hamp_recipe("cifar10").config["min_improvement"] == 0.01
 
