@@ -484,8 +484,9 @@ def checked(fn: Any) -> Any:
 
     The returned function runs ``checkify.checkify(fn, errors=checkify.user_checks)`` and
     raises ``ValueError`` with the message of a failed check, the same message the concrete
-    path raises (when several fail, which one is reported is up to ``checkify``; with
-    ``checked`` inside ``vmap`` the messages are prefixed with ``"at mapped index i: "``). Wrap the
+    path raises (when several fail, which one is reported is up to ``checkify``). ``checked``
+    must be the outermost transform (the error is read on the host): put ``jit`` and ``vmap``
+    inside it, ``checked(jax.jit(jax.vmap(f)))``. Wrap the
     jitted function (``checked(jax.jit(f))``): the checks run inside the compiled program and
     the error is raised on the host after it returns. Without ``checked`` the same program
     carries no checks (invalid traced hyperparameters then give NaN outputs).
