@@ -61,6 +61,8 @@ def soft_label_entropy(p: jax.Array, num_classes: int) -> jax.Array:
     Returns:
       Entropy with the shape of ``p``.
     """
+    num_classes = validation.check_num_classes(num_classes)
+    validation.check_in_range("p", p, 0.0, 1.0, high_inclusive=True)
     p = jnp.asarray(p, dtype=jnp.result_type(float))
     q = (1.0 - p) / (num_classes - 1)
     return -xlogy(p, p) - (num_classes - 1) * xlogy(q, q)
