@@ -258,18 +258,20 @@ def check_finite(name: str, x: Any, *, where: Any = None) -> None:
       ValueError: ``"logits must be finite (no NaN or inf); found nan at index (3, 1)
         (2 of 40 values are not finite)"``.
 
-    A JAX array is reduced on its device (one scalar comes back), a NumPy array on the host.
+    An accelerator array is reduced on its device (one scalar comes back); NumPy and CPU
+    arrays on the host, without a copy.
     """
     if not is_concrete(x) or (where is not None and not is_concrete(where)):
         return
     dtype = dtype_of(x)
     if not _is_float(dtype):
         return
-    if isinstance(x, jax.Array) and where is None:
+    if isinstance(x, jax.Array) and any(d.platform != "cpu" for d in x.devices()):
+        # An accelerator array: one reduction on its device, one scalar back.
         with jax.ensure_compile_time_eval():  # also when called while tracing another function
-            if bool(jnp.isfinite(x).all()):
+            if bool(_all_finite(x)):
                 return
-    arr = np.asarray(x)
+    arr = np.asarray(x)  # NumPy or a CPU array (no copy)
     bad = ~np.isfinite(arr)
     if where is not None:
         mask = np.asarray(where, bool)
@@ -281,6 +283,11 @@ def check_finite(name: str, x: Any, *, where: Any = None) -> None:
         f"{name} must be finite (no NaN or inf); found {_fmt(arr[index].item())} at index {index} "
         f"({int(bad.sum())} of {arr.size} values are not finite)"
     )
+
+
+@jax.jit
+def _all_finite(x: jax.Array) -> jax.Array:
+    return jnp.isfinite(x).all()
 
 
 PROBABILITY_ATOL = 1e-3

@@ -312,7 +312,14 @@ def poisson_sample_rate(num_members: jax.Array, batch_size: int
 
     Returns:
       ``(steps int32, rate float32, expected batch size float32)``.
+
+    Raises:
+      ValueError: if a concrete ``num_members`` is below 1 (a traced one is clamped at 1: the
+        engine rejects keep rows without members before tracing) or ``batch_size < 1``.
     """
+    batch_size = validation.check_positive_int("batch_size", batch_size)
+    if validation.is_concrete(num_members):
+        validation.check_in_range("num_members", num_members, 1, float("inf"))
     n = jnp.maximum(jnp.asarray(num_members, jnp.int32), 1)
     steps = (n + batch_size - 1) // batch_size
     return steps, 1.0 / steps.astype(jnp.float32), (n // steps).astype(jnp.float32)

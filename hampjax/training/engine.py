@@ -946,8 +946,9 @@ def _check_targets(targets: Any, recipe: Recipe, keep: np.ndarray) -> np.ndarray
     if targets.ndim != 3 or targets.shape[:2] != keep.shape:
         raise ValueError(f"targets must have shape [M, N, C] = ({keep.shape[0]}, "
                          f"{keep.shape[1]}, C), got {targets.shape}")
-    if not np.issubdtype(targets.dtype, np.floating) or not np.all(np.isfinite(targets)):
+    if not np.issubdtype(targets.dtype, np.floating):
         raise ValueError(f"targets must be finite floats, got dtype {targets.dtype}")
+    validation.check_finite("targets", targets)  # names the first NaN/inf
     return targets.astype(np.float32, copy=False)
 
 
