@@ -29,6 +29,17 @@ from hampjax.defenses import (
     ws_noise_scale,
     ws_sample_scores,
 )
+from hampjax.attacks import shokri_features
+from hampjax.defenses import (
+    add_gaussian_noise,
+    advreg_penalty,
+    attack_features,
+    clip_factors,
+    label_encoding,
+    membership_mse,
+    poisson_sample_rate,
+    soft_label_entropy,
+)
 from hampjax.metrics import expected_calibration_error, mean_max_prediction_score
 from hampjax.scores import logit_scaled_score, modified_entropy, true_class_log_prob
 
@@ -146,6 +157,27 @@ CONCRETE_CASES = {
                           r"sums to 2.0"),
     "mmps rows sum to 0.5": (lambda: mean_max_prediction_score(np.array([[0.25, 0.25]])),
                              r"probs must have rows that sum to 1"),
+    # The sweep over the rest of the API.
+    "shokri_features nan": (lambda: shokri_features(NAN_LOGITS),
+                            r"logits must be finite .* at index \(1, 2\)"),
+    "attack_features nan": (lambda: attack_features(NAN_LOGITS, "softmax"),
+                            r"logits must be finite .* at index \(1, 2\)"),
+    "label_encoding label >= C": (lambda: label_encoding(np.array([0, 4]), C, "hamp"),
+                                  r"labels must be in \[0, 4\), got 4 at index \(1,\)"),
+    "membership_mse nan": (lambda: membership_mse(np.array([0.5, np.nan]), np.array([True, False])),
+                           r"scores must be finite .* at index \(1,\)"),
+    "advreg_penalty score > 1": (lambda: advreg_penalty(np.array([0.5, 1.5]), 1.0),
+                                 r"scores must be in \[0, 1\] .* 1.5 at index \(1,\)"),
+    "advreg_penalty weight < 0": (lambda: advreg_penalty(np.array([0.5]), -1.0),
+                                  r"weight must be in \[0, inf\), got -1.0"),
+    "clip_factors clip_norm <= 0": (lambda: clip_factors(np.array([1.0]), 0.0),
+                                    r"clip_norm must be in \(0, inf\], got 0.0"),
+    "add_gaussian_noise nan stddev": (lambda: add_gaussian_noise({"w": jnp.ones(2)}, KEY, np.nan),
+                                      r"stddev must be in \[0, inf\), got nan"),
+    "soft_label_entropy p > 1": (lambda: soft_label_entropy(np.array([0.5, 1.5]), C),
+                                 r"p must be in \[0, 1\] .* 1.5 at index \(1,\)"),
+    "poisson_sample_rate no member": (lambda: poisson_sample_rate(0, 10),
+                                      r"num_members must be in \[1, inf\)"),
 }
 
 
@@ -213,6 +245,12 @@ TRACED = [
     ("kl_weight", lambda w: distillation_loss(LOGITS, LABELS, LOGITS[::-1], kl_weight=w),
      0.5, 1.5),
     ("temperature", lambda t: temperature_scale(LOGITS, t), 2.0, -1.0),
+    ("upper", lambda u: relaxloss_loss(LOGITS, LABELS, alpha=3.0, epoch=1, upper=u), 0.5, 0.0),
+    ("floor", lambda f: weighted_smoothing_loss(LOGITS, LABELS, jnp.ones(3), KEY, sigma=0.1,
+                                                floor=f), 1e-8, 1.0),
+    ("weight", lambda w: advreg_penalty(jnp.array([0.2, 0.9]), w), 1.0, -0.5),
+    ("clip_norm", lambda c: clip_factors(jnp.array([0.5, 4.0]), c), 2.0, -2.0),
+    ("stddev", lambda d: add_gaussian_noise({"w": jnp.ones(3)}, KEY, d)["w"], 0.5, -0.5),
 ]
 
 
