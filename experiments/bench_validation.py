@@ -119,7 +119,7 @@ def main() -> None:
     y = rng.integers(0, C, N)
     keep = np.ones((M, N), bool)
     pre = _best_seconds(
-        lambda: engine._check_data_fits_model(init_fn, apply_fn, x, y, None), max(3, reps // 10))
+        lambda: engine._check_data_fits_model(init_fn, apply_fn, x, y, None, keep), max(3, reps // 10))
     recipe = undefended_recipe("purchase100", epochs=1, selection="last")
     t0 = time.perf_counter()
     train_many((init_fn, apply_fn), recipe, x, y, keep, seed=0, progress=False)

@@ -907,7 +907,8 @@ def train_many(
       A :class:`TrainResult`.
 
     Raises:
-      ValueError: on inconsistent shapes, NaN/inf in ``x``, labels outside ``[0, C)`` for the
+      ValueError: on inconsistent shapes, NaN/inf in a row of ``x`` that some model trains on
+        (or in ``val_data``), labels outside ``[0, C)`` for the
         model's ``C`` outputs (naming the first index), a keep row with no member, missing
         validation data
         for ``best_val``, a ``workdir`` that holds a different run (the message names the
@@ -1000,7 +1001,7 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
     if val_data is not None:
         validation.check_shape("val_data[1]", np.asarray(val_data[1]), (np.shape(val_data[0])[0],),
                                what="(len(x_val),)")
-    _check_data_fits_model(init_fn, apply_fn, x, y, val_data)  # issue 15 (harden_api)
+    _check_data_fits_model(init_fn, apply_fn, x, y, val_data, keep)  # issue 15 (harden_api)
 
     devices = list(devices) if devices is not None else jax.local_devices()
     platform = devices[0].platform
@@ -1153,10 +1154,12 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
 # -- Issue 15 (harden_api): labels against the model's classes, finite data and losses. -----
 
 
-def _check_data_fits_model(init_fn, apply_fn, x, y, val_data) -> None:
-    """Raise unless ``x`` (and ``x_val``) are finite and every label is in ``[0, C)`` for the
-    model's ``C`` outputs (shapes only: one abstract trace of init and apply)."""
-    validation.check_finite("x", x)
+def _check_data_fits_model(init_fn, apply_fn, x, y, val_data, keep) -> None:
+    """Raise unless the rows of ``x`` that some model trains on (and ``x_val``) are finite and
+    every label is in ``[0, C)`` for the model's ``C`` outputs (shapes only: one abstract
+    trace of init and apply). Rows no model keeps may hold anything; if one is read anyway
+    (e.g. an adversary's reference row), the non-finite-loss stop catches it."""
+    validation.check_finite("x", x, where=keep.any(axis=0))
     sample = jax.ShapeDtypeStruct((1,) + tuple(x.shape[1:]), x.dtype)
     variables = jax.eval_shape(lambda s: init_fn(jax.random.key(0), s), sample)
     logits, _ = jax.eval_shape(lambda v, s: apply_fn(v, s, train=False), variables, sample)
