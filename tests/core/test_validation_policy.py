@@ -2,6 +2,7 @@
 the first offending index; invalid traced hyperparameters give NaN, and raise in checked mode;
 train_many checks labels and data and stops at the first non-finite loss."""
 
+import functools
 import re
 
 import jax
@@ -231,6 +232,23 @@ def test_vmapped_invalid_gamma_gives_nan_rows_not_one_hot():
     assert np.isfinite(float(p[0])) and np.isnan(np.asarray(p[1:])).all()
 
 
+@functools.lru_cache(maxsize=None)
+def _laplace_posterior():
+    from hampjax.defenses import fit_laplace
+
+    with jax.ensure_compile_time_eval():  # concrete even when first reached under a trace
+        features = jax.random.normal(jax.random.key(0), (20, 4))
+        return fit_laplace(features, jnp.zeros(20, jnp.int32), jnp.ones((4, 3)), jnp.zeros(3))
+
+
+def _laplace_cov(prior_variance):
+    from hampjax.defenses import laplace_predictive_moments
+
+    features = jnp.ones((2, 4))
+    return laplace_predictive_moments(_laplace_posterior(), features,
+                                      prior_variance=prior_variance)[1]
+
+
 # (name, fn(hyperparameter) -> output, one valid value, one invalid value)
 TRACED = [
     ("alpha", lambda a: hamp_loss(LOGITS, _soft(), a), 0.1, -0.5),
@@ -251,6 +269,7 @@ TRACED = [
     ("weight", lambda w: advreg_penalty(jnp.array([0.2, 0.9]), w), 1.0, -0.5),
     ("clip_norm", lambda c: clip_factors(jnp.array([0.5, 4.0]), c), 2.0, -2.0),
     ("stddev", lambda d: add_gaussian_noise({"w": jnp.ones(3)}, KEY, d)["w"], 0.5, -0.5),
+    ("prior_variance", lambda pv: _laplace_cov(pv), 1.0, 0.0),
 ]
 
 
