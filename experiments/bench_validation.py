@@ -1,7 +1,7 @@
 """Benchmark: the cost of issue 15's checks on the hot paths (concrete checks and the NaN rule).
 
-For each hot path, the best wall time of ``--reps`` runs of the public function (checks included) against the
-same computation without them:
+For each hot path, the best wall time of ``--reps`` runs of the public function (checks
+included) against the same computation without them:
 
   * ``hamp_loss`` on ``[B, C]`` logits: public call vs its jitted core (concrete checks:
     finite logits and soft labels, soft labels in [0, 1]); and, inside ``jit`` with a traced
@@ -118,8 +118,8 @@ def main() -> None:
     # train_many: the pre-checks against one epoch of training.
     y = rng.integers(0, C, N)
     keep = np.ones((M, N), bool)
-    pre = _best_seconds(
-        lambda: engine._check_data_fits_model(init_fn, apply_fn, x, y, None, keep), max(3, reps // 10))
+    pre = _best_seconds(lambda: engine._check_data_fits_model(init_fn, apply_fn, x, y, None, keep),
+                        max(3, reps // 10))
     recipe = undefended_recipe("purchase100", epochs=1, selection="last")
     t0 = time.perf_counter()
     train_many((init_fn, apply_fn), recipe, x, y, keep, seed=0, progress=False)
