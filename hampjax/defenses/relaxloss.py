@@ -168,7 +168,7 @@ def relaxloss_branch(
       where: optional ``[..., B]`` bool mask of valid examples.
 
     Returns:
-      int32 scalar in ``{0, 1, 2}``.
+      int32 scalar in ``{0, 1, 2}`` (``-1`` for an invalid traced ``alpha``).
 
     Raises:
       ValueError: on any invalid argument (see :func:`relaxloss_loss`).
@@ -185,7 +185,9 @@ def relaxloss_branch(
     validation.check_choice("schedule", schedule, RELAXLOSS_SCHEDULES)
     _, _, _, _, _, mean_ce = _prepare(jnp.asarray(logits), jnp.asarray(labels), where)
     branch, _, _ = _decide(mean_ce, alpha, epoch, schedule)
-    return branch
+    # An integer code cannot be NaN: an invalid traced alpha gives -1 (and raises when checked).
+    ok = validation.traced_in_range("alpha", alpha, 0.0, float("inf"))
+    return jnp.where(ok, branch, jnp.int32(-1))
 
 
 def relaxloss_loss(

@@ -298,6 +298,15 @@ def test_checked_mode_raises_the_message_under_jit(case):
     assert message.split(", got")[0] == str(concrete.value).split(", got")[0], message
 
 
+def test_relaxloss_branch_invalid_traced_alpha_is_minus_one():
+    from hampjax.defenses import relaxloss_branch
+
+    f = jax.jit(jax.vmap(lambda a: relaxloss_branch(LOGITS, LABELS, alpha=a, epoch=1)))
+    assert f(jnp.array([10.0, -1.0])).tolist() == [2, -1]
+    with pytest.raises(ValueError, match=r"alpha must be in \[0, inf\), got -1"):
+        v.checked(f)(jnp.array([10.0, -1.0]))
+
+
 def test_checked_mode_under_vmap_and_the_gamma_message():
     f = v.checked(jax.jit(jax.vmap(lambda g: hamp_soft_labels(jnp.asarray(LABELS), C, g))))
     with pytest.raises(ValueError, match=r"^entropy_threshold must be in \[0, 1\), got -0.3"):
