@@ -271,18 +271,32 @@ def check_finite(name: str, x: Any, *, where: Any = None) -> None:
         with jax.ensure_compile_time_eval():  # also when called while tracing another function
             if bool(_all_finite(x)):
                 return
-    arr = np.asarray(x)  # NumPy or a CPU array (no copy)
-    bad = ~np.isfinite(arr)
-    if where is not None:
-        mask = np.asarray(where, bool)
-        bad &= mask.reshape(mask.shape + (1,) * (arr.ndim - mask.ndim))
-    if not bad.any():
+    arr = np.asarray(x)  # NumPy or a CPU array (no copy); memmaps are read block by block
+    mask = None if where is None else np.asarray(where, bool)
+    if mask is not None:
+        mask = mask.reshape(mask.shape + (1,) * (arr.ndim - mask.ndim))
+    row_size = math.prod(arr.shape[1:]) if arr.ndim else 1
+    rows = max(1, _FINITE_BLOCK // max(1, row_size))
+    first, count = None, 0
+    for start in range(0, max(1, arr.shape[0] if arr.ndim else 1), rows):
+        block = arr[start:start + rows] if arr.ndim else arr
+        bad = ~np.isfinite(block)
+        if mask is not None:
+            bad &= mask[start:start + rows] if mask.ndim else mask
+        if bad.any():
+            count += int(bad.sum())
+            if first is None:
+                local = first_index(bad)
+                first = (local[0] + start,) + local[1:] if arr.ndim else ()
+    if first is None:
         return
-    index = first_index(bad)
     raise ValueError(
-        f"{name} must be finite (no NaN or inf); found {_fmt(arr[index].item())} at index {index} "
-        f"({int(bad.sum())} of {arr.size} values are not finite)"
+        f"{name} must be finite (no NaN or inf); found {_fmt(arr[first].item())} at index {first} "
+        f"({count} of {arr.size} values are not finite)"
     )
+
+
+_FINITE_BLOCK = 1 << 24  # elements per block of check_finite (bounds its temporary memory)
 
 
 @jax.jit

@@ -72,6 +72,18 @@ def test_check_finite_names_the_first_index_and_counts():
     jax.jit(lambda t: v.check_finite("x", t) or t)(x)  # tracers are skipped
 
 
+def test_check_finite_in_blocks_matches_one_pass(monkeypatch):
+    x = np.zeros((7, 3), np.float32)
+    x[5, 1], x[6, 2] = np.inf, np.nan
+    expected = "found inf at index (5, 1) (2 of 21 values are not finite)"
+    monkeypatch.setattr(v, "_FINITE_BLOCK", 4)  # blocks of one row
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        v.check_finite("x", x)
+    with pytest.raises(ValueError, match=re.escape("found nan at index (6, 2) (1 of 21")):
+        v.check_finite("x", x, where=np.array([True] * 5 + [False, True]))
+    v.check_finite("x", np.zeros((0, 3)))
+
+
 def test_check_labels_and_range_name_the_first_index():
     with pytest.raises(ValueError, match=re.escape("labels must be in [0, 4), got 7 at index (2,)")):
         v.check_labels(np.array([0, 3, 7, 9]), 4)
