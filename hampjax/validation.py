@@ -500,7 +500,7 @@ def nan_unless(ok: Any, x: Any) -> Any:
 _CHECK_SUFFIX = " (`check` failed)"
 
 
-def checked(fn: Any) -> Any:
+def checked(fn: Any, *, errors: Any = None) -> Any:
     """Checked mode: ``fn`` under ``jax.experimental.checkify``, raising on a failed check.
 
     The returned function runs ``checkify.checkify(fn, errors=checkify.user_checks)`` and
@@ -514,6 +514,9 @@ def checked(fn: Any) -> Any:
 
     Args:
       fn: any JAX-traceable function (jitted or not) calling hampjax functions.
+      errors: the ``checkify`` error set (default ``checkify.user_checks``: hampjax's checks;
+        e.g. ``checkify.user_checks | checkify.float_checks`` also reports the first
+        primitive that produces a NaN, with its own message).
 
     Returns:
       A function with ``fn``'s signature and outputs.
@@ -532,7 +535,7 @@ def checked(fn: Any) -> Any:
         ...
       ValueError: entropy_threshold must be in [0, 1), got 1.2000000476837158
     """
-    checkified = checkify.checkify(fn, errors=checkify.user_checks)
+    checkified = checkify.checkify(fn, errors=checkify.user_checks if errors is None else errors)
 
     def run(*args: Any, **kwargs: Any) -> Any:
         error, out = checkified(*args, **kwargs)
