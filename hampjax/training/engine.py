@@ -908,9 +908,8 @@ def train_many(
 
     Raises:
       ValueError: on inconsistent shapes, NaN/inf in a row of ``x`` that some model trains on
-        (or in ``val_data``), labels outside ``[0, C)`` for the
-        model's ``C`` outputs (naming the first index), a keep row with no member, missing
-        validation data
+        (or in ``val_data``), labels outside ``[0, C)`` for the model's ``C`` outputs (naming
+        the first index), a keep row with no member, missing validation data
         for ``best_val``, a ``workdir`` that holds a different run (the message names the
         differing setting, e.g. ``recipe.epochs``, or ``keep``), or a corrupt state file.
       hampjax.runlock.RunLockError: when another process is training in ``workdir``.
