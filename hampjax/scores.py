@@ -6,6 +6,10 @@ logit-scaled confidence. All are pure JAX, computed from logits in log space so 
 finite when float32 softmax saturates, and work under ``jit`` and ``vmap``.
 
 Shapes: ``logits [..., C]`` and ``labels [...]`` (integer) -> ``[...]``.
+
+Concrete inputs are checked (:mod:`hampjax.validation`): logits must be finite and labels
+integers in ``[0, C)`` (a label ``>= C`` would otherwise give finite garbage); traced inputs
+are not.
 """
 
 from __future__ import annotations
@@ -13,12 +17,22 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from hampjax import validation
+
 __all__ = [
     "entropy",
     "true_class_log_prob",
     "modified_entropy",
     "logit_scaled_score",
 ]
+
+
+def _check(logits, labels=None) -> None:
+    """Concrete checks only: finite logits, labels in [0, C) (shapes broadcast as in jnp)."""
+    validation.check_rank_at_least("logits", logits, 1)
+    validation.check_finite("logits", logits)
+    if labels is not None and validation.is_concrete(labels):
+        validation.check_labels(labels, validation.shape_of(logits)[-1])
 
 
 def entropy(logits: jax.Array) -> jax.Array:
@@ -32,13 +46,19 @@ def entropy(logits: jax.Array) -> jax.Array:
         >>> float(entropy(jnp.zeros(4)))  # uniform over 4 classes: ln 4
         1.3862943...
     """
+    _check(logits)
     logp = jax.nn.log_softmax(logits, axis=-1)
     p = jnp.exp(logp)
     return -jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1)
 
 
 def true_class_log_prob(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """``log softmax(logits)[label]``; the negated cross-entropy loss."""
+    """``log softmax(logits)[label]``; the negated cross-entropy loss.
+
+    Raises:
+      ValueError: on NaN/inf in concrete ``logits`` or concrete labels outside ``[0, C)``.
+    """
+    _check(logits, labels)
     logp = jax.nn.log_softmax(logits, axis=-1)
     return jnp.take_along_axis(logp, labels[..., None].astype(jnp.int32), axis=-1)[..., 0]
 
@@ -70,7 +90,11 @@ def modified_entropy(logits: jax.Array, labels: jax.Array, *, log_floor: float =
 
     Returns:
       ``[...]`` non-negative modified entropy.
+
+    Raises:
+      ValueError: on NaN/inf in concrete ``logits`` or concrete labels outside ``[0, C)``.
     """
+    _check(logits, labels)
     num_classes = logits.shape[-1]
     logp = jax.nn.log_softmax(logits, axis=-1)
     p = jnp.exp(logp)
@@ -88,7 +112,17 @@ def logit_scaled_score(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
     Computed exactly as ``z_y - logsumexp_{j != y} z_j`` on raw logits, which is finite in
     float32 for logits of any magnitude (no float64, no probability clamp).
+
+    Raises:
+      ValueError: on NaN/inf in concrete ``logits`` or concrete labels outside ``[0, C)``
+        (the message names the first offending index).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> float(logit_scaled_score(jnp.array([2.0, 0.0]), jnp.array(0)))
+      2.0
     """
+    _check(logits, labels)
     onehot = jax.nn.one_hot(labels, logits.shape[-1], dtype=bool)
     z_y = jnp.sum(jnp.where(onehot, logits, 0.0), axis=-1)
     others = jnp.where(onehot, -jnp.inf, logits)

@@ -8,6 +8,19 @@ Each message names the argument and the allowed range. Checks run eagerly, in Py
 before anything is traced. Values that are JAX tracers (because the caller wrapped a
 hampjax function in ``jit`` or ``vmap``) cannot be inspected without a device sync, so
 value checks skip them; shape and dtype checks still run because shapes are static.
+
+The policy for bad values (README, "Errors and checked mode"):
+
+* Concrete inputs (NumPy or JAX arrays, Python numbers) are checked once per call, on the host,
+  before anything is traced: :func:`check_finite`, :func:`check_labels`,
+  :func:`check_probabilities`, :func:`check_in_range`. Messages name the argument, the allowed
+  range and the first offending index.
+* Traced values (under ``jit``, ``vmap``, ``scan``) cannot be inspected. Hyperparameters that
+  may be traced go through :func:`traced_in_range`, which returns a validity flag that the
+  function turns into a NaN output (:func:`nan_unless`), so a vmapped sweep over an invalid
+  value fails loudly instead of silently using another value; and which also emits a
+  ``checkify`` check with the message the concrete path raises. :func:`checked` runs a
+  function under ``jax.experimental.checkify`` so that those checks raise inside jitted code.
 """
 
 from __future__ import annotations
@@ -18,7 +31,9 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 
 __all__ = [
     "is_concrete",
@@ -48,6 +63,13 @@ __all__ = [
     "check_int_in_range",
     "as_shape",
     "dtype_of",
+    "check_probabilities",
+    "first_index",
+    "PROBABILITY_ATOL",
+    "traced_check",
+    "traced_in_range",
+    "nan_unless",
+    "checked",
 ]
 
 
@@ -91,8 +113,7 @@ def check_in_range(
     hi_ok = arr <= high if high_inclusive else arr < high
     ok = lo_ok & hi_ok  # NaN compares False and is rejected.
     if not np.all(ok):
-        bad = arr[~ok] if arr.ndim else arr
-        first = bad.ravel()[0] if arr.ndim else float(arr)
+        first = float(arr[first_index(~ok)]) if arr.ndim else float(arr)
         interval = (
             ("[" if low_inclusive else "(")
             + f"{low:g}, {high:g}"
@@ -102,7 +123,7 @@ def check_in_range(
             raise ValueError(f"{name} must be in {interval}, got {_fmt(first)}")
         raise ValueError(
             f"{name} must be in {interval} element-wise; {int((~ok).sum())} element(s) are not, "
-            f"e.g. {_fmt(first)}"
+            f"e.g. {_fmt(first)} at index {first_index(~ok)}"
         )
 
 
@@ -142,8 +163,9 @@ def check_labels(labels: Any, num_classes: int, *, name: str = "labels") -> None
         return
     arr = np.asarray(labels)
     if arr.size and (arr.min() < 0 or arr.max() >= num_classes):
-        bad = arr[(arr < 0) | (arr >= num_classes)].ravel()[0]
-        raise ValueError(f"{name} must be in [0, {num_classes}), got {int(bad)}")
+        index = first_index((arr < 0) | (arr >= num_classes))
+        raise ValueError(f"{name} must be in [0, {num_classes}), got {int(arr[index])} at index "
+                         f"{index}")
 
 
 def shape_of(x: Any) -> tuple[int, ...]:
@@ -210,13 +232,106 @@ def check_binary_labels(labels: Any, *, name: str = "labels") -> None:
         raise ValueError(f"{name} must contain both members (1) and non-members (0)")
 
 
-def check_finite(name: str, x: Any) -> None:
-    """Raise if a concrete array contains NaN or +-inf."""
-    if not is_concrete(x):
+def first_index(bad: Any) -> tuple[int, ...]:
+    """Index (a tuple, C order) of the first True entry of a boolean array; ``()`` for 0-d."""
+    bad = np.asarray(bad)
+    if bad.ndim == 0:
+        return ()
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
+
+
+def _is_float(dtype: Any) -> bool:
+    return jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.complexfloating)
+
+
+def check_finite(name: str, x: Any, *, where: Any = None) -> None:
+    """Raise if a concrete array contains NaN or +-inf (integer arrays always pass).
+
+    Args:
+      name: the argument's name, for the message.
+      x: array-like; skipped when it is a tracer.
+      where: optional boolean mask broadcastable to the leading axes of ``x``
+        (``x.shape[:where.ndim]``): only those entries (rows) are checked, e.g. valid,
+        non-padding rows.
+
+    Raises:
+      ValueError: ``"logits must be finite (no NaN or inf); found nan at index (3, 1)
+        (2 of 40 values are not finite)"``.
+
+    An accelerator array is reduced on its device (one scalar comes back); NumPy and CPU
+    arrays on the host, without a copy.
+    """
+    if not is_concrete(x) or (where is not None and not is_concrete(where)):
         return
-    arr = np.asarray(x)
-    if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, found {int((~np.isfinite(arr)).sum())} NaN/inf values")
+    dtype = dtype_of(x)
+    if not _is_float(dtype):
+        return
+    if isinstance(x, jax.Array) and any(d.platform != "cpu" for d in x.devices()):
+        # An accelerator array: one reduction on its device, one scalar back.
+        with jax.ensure_compile_time_eval():  # also when called while tracing another function
+            if bool(_all_finite(x)):
+                return
+    arr = np.asarray(x)  # NumPy or a CPU array (no copy); memmaps are read block by block
+    mask = None if where is None else np.asarray(where, bool)
+    if mask is not None:
+        mask = mask.reshape(mask.shape + (1,) * (arr.ndim - mask.ndim))
+    row_size = math.prod(arr.shape[1:]) if arr.ndim else 1
+    rows = max(1, _FINITE_BLOCK // max(1, row_size))
+    first, count = None, 0
+    for start in range(0, max(1, arr.shape[0] if arr.ndim else 1), rows):
+        block = arr[start:start + rows] if arr.ndim else arr
+        bad = ~np.isfinite(block)
+        if mask is not None:
+            bad &= mask[start:start + rows] if mask.ndim else mask
+        if bad.any():
+            count += int(bad.sum())
+            if first is None:
+                local = first_index(bad)
+                first = (local[0] + start,) + local[1:] if arr.ndim else ()
+    if first is None:
+        return
+    raise ValueError(
+        f"{name} must be finite (no NaN or inf); found {_fmt(arr[first].item())} at index {first} "
+        f"({count} of {arr.size} values are not finite)"
+    )
+
+
+_FINITE_BLOCK = 1 << 24  # elements per block of check_finite (bounds its temporary memory)
+
+
+@jax.jit
+def _all_finite(x: jax.Array) -> jax.Array:
+    return jnp.isfinite(x).all()
+
+
+PROBABILITY_ATOL = 1e-3
+"""Tolerance of :func:`check_probabilities` on each row's sum (float32 softmax rows of 1000
+classes sum to 1 within about 1e-6; half-precision ones within about 1e-3)."""
+
+
+def check_probabilities(name: str, p: Any, *, atol: float = PROBABILITY_ATOL) -> None:
+    """Raise unless every row (last axis) of a concrete ``p`` is a probability vector.
+
+    Entries must be finite and in [0, 1], and each row must sum to 1 within ``atol``.
+
+    Raises:
+      ValueError: ``"probs must have rows that sum to 1 (within 0.001); row (2,) sums to 2.0"``.
+    """
+    if not is_concrete(p):
+        return
+    arr = np.asarray(p, dtype=np.float64)
+    check_finite(name, arr)
+    check_in_range(name, arr, 0.0, 1.0, high_inclusive=True)
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have a last axis of classes, got a scalar")
+    sums = arr.sum(axis=-1)
+    bad = np.abs(sums - 1.0) > atol
+    if bad.any():
+        index = first_index(bad)
+        raise ValueError(
+            f"{name} must have rows that sum to 1 (within {atol:g}); row {index} sums to "
+            f"{float(sums[index])!r} ({int(bad.sum())} of {bad.size} rows do not)"
+        )
 
 
 def check_shape(name: str, x: Any, shape: tuple[int, ...], *, what: str | None = None) -> None:
@@ -312,3 +427,124 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be a Python bool (True or False), got {value!r}")
     return bool(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Traced values: the NaN rule and the checked mode.
+
+
+def _interval(low: float, high: float, low_inclusive: bool, high_inclusive: bool) -> str:
+    return (("[" if low_inclusive else "(") + f"{low:g}, {high:g}"
+            + ("]" if high_inclusive else ")"))
+
+
+def traced_check(pred: Any, msg: str, *fmt_args: Any) -> None:
+    """A check that raises only in checked mode (:func:`checked`); dropped otherwise.
+
+    ``jax.experimental.checkify.debug_check``: costs nothing in a program that is not
+    checkified. ``msg`` is formatted with ``fmt_args`` (``"{}"`` placeholders) at run time.
+    """
+    checkify.debug_check(pred, msg, *fmt_args)
+
+
+def traced_in_range(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    low_inclusive: bool = True,
+    high_inclusive: bool = False,
+) -> jax.Array:
+    """Validity of a possibly traced scalar hyperparameter: a bool scalar (NaN is invalid).
+
+    Also emits a :func:`traced_check` whose message is the one :func:`check_in_range` raises
+    on a concrete value (``"entropy_threshold must be in [0, 1), got 1.2"``), so that
+    :func:`checked` raises it inside ``jit``/``vmap``. Pair it with :func:`nan_unless`.
+    Non-scalar values are checked element-wise (all must be valid).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> f = lambda g: nan_unless(traced_in_range("g", g, 0.0, 1.0), 2 * g)
+      >>> jax.vmap(f)(jnp.array([0.5, 1.5])).tolist()
+      [1.0, nan]
+    """
+    value = jnp.asarray(value)
+    lo_ok = value >= low if low_inclusive else value > low
+    hi_ok = value <= high if high_inclusive else value < high
+    ok = jnp.all(lo_ok & hi_ok)
+    interval = _interval(low, high, low_inclusive, high_inclusive)
+    shown = value if value.ndim == 0 else value.ravel()[jnp.argmin(lo_ok & hi_ok)]
+    traced_check(ok, f"{name} must be in {interval}, got {{}}", shown)
+    return ok
+
+
+def nan_unless(ok: Any, x: Any) -> Any:
+    """``x`` where ``ok`` holds, NaN elsewhere (every floating leaf of a pytree).
+
+    ``ok`` broadcasts against the leading axes of each leaf. Integer leaves are returned
+    unchanged (they cannot hold NaN).
+    """
+    ok = jnp.asarray(ok)
+
+    def one(leaf):
+        leaf = jnp.asarray(leaf)
+        if not _is_float(leaf.dtype):
+            return leaf
+        mask = ok.reshape(ok.shape + (1,) * (leaf.ndim - ok.ndim)) if ok.ndim else ok
+        return jnp.where(mask, leaf, jnp.asarray(jnp.nan, leaf.dtype))
+
+    return jax.tree_util.tree_map(one, x)
+
+
+_CHECK_SUFFIX = " (`check` failed)"
+
+
+def checked(fn: Any, *, errors: Any = None) -> Any:
+    """Checked mode: ``fn`` under ``jax.experimental.checkify``, raising on a failed check.
+
+    The returned function runs ``checkify.checkify(fn, errors=checkify.user_checks)`` and
+    raises ``ValueError`` with the message of a failed check, the same message the concrete
+    path raises (when several fail, which one is reported is up to ``checkify``). ``checked``
+    must be the outermost transform (the error is read on the host): put ``jit`` and ``vmap``
+    inside it, ``checked(jax.jit(jax.vmap(f)))``. Wrap the
+    jitted function (``checked(jax.jit(f))``): the checks run inside the compiled program and
+    the error is raised on the host after it returns. Without ``checked`` the same program
+    carries no checks (invalid traced hyperparameters then give NaN outputs).
+
+    Args:
+      fn: any JAX-traceable function (jitted or not) calling hampjax functions.
+      errors: the ``checkify`` error set (default ``checkify.user_checks``: hampjax's checks;
+        e.g. ``checkify.user_checks | checkify.float_checks`` also reports the first
+        primitive that produces a NaN, with its own message).
+
+    Returns:
+      A function with ``fn``'s signature and outputs.
+
+    Raises (from the returned function):
+      ValueError: the first failed check's message.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from hampjax.defenses import hamp_soft_labels
+      >>> f = jax.jit(lambda g: hamp_soft_labels(jnp.array([0]), 4, g))
+      >>> bool(jnp.isnan(f(1.2)).all())
+      True
+      >>> checked(f)(1.2)
+      Traceback (most recent call last):
+        ...
+      ValueError: entropy_threshold must be in [0, 1), got 1.2000000476837158
+    """
+    checkified = checkify.checkify(fn, errors=checkify.user_checks if errors is None else errors)
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        error, out = checkified(*args, **kwargs)
+        message = error.get()
+        if message is not None:
+            message = message.replace(_CHECK_SUFFIX, "")
+            raise ValueError(message)
+        return out
+
+    run.__wrapped__ = fn
+    run.__doc__ = getattr(fn, "__doc__", None)
+    return run

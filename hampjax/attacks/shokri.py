@@ -66,6 +66,7 @@ def shokri_features(logits: jax.Array, *, features: Features = "raw") -> jax.Arr
       array([[0.7, 0.2, 0.1]], dtype=float32)
     """
     validation.check_choice("features", features, SHOKRI_FEATURES)
+    validation.check_finite("logits", logits)
     p = jax.nn.softmax(jnp.asarray(logits), axis=-1)
     return -jnp.sort(-p, axis=-1) if features == "sorted" else p
 

@@ -93,13 +93,14 @@ def attack_features(logits: jax.Array, attack_input: str) -> jax.Array:
       float32 ``[..., C]``.
 
     Raises:
-      ValueError: on an unknown ``attack_input``.
+      ValueError: on an unknown ``attack_input`` or NaN/inf in concrete ``logits``.
 
     Example:
       >>> attack_features(jnp.array([[1.0, 3.0, 2.0]]), "sorted_logits").tolist()
       [[3.0, 2.0, 1.0]]
     """
     validation.check_choice("attack_input", attack_input, ATTACK_INPUTS)
+    validation.check_finite("logits", logits)
     logits = jnp.asarray(logits, jnp.float32)
     if attack_input == "softmax":
         return jax.nn.softmax(logits, axis=-1)
@@ -125,6 +126,7 @@ def label_encoding(labels: jax.Array, num_classes: int, arch: str) -> jax.Array:
       [[-1.0, 1.0, -1.0]]
     """
     validation.check_choice("attack_arch", arch, ATTACK_ARCHS)
+    validation.check_labels(labels, num_classes)  # one_hot would give a zero row for >= C
     onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
     return 2.0 * onehot - 1.0 if arch == "relaxloss_tabular" else onehot
 
@@ -252,7 +254,12 @@ def membership_mse(scores: jax.Array, is_member: jax.Array) -> jax.Array:
 
     Returns:
       float32 ``[...]``; the caller takes the mean over real rows.
+
+    Raises:
+      ValueError: if concrete ``scores`` are not finite values in [0, 1].
     """
+    validation.check_finite("scores", scores)
+    validation.check_in_range("scores", scores, 0.0, 1.0, high_inclusive=True)
     return jnp.square(jnp.asarray(scores, jnp.float32) - jnp.asarray(is_member, jnp.float32))
 
 
@@ -262,13 +269,21 @@ def advreg_penalty(scores: jax.Array, weight: float | jax.Array) -> jax.Array:
 
     Args:
       scores: float ``[...]`` membership probabilities of the classifier's members.
-      weight: lambda >= 0 (may be traced).
+      weight: lambda >= 0 (may be traced: an invalid traced value gives NaN).
 
     Returns:
       float32 ``[...]``.
+
+    Raises:
+      ValueError: if concrete ``scores`` are not finite values in [0, 1] or a concrete
+        ``weight`` is not in [0, inf).
 
     Example:
       >>> advreg_penalty(jnp.array([0.5, 1.0]), 2.0).tolist()
       [0.0, 1.0]
     """
-    return weight * (jnp.asarray(scores, jnp.float32) - 0.5)
+    validation.check_finite("scores", scores)
+    validation.check_in_range("scores", scores, 0.0, 1.0, high_inclusive=True)
+    validation.check_nonnegative("weight", weight)
+    ok = validation.traced_in_range("weight", weight, 0.0, float("inf"))
+    return validation.nan_unless(ok, weight * (jnp.asarray(scores, jnp.float32) - 0.5))

@@ -10,7 +10,8 @@
   or fitted by NLL on held-out data (Guo et al., 2017).
 
 All losses are per-example (``logits [..., C], labels [...] -> [...]``), pure, and work under
-``jit`` and ``vmap``; the hyperparameters may be traced values.
+``jit`` and ``vmap``; the hyperparameters may be traced values (an invalid traced value gives
+NaN outputs, :func:`hampjax.validation.checked` raises instead).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def cross_entropy_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """
     labels = jnp.asarray(labels)
     validation.check_logits_labels(logits, labels)
+    validation.check_finite("logits", logits)
     return _cross_entropy(logits, labels)
 
 
@@ -67,11 +69,12 @@ others ``eps / (C - 1)``; the HAMP authors' LS baseline)."""
 
 
 def _smoothed(labels, num_classes: int, smoothing, style: str, dtype):
+    ok = validation.traced_in_range("smoothing", smoothing, 0.0, 1.0)  # NaN targets if not
     one_hot = jax.nn.one_hot(labels, num_classes, dtype=dtype)
     if style == "standard":
-        return optax.smooth_labels(one_hot, smoothing)
+        return validation.nan_unless(ok, optax.smooth_labels(one_hot, smoothing))
     off = smoothing / (num_classes - 1)
-    return one_hot * (1.0 - smoothing) + (1.0 - one_hot) * off
+    return validation.nan_unless(ok, one_hot * (1.0 - smoothing) + (1.0 - one_hot) * off)
 
 
 def smoothed_labels(labels: jax.Array, num_classes: int, smoothing: float | jax.Array, *,
@@ -81,7 +84,7 @@ def smoothed_labels(labels: jax.Array, num_classes: int, smoothing: float | jax.
     Args:
       labels: ``[...]`` integer in ``[0, C)``.
       num_classes: ``C >= 2``.
-      smoothing: eps in [0, 1) (scalar; may be traced).
+      smoothing: eps in [0, 1) (scalar; may be traced: an invalid traced value gives NaN).
       style: ``"standard"`` (true class ``1 - eps + eps / C``) or ``"hamp"`` (true class
         ``1 - eps``, the others ``eps / (C - 1)``).
       dtype: floating dtype of the result.
@@ -101,6 +104,7 @@ def smoothed_labels(labels: jax.Array, num_classes: int, smoothing: float | jax.
     validation.check_choice("style", style, LS_STYLES)
     validation.check_num_classes(num_classes)
     validation.check_in_range("smoothing", smoothing, 0.0, 1.0)
+    validation.check_labels(labels, num_classes)
     return _smoothed(jnp.asarray(labels), num_classes, smoothing, style, dtype)
 
 
@@ -128,7 +132,7 @@ def label_smoothing_loss(
     Args:
       logits: ``[..., C]`` float.
       labels: ``[...]`` integer in ``[0, C)``.
-      smoothing: in [0, 1) (scalar; may be traced).
+      smoothing: in [0, 1) (scalar; may be traced: an invalid traced value gives NaN).
       style: ``"standard"`` or ``"hamp"`` (:data:`LS_STYLES`).
 
     Returns:
@@ -140,6 +144,7 @@ def label_smoothing_loss(
     """
     labels = jnp.asarray(labels)
     num_classes = validation.check_logits_labels(logits, labels)
+    validation.check_finite("logits", logits)
     validation.check_in_range("smoothing", smoothing, 0.0, 1.0)
     validation.check_choice("style", style, LS_STYLES)
     return _label_smoothing(logits, labels, smoothing, num_classes, style)
@@ -147,7 +152,9 @@ def label_smoothing_loss(
 
 @jax.jit
 def _confidence_penalty(logits, labels, beta):
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels) - beta * entropy(logits)
+    ok = validation.traced_in_range("beta", beta, 0.0, float("inf"))
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels) - beta * entropy(logits)
+    return validation.nan_unless(ok, loss)
 
 
 def confidence_penalty_loss(
@@ -158,7 +165,7 @@ def confidence_penalty_loss(
     Args:
       logits: ``[..., C]`` float.
       labels: ``[...]`` integer in ``[0, C)``.
-      beta: penalty weight >= 0 (scalar; may be traced).
+      beta: penalty weight >= 0 (scalar; may be traced: an invalid traced value gives NaN).
 
     Returns:
       ``[...]`` loss.
@@ -168,6 +175,7 @@ def confidence_penalty_loss(
     """
     labels = jnp.asarray(labels)
     validation.check_logits_labels(logits, labels)
+    validation.check_finite("logits", logits)
     validation.check_nonnegative("beta", beta)
     return _confidence_penalty(logits, labels, beta)
 
@@ -182,7 +190,10 @@ def temperature_scale(logits: jax.Array, temperature: float | jax.Array) -> jax.
       ValueError: if ``temperature`` is not in (0, inf).
     """
     validation.check_positive("temperature", temperature)
-    return logits / temperature
+    validation.check_finite("logits", logits)
+    ok = validation.traced_in_range("temperature", temperature, 0.0, float("inf"),
+                                    low_inclusive=False)
+    return validation.nan_unless(ok, jnp.asarray(logits) / temperature)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4))
@@ -233,12 +244,13 @@ def fit_temperature(
       Scalar temperature ``T``.
 
     Raises:
-      ValueError: on bad shapes, labels out of range, or an invalid interval.
+      ValueError: on bad shapes, NaN/inf logits, labels out of range, or an invalid interval.
     """
     labels = jnp.asarray(labels)
-    if len(logits.shape) != 2:
-        raise ValueError(f"logits must have shape [N, C], got {tuple(logits.shape)}")
+    if len(validation.shape_of(logits)) != 2:
+        raise ValueError(f"logits must have shape [N, C], got {validation.shape_of(logits)}")
     validation.check_logits_labels(logits, labels)
+    validation.check_finite("logits", logits)  # one NaN logit would drive T to the interval's end
     validation.check_positive("min_temperature", min_temperature)
     validation.check_in_range("max_temperature", max_temperature, min_temperature, float("inf"),
                               low_inclusive=False)

@@ -34,7 +34,9 @@ def _kl(logits, teacher_logits, temperature, mean_over_classes: bool):
     log_p = jax.nn.log_softmax(logits / temperature, axis=-1)
     log_q = jax.nn.log_softmax(teacher_logits / temperature, axis=-1)
     kl = jnp.sum(jnp.exp(log_q) * (log_q - log_p), axis=-1)
-    return kl / logits.shape[-1] if mean_over_classes else kl
+    ok = validation.traced_in_range("temperature", temperature, 0.0, float("inf"),
+                                    low_inclusive=False)
+    return validation.nan_unless(ok, kl / logits.shape[-1] if mean_over_classes else kl)
 
 
 def _check(logits, teacher_logits, temperature, kl_reduction):
@@ -42,6 +44,8 @@ def _check(logits, teacher_logits, temperature, kl_reduction):
     validation.check_rank_at_least("logits", logits, 1)
     validation.check_positive("temperature", temperature)
     validation.check_choice("kl_reduction", kl_reduction, KL_REDUCTIONS)
+    validation.check_finite("logits", logits)
+    validation.check_finite("teacher_logits", teacher_logits)
 
 
 def distillation_kl(logits: jax.Array, teacher_logits: jax.Array, *,
@@ -53,7 +57,7 @@ def distillation_kl(logits: jax.Array, teacher_logits: jax.Array, *,
       logits: student logits ``[..., C]``.
       teacher_logits: teacher logits ``[..., C]`` (constants: no gradient flows to them
         through the engine, which feeds them as data).
-      temperature: ``T > 0`` (scalar; may be traced).
+      temperature: ``T > 0`` (scalar; may be traced: an invalid traced value gives NaN).
       kl_reduction: ``"mean_over_classes"`` (divide by ``C``, PyTorch ``'mean'``) or ``"sum"``.
 
     Returns:
@@ -76,7 +80,8 @@ def _distillation(logits, labels, teacher_logits, temperature, kl_weight,
                   mean_over_classes: bool):
     kl = _kl(logits, teacher_logits, temperature, mean_over_classes)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    return kl_weight * temperature ** 2 * kl + (1.0 - kl_weight) * ce
+    ok = validation.traced_in_range("kl_weight", kl_weight, 0.0, 1.0, high_inclusive=True)
+    return validation.nan_unless(ok, kl_weight * temperature ** 2 * kl + (1.0 - kl_weight) * ce)
 
 
 def distillation_loss(

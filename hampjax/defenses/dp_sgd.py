@@ -77,18 +77,26 @@ def clip_factors(norms: jax.Array, clip_norm: float) -> jax.Array:
 
     Args:
       norms: per-example gradient L2 norms ``[B]`` (>= 0).
-      clip_norm: C > 0, may be ``inf``.
+      clip_norm: C > 0, may be ``inf`` (may be traced: an invalid traced value gives NaN).
 
     Returns:
       float32 ``[B]`` in [0, 1].
+
+    Raises:
+      ValueError: if a concrete ``clip_norm`` is not in (0, inf].
 
     Example:
       >>> clip_factors(jnp.array([0.0, 0.5, 4.0, jnp.nan]), 2.0).tolist()
       [1.0, 1.0, 0.5, 0.0]
     """
+    validation.check_in_range("clip_norm", clip_norm, 0.0, float("inf"), low_inclusive=False,
+                              high_inclusive=True)
+    ok = validation.traced_in_range("clip_norm", clip_norm, 0.0, float("inf"),
+                                    low_inclusive=False, high_inclusive=True)
     norms = jnp.asarray(norms, jnp.float32)
     factors = jnp.minimum(1.0, jnp.float32(clip_norm) / norms)
-    return jnp.where(jnp.isfinite(norms), jnp.nan_to_num(factors, nan=1.0), 0.0)
+    factors = jnp.where(jnp.isfinite(norms), jnp.nan_to_num(factors, nan=1.0), 0.0)
+    return validation.nan_unless(ok, factors)  # an invalid traced clip_norm: NaN
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,9 +278,11 @@ def add_gaussian_noise(tree: Any, key: jax.Array, stddev: float | jax.Array) -> 
     """
     from jax_privacy import noise_addition
 
+    validation.check_nonnegative("stddev", stddev)
+    ok = validation.traced_in_range("stddev", stddev, 0.0, float("inf"))
     privatizer = noise_addition.gaussian_privatizer(stddev=stddev, prng_key=key)
     noisy, _ = privatizer.update(tree, privatizer.init(tree))
-    return noisy
+    return validation.nan_unless(ok, noisy)  # an invalid traced stddev: NaN leaves
 
 
 # ----------------------------------------------------------------------------------------------
@@ -302,7 +312,14 @@ def poisson_sample_rate(num_members: jax.Array, batch_size: int
 
     Returns:
       ``(steps int32, rate float32, expected batch size float32)``.
+
+    Raises:
+      ValueError: if a concrete ``num_members`` is below 1 (a traced one is clamped at 1: the
+        engine rejects keep rows without members before tracing) or ``batch_size < 1``.
     """
+    batch_size = validation.check_positive_int("batch_size", batch_size)
+    if validation.is_concrete(num_members):
+        validation.check_in_range("num_members", num_members, 1, float("inf"))
     n = jnp.maximum(jnp.asarray(num_members, jnp.int32), 1)
     steps = (n + batch_size - 1) // batch_size
     return steps, 1.0 / steps.astype(jnp.float32), (n // steps).astype(jnp.float32)

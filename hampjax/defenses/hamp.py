@@ -11,7 +11,9 @@ reaches ``entropy_threshold * ln k``, and adds an entropy regularizer:
 
 Every function here is pure JAX and works under ``jit`` and ``vmap``; ``entropy_threshold``
 may be a traced value, so a batch of models with different thresholds can be trained in one
-vmapped program.
+vmapped program. A traced ``entropy_threshold`` outside [0, 1) (or a traced ``alpha < 0``)
+gives NaN outputs, never a valid-looking label; :func:`hampjax.validation.checked` raises
+the concrete path's message instead.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def soft_label_entropy(p: jax.Array, num_classes: int) -> jax.Array:
     Returns:
       Entropy with the shape of ``p``.
     """
+    num_classes = validation.check_num_classes(num_classes)
+    validation.check_in_range("p", p, 0.0, 1.0, high_inclusive=True)
     p = jnp.asarray(p, dtype=jnp.result_type(float))
     q = (1.0 - p) / (num_classes - 1)
     return -xlogy(p, p) - (num_classes - 1) * xlogy(q, q)
@@ -121,7 +125,8 @@ def soft_label_probability(
 
     Args:
       num_classes: number of classes k >= 2 (static Python int).
-      entropy_threshold: gamma in [0, 1); a scalar, possibly traced (then not range-checked).
+      entropy_threshold: gamma in [0, 1); a scalar, possibly traced (an invalid traced value
+        gives NaN).
       method: ``"grid"`` or ``"exact"``.
 
     Returns:
@@ -145,8 +150,9 @@ def soft_label_probability(
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
 def _soft_label_probability(num_classes: int, entropy_threshold, method: str) -> jax.Array:
+    ok = validation.traced_in_range("entropy_threshold", entropy_threshold, 0.0, 1.0)
     target = jnp.asarray(entropy_threshold, jnp.result_type(float)) * jnp.log(num_classes)
-    return _PROBABILITY_METHODS[method](num_classes, target)
+    return validation.nan_unless(ok, _PROBABILITY_METHODS[method](num_classes, target))
 
 
 def hamp_soft_labels(
@@ -161,7 +167,8 @@ def hamp_soft_labels(
     Args:
       labels: integer class indices, shape ``[...]``, values in ``[0, num_classes)``.
       num_classes: k >= 2 (static).
-      entropy_threshold: gamma in [0, 1) (scalar; may be traced).
+      entropy_threshold: gamma in [0, 1) (scalar; may be traced: an invalid traced value
+        gives NaN rows).
       method: how ``p`` is found, see :func:`soft_label_probability`.
 
     Returns:
@@ -216,17 +223,19 @@ def hamp_loss(
         paper's alpha values to reproduce the paper.
 
     Args:
-      logits: ``[..., C]`` float.
-      soft_labels: ``[..., C]`` target distributions (e.g. :func:`hamp_soft_labels`).
-      alpha: entropy-regularizer weight >= 0 (scalar; may be traced).
+      logits: ``[..., C]`` finite floats.
+      soft_labels: ``[..., C]`` finite target distributions (e.g. :func:`hamp_soft_labels`).
+      alpha: entropy-regularizer weight >= 0 (scalar; may be traced: an invalid traced value
+        gives a NaN loss).
       kl_reduction: ``"sum"`` or ``"mean_over_classes"``.
 
     Returns:
       ``[...]`` per-example loss; reduce it yourself (usually the mean).
 
     Raises:
-      ValueError: if shapes differ, ``alpha < 0``, ``kl_reduction`` is unknown, or concrete
-        ``soft_labels`` lie outside [0, 1].
+      ValueError: if shapes differ, ``alpha < 0``, ``kl_reduction`` is unknown, concrete
+        ``logits`` or ``soft_labels`` hold NaN/inf (the message names the first index), or
+        concrete ``soft_labels`` lie outside [0, 1].
 
     Example:
       >>> import jax.numpy as jnp
@@ -238,6 +247,8 @@ def hamp_loss(
     validation.check_rank_at_least("logits", logits, 1)
     validation.check_nonnegative("alpha", alpha)
     validation.check_choice("kl_reduction", kl_reduction, KL_REDUCTIONS)
+    validation.check_finite("logits", logits)
+    validation.check_finite("soft_labels", soft_labels)
     validation.check_in_range("soft_labels", soft_labels, 0.0, 1.0, high_inclusive=True)
     return _hamp_loss(logits, soft_labels, alpha, kl_reduction == "mean_over_classes")
 
@@ -248,4 +259,5 @@ def _hamp_loss(logits, soft_labels, alpha, mean_over_classes: bool) -> jax.Array
     kl = jnp.sum(xlogy(soft_labels, soft_labels) - soft_labels * log_probs, axis=-1)
     if mean_over_classes:
         kl = kl / logits.shape[-1]
-    return kl - alpha * entropy(logits)
+    ok = validation.traced_in_range("alpha", alpha, 0.0, float("inf"))
+    return validation.nan_unless(ok, kl - alpha * entropy(logits))

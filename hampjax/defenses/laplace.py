@@ -407,7 +407,7 @@ def laplace_predictive_moments(
     Args:
       posterior: from :func:`fit_laplace`.
       features: float ``[N, D]``.
-      prior_variance: scalar ``> 0`` (may be traced).
+      prior_variance: scalar ``> 0`` (may be traced: an invalid traced value gives NaN).
 
     Returns:
       ``(mean, cov)``: float32 ``[N, C]`` and ``[N, C, C]``.
@@ -431,7 +431,14 @@ def laplace_predictive_moments(
 @jax.jit
 def _moments_jit(posterior, features, prior_variance):
     mean, proj = _prepare(posterior, features)
-    return mean, _cov(posterior, proj, 1.0 / jnp.asarray(prior_variance, jnp.float32))
+    cov = _cov(posterior, proj, 1.0 / jnp.asarray(prior_variance, jnp.float32))
+    return validation.nan_unless(_prior_ok(prior_variance), (mean, cov))
+
+
+def _prior_ok(prior_variance) -> jax.Array:
+    """An invalid traced ``prior_variance`` gives NaN outputs (concrete ones raise)."""
+    return validation.traced_in_range("prior_variance", prior_variance, 0.0, float("inf"),
+                                      low_inclusive=False)
 
 
 def laplace_log_predictive(
@@ -451,7 +458,8 @@ def laplace_log_predictive(
     (running logsumexp of ``log_softmax(z_s)`` minus ``log S``), so the result stays finite
     and ranks correctly where float32 softmax saturates to exactly 1.
 
-    jit/vmap friendly: ``num_samples`` must be static; ``prior_variance`` may be traced.
+    jit/vmap friendly: ``num_samples`` must be static; ``prior_variance`` may be traced (an
+    invalid traced value gives NaN).
 
     Args:
       posterior: from :func:`fit_laplace`.
@@ -485,7 +493,8 @@ def laplace_log_predictive(
 def _log_predictive_jit(posterior, features, prior_variance, key, num_samples):
     mean, proj = _prepare(posterior, features)
     sd, basis = _scale(posterior, proj, 1.0 / jnp.asarray(prior_variance, jnp.float32))
-    return _log_predictive(mean, sd, basis, key, num_samples)
+    out = _log_predictive(mean, sd, basis, key, num_samples)
+    return validation.nan_unless(_prior_ok(prior_variance), out)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -287,7 +287,22 @@ def _modify_output_impl(outputs: jax.Array, random_outputs: jax.Array, break_tie
     return _from_sort_keys(out_keys, random_outputs.dtype).reshape(shape)
 
 
-_modify_output_jit = jax.jit(_modify_output_impl, static_argnames=("break_ties",))
+def _modify_finite_rows(outputs: jax.Array, random_outputs: jax.Array, break_ties: bool) -> jax.Array:
+    """:func:`_modify_output_impl`, with NaN rows where either input row is not finite.
+
+    A row with a NaN or inf has no meaningful ranking (or random values). Concrete inputs are
+    rejected by :func:`modify_output`; this covers traced ones (e.g. inside predict_many).
+    """
+    out = _modify_output_impl(outputs, random_outputs, break_ties)
+    if out.size == 0:
+        return out
+    finite = jnp.isfinite(outputs).all(axis=-1) & jnp.isfinite(random_outputs).all(axis=-1)
+    validation.traced_check(finite.all(), "outputs and random_outputs must be finite (no NaN "
+                            "or inf); flat row {} is not", jnp.argmin(finite.ravel()))
+    return validation.nan_unless(finite, out)
+
+
+_modify_output_jit = jax.jit(_modify_finite_rows, static_argnames=("break_ties",))
 
 
 def modify_output(outputs: jax.Array, random_outputs: jax.Array, *, break_ties: bool = True) -> jax.Array:
@@ -295,8 +310,10 @@ def modify_output(outputs: jax.Array, random_outputs: jax.Array, *, break_ties: 
 
     Per row, ``out[argsort(outputs)] = sort(random_outputs)``: the entry of ``outputs`` with
     the k-th smallest value receives the k-th smallest random value. Ties in ``outputs`` are
-    ordered as a stable sort orders them (the lower class index ranks lower), NaN ranks above
-    everything and ``-0.0 == +0.0``, exactly as ``jnp.argsort(outputs, stable=True)``.
+    ordered as a stable sort orders them (the lower class index ranks lower) and
+    ``-0.0 == +0.0``, exactly as ``jnp.argsort(outputs, stable=True)``. Both inputs must be
+    finite: concrete NaN/inf raise ``ValueError`` (naming the first index); traced ones (under
+    ``jit``/``vmap``) give a NaN row, never a finite top-1 for a NaN class.
     Subnormal numbers count as zero, as XLA treats float32 and bfloat16 subnormals on CPU
     and GPU (subnormal random values come back as ``+0.0``).
 
@@ -333,8 +350,8 @@ def modify_output(outputs: jax.Array, random_outputs: jax.Array, *, break_ties: 
       ``[..., C]`` array with the dtype of ``random_outputs``.
 
     Raises:
-      ValueError: if the shapes differ, are scalars, have fewer than 2 classes, or a dtype is
-        not floating.
+      ValueError: if the shapes differ, are scalars, have fewer than 2 classes, a dtype is
+        not floating, or a concrete input holds NaN/inf.
 
     Example:
       >>> import jax.numpy as jnp
@@ -345,6 +362,8 @@ def modify_output(outputs: jax.Array, random_outputs: jax.Array, *, break_ties: 
     _check_outputs("outputs", outputs)
     _check_outputs("random_outputs", random_outputs)
     validation.check_same_shape(("outputs", "random_outputs"), outputs, random_outputs)
+    validation.check_finite("outputs", outputs)
+    validation.check_finite("random_outputs", random_outputs)
     return _modify_output_jit(outputs, random_outputs, break_ties=bool(break_ties))
 
 
@@ -467,6 +486,7 @@ def _check_pool(pool: Any) -> None:
     validation.check_positive_int("pool.shape[0] (pool_size)", shape[0])
     validation.check_num_classes(shape[1], name="pool.shape[1] (number of classes)")
     validation.check_floating("pool", pool)
+    validation.check_finite("pool", pool)
 
 
 def sample_from_pool(pool: jax.Array, key: jax.Array, batch_shape: int | Sequence[int]) -> jax.Array:

@@ -91,6 +91,7 @@ def _check_common(logits, labels, alpha, epoch, where) -> None:
     validation.check_epoch(epoch)
     if where is not None:
         validation.check_mask("where", where, validation.shape_of(labels))
+    validation.check_finite("logits", logits, where=where)  # masked rows may hold anything
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ def relaxloss_branch(
       where: optional ``[..., B]`` bool mask of valid examples.
 
     Returns:
-      int32 scalar in ``{0, 1, 2}``.
+      int32 scalar in ``{0, 1, 2}`` (``-1`` for an invalid traced ``alpha``).
 
     Raises:
       ValueError: on any invalid argument (see :func:`relaxloss_loss`).
@@ -184,7 +185,9 @@ def relaxloss_branch(
     validation.check_choice("schedule", schedule, RELAXLOSS_SCHEDULES)
     _, _, _, _, _, mean_ce = _prepare(jnp.asarray(logits), jnp.asarray(labels), where)
     branch, _, _ = _decide(mean_ce, alpha, epoch, schedule)
-    return branch
+    # An integer code cannot be NaN: an invalid traced alpha gives -1 (and raises when checked).
+    ok = validation.traced_in_range("alpha", alpha, 0.0, float("inf"))
+    return jnp.where(ok, branch, jnp.int32(-1))
 
 
 def relaxloss_loss(
@@ -223,9 +226,11 @@ def relaxloss_loss(
       logits: ``[..., B, C]`` float, ``C >= 2``. All leading axes together form one batch
         (one mean); for several models use ``jax.vmap`` over the model axis.
       labels: ``[..., B]`` integer class indices in ``[0, C)``.
-      alpha: target loss level, scalar in ``[0, inf)`` (may be traced).
+      alpha: target loss level, scalar in ``[0, inf)`` (may be traced; an invalid traced
+        value gives NaN at every valid row).
       epoch: 0-based epoch, integer scalar >= 0 (may be traced: no recompilation per epoch).
-      upper: cap on the soft label's true-class probability, in ``(0, 1]``.
+      upper: cap on the soft label's true-class probability, in ``(0, 1]`` (an invalid traced
+        value gives NaN).
       variant: flattening variant, ``"tabular"`` (default), ``"cifar"`` (authors' CIFAR
         code, batch-mean soft CE) or ``"cifar_per_example"``.
       schedule: ``"code"`` (default, authors' code) or ``"paper"``.
@@ -237,7 +242,8 @@ def relaxloss_loss(
       ``[..., B]`` float per-example terms (dtype of ``logits``); 0 at masked rows.
 
     Raises:
-      ValueError: if logits have rank < 2 or fewer than 2 classes, labels are not integers of
+      ValueError: if concrete logits hold NaN/inf at a valid row (the message names the
+        first index), logits have rank < 2 or fewer than 2 classes, labels are not integers of
         shape ``logits.shape[:-1]`` in ``[0, C)``, ``alpha < 0``, ``epoch`` is not an integer
         >= 0, ``upper`` is outside ``(0, 1]``, ``variant``/``schedule`` is unknown, or ``where``
         is not a bool array of the labels' shape.
@@ -281,4 +287,9 @@ def relaxloss_loss(
         flatten = (1.0 - correct) * soft - ce
 
     loss = jnp.where(branch == RELAXLOSS_FLATTEN, flatten, relax)
+    # Invalid traced hyperparameters: NaN at every valid row (concrete ones raised above).
+    ok = (validation.traced_in_range("alpha", alpha, 0.0, float("inf"))
+          & validation.traced_in_range("upper", upper, 0.0, 1.0, low_inclusive=False,
+                                       high_inclusive=True))
+    loss = validation.nan_unless(ok, loss)
     return jnp.where(valid, loss, jnp.zeros((), loss.dtype))

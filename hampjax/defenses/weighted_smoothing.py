@@ -104,6 +104,7 @@ def ws_sample_scores(logits: jax.Array, labels: jax.Array, *, score: Score = "me
       True
     """
     validation.check_logits_labels(logits, labels)
+    validation.check_finite("logits", logits)
     validation.check_choice("score", score, WS_SCORES)
     return _SCORE_FNS[score](jnp.asarray(logits), jnp.asarray(labels))
 
@@ -165,8 +166,9 @@ def ws_noise_scale(
       passed as ``noise_scale`` to :func:`weighted_smoothing_loss`.
 
     Raises:
-      ValueError: if ``scores`` is not 1-D, ``labels``/``where`` have another shape, labels are
-        out of range, ``num_classes < 2`` or an option is unknown.
+      ValueError: if ``scores`` is not 1-D or holds NaN/inf at a valid sample (one NaN would
+        set its whole class to 1), ``labels``/``where`` have another shape, labels are out of
+        range, ``num_classes < 2`` or an option is unknown.
 
     Example:
       >>> import jax.numpy as jnp
@@ -182,6 +184,7 @@ def ws_noise_scale(
     validation.check_choice("weight", weight, WS_WEIGHTS)
     if where is not None:
         validation.check_mask("where", where, validation.shape_of(scores))
+    validation.check_finite("scores", scores, where=where)  # masked samples are left out
 
     scores = jnp.asarray(scores)
     if not jnp.issubdtype(scores.dtype, jnp.floating):
@@ -242,7 +245,8 @@ def weighted_smoothing_loss(
       noise_scale: ``[...]`` float per-example factor (``ws_noise_scale(...)[indices]``), or
         zeros for the warm-up epochs.
       key: a ``jax.random`` key; use a fresh one every step (and per model).
-      sigma: noise standard deviation, scalar >= 0 (may be traced).
+      sigma: noise standard deviation, scalar >= 0 (may be traced: an invalid traced value
+        gives a NaN loss).
       use_margin: multiply the noise by the top-1/top-2 margin (default True; False = ablation).
       noise_on: ``"probs"`` (default) or ``"logits"`` (ablation).
       floor: lower clip of the renormalized probabilities, in ``(0, 1)``; default ``e^-36``.
@@ -251,7 +255,8 @@ def weighted_smoothing_loss(
       ``[...]`` float per-example loss (dtype of ``logits``).
 
     Raises:
-      ValueError: on a shape mismatch (labels and noise_scale must have shape
+      ValueError: on NaN/inf in concrete ``logits`` or ``noise_scale`` (the message names the
+        first index), a shape mismatch (labels and noise_scale must have shape
         ``logits.shape[:-1]``), fewer than 2 classes, labels out of range, ``sigma < 0``,
         ``floor`` outside ``(0, 1)``, an unknown ``noise_on`` or a ``key`` that is not a key.
 
@@ -265,6 +270,8 @@ def weighted_smoothing_loss(
     """
     validation.check_logits_labels(logits, labels)
     validation.check_shape("noise_scale", noise_scale, validation.shape_of(labels), what="labels.shape")
+    validation.check_finite("logits", logits)
+    validation.check_finite("noise_scale", noise_scale)
     validation.check_key(key)
     validation.check_nonnegative("sigma", sigma)
     validation.check_scalar("sigma", sigma, allowed="[0, inf)")
@@ -288,11 +295,19 @@ def weighted_smoothing_loss(
 
     if noise_on == "logits":
         noisy_logp = jax.nn.log_softmax(logits + noise, axis=-1)
-        return -jnp.take_along_axis(noisy_logp, labels[..., None], axis=-1)[..., 0]
+        loss = -jnp.take_along_axis(noisy_logp, labels[..., None], axis=-1)[..., 0]
+        return validation.nan_unless(_traced_ok(sigma, 0.5), loss)
     mag = jnp.abs(p + noise)
     q = mag / jnp.sum(mag, axis=-1, keepdims=True)
     q_y = jnp.take_along_axis(q, labels[..., None], axis=-1)[..., 0]
-    return -jnp.log(jnp.clip(q_y, jnp.asarray(floor, dtype), 1.0))
+    loss = -jnp.log(jnp.clip(q_y, jnp.asarray(floor, dtype), 1.0))
+    return validation.nan_unless(_traced_ok(sigma, floor), loss)
+
+
+def _traced_ok(sigma, floor) -> jax.Array:
+    """Invalid traced ``sigma``/``floor`` give NaN (concrete ones were rejected)."""
+    return (validation.traced_in_range("sigma", sigma, 0.0, float("inf"))
+            & validation.traced_in_range("floor", floor, 0.0, 1.0, low_inclusive=False))
 
 
 # --------------------------------------------------------------------------------------------

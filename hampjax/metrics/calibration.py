@@ -56,7 +56,7 @@ def _confidence_and_correct(probs: Any, labels: Any) -> tuple[np.ndarray, np.nda
     if p.shape[1] == 0:
         raise ValueError(f"probs must have at least 1 class, got shape {p.shape}")
     p = p.astype(np.float64)
-    validation.check_in_range("probs", p, 0.0, 1.0, low_inclusive=True, high_inclusive=True)
+    validation.check_probabilities("probs", p)
     y = np.asarray(labels)
     validation.check_ndim("labels", y, 1)
     if y.shape[0] != p.shape[0]:
@@ -86,7 +86,8 @@ def reliability_diagram_data(probs: Any, labels: Any, *, num_bins: int = 15) -> 
     """Per-bin counts, mean confidence and accuracy for a reliability diagram.
 
     Args:
-      probs: ``[N, C]`` probabilities in ``[0, 1]``.
+      probs: ``[N, C]`` probabilities in ``[0, 1]``, each row summing to 1 (within
+        :data:`hampjax.validation.PROBABILITY_ATOL`).
       labels: ``[N]`` integer class labels in ``[0, C)``.
       num_bins: number of equal-width confidence bins, ``>= 1``.
 
@@ -118,7 +119,8 @@ def expected_calibration_error(probs: Any, labels: Any, *, num_bins: int = 15) -
     (equal-width bins, ``(l, u]`` membership; see the module docstring). Empty bins add 0.
 
     Args:
-      probs: ``[N, C]`` probabilities in ``[0, 1]``.
+      probs: ``[N, C]`` probabilities in ``[0, 1]``, each row summing to 1 (within
+        :data:`hampjax.validation.PROBABILITY_ATOL`).
       labels: ``[N]`` integer class labels in ``[0, C)``.
       num_bins: number of equal-width confidence bins, ``>= 1`` (paper: 15).
 
@@ -146,7 +148,8 @@ def overconfidence_error(probs: Any, labels: Any, *, num_bins: int = 15) -> floa
     weighted by its confidence. Empty bins add 0.
 
     Args:
-      probs: ``[N, C]`` probabilities in ``[0, 1]``.
+      probs: ``[N, C]`` probabilities in ``[0, 1]``, each row summing to 1 (within
+        :data:`hampjax.validation.PROBABILITY_ATOL`).
       labels: ``[N]`` integer class labels in ``[0, C)``.
       num_bins: number of equal-width confidence bins, ``>= 1`` (paper: 15).
 
@@ -176,13 +179,15 @@ def mean_max_prediction_score(probs: Any) -> float:
     For MMPS per confusion cell (TP, FP, FN, TN) pass the rows of that cell.
 
     Args:
-      probs: ``[N, C]`` probabilities in ``[0, 1]``, ``N >= 1``.
+      probs: ``[N, C]`` probabilities in ``[0, 1]``, ``N >= 1``, each row summing to 1
+        (within :data:`hampjax.validation.PROBABILITY_ATOL`).
 
     Returns:
       MMPS as a Python float in ``[0, 1]``.
 
     Raises:
-      ValueError: if ``probs`` is not a non-empty 2-D array with entries in ``[0, 1]``.
+      ValueError: if ``probs`` is not a non-empty 2-D array of finite entries in ``[0, 1]``
+        whose rows sum to 1.
 
     Example:
       >>> mean_max_prediction_score([[0.9, 0.1], [0.3, 0.7]])
@@ -194,7 +199,7 @@ def mean_max_prediction_score(probs: Any) -> float:
     if p.shape[1] == 0:
         raise ValueError(f"probs must have at least 1 class, got shape {p.shape}")
     p = p.astype(np.float64)
-    validation.check_in_range("probs", p, 0.0, 1.0, low_inclusive=True, high_inclusive=True)
+    validation.check_probabilities("probs", p)
     return float(np.mean(np.max(p, axis=1)))
 
 

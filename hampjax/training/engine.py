@@ -912,10 +912,15 @@ def train_many(
       A :class:`TrainResult`.
 
     Raises:
-      ValueError: on inconsistent shapes, a keep row with no member, missing validation data
+      ValueError: on inconsistent shapes, NaN/inf in a row of ``x`` that some model trains on
+        (or in ``val_data``), labels outside ``[0, C)`` for the model's ``C`` outputs (naming
+        the first index), a keep row with no member, missing validation data
         for ``best_val``, a ``workdir`` that holds a different run (the message names the
         differing setting, e.g. ``recipe.epochs``, or ``keep``), or a corrupt state file.
       hampjax.runlock.RunLockError: when another process is training in ``workdir``.
+      FloatingPointError: at the first epoch whose training loss is NaN/inf for some model,
+        naming the model index and the epoch (or when a model's selected variables are not
+        finite); that chunk is not recorded as finished, so a rerun trains it again.
     """
     from hampjax.training import distributed
 
@@ -955,8 +960,9 @@ def _check_targets(targets: Any, recipe: Recipe, keep: np.ndarray) -> np.ndarray
     if targets.ndim != 3 or targets.shape[:2] != keep.shape:
         raise ValueError(f"targets must have shape [M, N, C] = ({keep.shape[0]}, "
                          f"{keep.shape[1]}, C), got {targets.shape}")
-    if not np.issubdtype(targets.dtype, np.floating) or not np.all(np.isfinite(targets)):
+    if not np.issubdtype(targets.dtype, np.floating):
         raise ValueError(f"targets must be finite floats, got dtype {targets.dtype}")
+    validation.check_finite("targets", targets)  # names the first NaN/inf
     return targets.astype(np.float32, copy=False)
 
 
@@ -1010,6 +1016,7 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
     if val_data is not None:
         validation.check_shape("val_data[1]", np.asarray(val_data[1]), (np.shape(val_data[0])[0],),
                                what="(len(x_val),)")
+    _check_data_fits_model(init_fn, apply_fn, x, y, val_data, keep)  # issue 15 (harden_api)
 
     devices = list(devices) if devices is not None else jax.local_devices()
     platform = devices[0].platform
@@ -1169,6 +1176,60 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
     return result
 
 
+# -- Issue 15 (harden_api): labels against the model's classes, finite data and losses. -----
+
+
+def _check_data_fits_model(init_fn, apply_fn, x, y, val_data, keep) -> None:
+    """Raise unless the rows of ``x`` that some model trains on (and ``x_val``) are finite and
+    every label is in ``[0, C)`` for the model's ``C`` outputs (shapes only: one abstract
+    trace of init and apply). Rows no model keeps may hold anything; if one is read anyway
+    (e.g. an adversary's reference row), the non-finite-loss stop catches it."""
+    validation.check_finite("x", x, where=keep.any(axis=0))
+    sample = jax.ShapeDtypeStruct((1,) + tuple(x.shape[1:]), x.dtype)
+    variables = jax.eval_shape(lambda s: init_fn(jax.random.key(0), s), sample)
+    logits, _ = jax.eval_shape(lambda v, s: apply_fn(v, s, train=False), variables, sample)
+    num_classes = int(logits.shape[-1])
+    checks = [("y", y)]
+    if val_data is not None:
+        validation.check_finite("val_data[0]", val_data[0])
+        checks.append(("val_data[1]", np.asarray(val_data[1])))
+    for name, labels in checks:
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"{name} must be integer class labels, got dtype {labels.dtype}")
+        bad = (labels < 0) | (labels >= num_classes)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"{name} must be in [0, {num_classes}) (the model's number of "
+                             f"classes), got {int(labels[i])} at index {i}")
+
+
+def _check_finite_loss(train_loss: Any, models: np.ndarray, epoch: int) -> None:
+    """Stop at the first epoch whose mean training loss is NaN/inf for some model."""
+    loss = np.asarray(train_loss)[:len(models)]
+    bad = ~np.isfinite(loss)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise FloatingPointError(
+            f"train_many: the training loss of model {int(models[i])} is {float(loss[i])} at "
+            f"epoch {epoch} (0-based; {int(bad.sum())} model(s) of this chunk); stopped, "
+            f"nothing of this chunk is recorded as finished. Lower recipe.learning_rate, or "
+            f"check x, y and the recipe's hyperparameters")
+
+
+def _check_finite_variables(variables: Any, models: np.ndarray) -> None:
+    """Raise if a model's selected variables hold NaN/inf (they would be recorded)."""
+    ok = np.ones(len(models), bool)
+    for leaf in jax.tree_util.tree_leaves(variables):
+        leaf = np.asarray(leaf)
+        if np.issubdtype(leaf.dtype, np.floating):
+            ok &= np.isfinite(leaf.reshape(len(models), -1)).all(axis=1)
+    if not ok.all():
+        i = int(np.argmin(ok))
+        raise FloatingPointError(
+            f"train_many: the selected variables of model {int(models[i])} hold NaN/inf after "
+            f"the last epoch; stopped, nothing of this chunk is recorded as finished")
+
+
 def _rows(result: dict, start: int, stop: int) -> dict:
     return jax.tree_util.tree_map(lambda a: a[start:stop], result)
 
@@ -1199,6 +1260,7 @@ def _train_chunk(plan: ChunkPlan, ctx: RunContext) -> dict:
         args = (state, keys, keep_chunk, jnp.int32(epoch), ctx.data)
         state, metrics = ctx.programs.epoch_fn(*args, *(() if targets is None else (targets,)))
         metrics = jax.device_get(metrics)
+        _check_finite_loss(metrics.train_loss, index[:real], epoch)  # before any save
         TRACE_COUNTS["epochs_run"] += 1
         for name in history:
             history[name].append(np.asarray(getattr(metrics, name))[:real])
@@ -1211,8 +1273,10 @@ def _train_chunk(plan: ChunkPlan, ctx: RunContext) -> dict:
         done = epoch + 1
         if run is not None and (done % ctx.save_every == 0) and done < recipe.epochs:
             run.save_checkpoint(plan.lo, plan.hi, done, state, history, snapshots)
+    selected = _host(state.best_variables, real)
+    _check_finite_variables(selected, index[:real])  # never recorded as finished
     return {
-        "variables": _host(state.best_variables, real),
+        "variables": selected,
         "train_loss": np.stack(history["train_loss"], axis=1),
         "train_acc": np.stack(history["train_acc"], axis=1),
         "val_acc": np.stack(history["val_acc"], axis=1),

@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import flax.errors
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -182,6 +183,18 @@ def _predict_batch(
     return outputs.astype(jnp.float32)
 
 
+def _forward_checked(*args: Any, **kwargs: Any) -> jax.Array:
+    """:func:`_predict_batch`, turning a parameter-shape mismatch (wrong feature count) into a
+    ValueError that names ``x`` (raised while tracing: the first batch; no cost otherwise)."""
+    try:
+        return _predict_batch(*args, **kwargs)
+    except flax.errors.ScopeParamShapeError as error:
+        shape = validation.shape_of(args[3])[1:]
+        raise ValueError(
+            f"x must have the input shape the models were initialized with; x.shape[1:]="
+            f"{shape} does not fit their parameters ({error})") from None
+
+
 def _check_modifier(output_modifier: Any, output_key: Any, num_models: int, *, single: bool) -> None:
     if output_modifier is None:
         if output_key is not None:
@@ -227,6 +240,7 @@ def _predict(
     if not isinstance(queries, QuerySet):
         raise ValueError(f"queries must be a QuerySet (e.g. QuerySet.mirror()), got {queries!r}")
     validation.check_nonempty("x", x)
+    validation.check_finite("x", x)
     queries.check_input(x, name="x")
     num_models = _model_axis_size("variables", variables)
     _check_modifier(output_modifier, output_key, num_models, single=single)
@@ -268,7 +282,7 @@ def _predict(
                 x_batch = np.concatenate([x_batch, np.repeat(x_batch[-1:], short, axis=0)])
         if replicated is not None:
             x_batch = jax.device_put(x_batch, replicated)
-        return _predict_batch(
+        return _forward_checked(
             variables,
             output_modifier,
             model_ids,
@@ -383,7 +397,8 @@ def predict_many(
       ``j``.
 
     Raises:
-      ValueError: if ``batch_size < 1``; ``x`` is empty or does not suit ``queries`` (image
+      ValueError: if ``batch_size < 1``; ``x`` is empty, holds NaN/inf, does not fit the
+        models' parameters (e.g. the wrong feature count) or does not suit ``queries`` (image
         queries need 4-D input); the leaves of ``variables`` do not share one leading axis
         ``M``; ``output_modifier`` is not a pool-mode modifier stacking ``M`` pools;
         ``output_key`` is missing with it, given without it or not a key; ``M`` is not divisible

@@ -92,15 +92,16 @@ def test_two_bins_mixed_weights():
 
 
 def test_bin_membership_is_left_open_right_closed():
-    # With 4 bins, conf 0.5 is an upper edge: bin (0.25, 0.5] = bin 1, not bin 2.
-    # conf 0.0 (all-zero row) goes to the first bin; conf 1.0 to the last.
-    probs = np.array([[0.5, 0.5], [0.5, 0.25], [0.0, 0.0], [1.0, 0.0], [0.5000001, 0.4999999]])
+    # With 4 bins, conf 0.5 is an upper edge: bin (0.25, 0.5] = bin 1, not bin 2; conf 0.25
+    # (the uniform row) is the upper edge of the first bin; conf 1.0 goes to the last.
+    probs = np.array([[0.5, 0.5, 0, 0], [0.5, 0.25, 0.25, 0], [0.25] * 4, [1.0, 0, 0, 0],
+                      [0.5000001, 0.4999999, 0, 0]])
     labels = np.array([0, 0, 0, 0, 0])
     d = reliability_diagram_data(probs, labels, num_bins=4)
     assert isinstance(d, ReliabilityDiagram)
     np.testing.assert_array_equal(d.counts, [1, 2, 1, 1])
     np.testing.assert_allclose(d.bin_edges, [0.0, 0.25, 0.5, 0.75, 1.0])
-    np.testing.assert_allclose(d.confidence, [0.0, 0.5, 0.5000001, 1.0])
+    np.testing.assert_allclose(d.confidence, [0.25, 0.5, 0.5000001, 1.0])
     np.testing.assert_allclose(d.accuracy, [1.0, 1.0, 1.0, 1.0])
 
 
@@ -181,7 +182,8 @@ CAL_FNS = [
         (np.zeros((2, 0)), [0, 0], "at least 1 class"),
         ([[1.5, -0.5]], [0], r"probs must be in \[0, 1\]"),
         ([[-0.1, 0.2]], [0], r"probs must be in \[0, 1\]"),
-        ([[np.nan, 0.2]], [0], r"probs must be in \[0, 1\]"),
+        ([[np.nan, 0.2]], [0], r"probs must be finite \(no NaN or inf\); found nan at index \(0, 0\)"),
+        ([[0.9, 0.1], [1.0, 1.0]], [0, 0], r"probs must have rows that sum to 1 \(within 0.001\); row \(1,\) sums to 2.0"),
         ([[0.5, 0.5]], [0.0], "integer class indices"),
         ([[0.5, 0.5]], [2], r"labels must be in \[0, 2\)"),
         ([[0.5, 0.5]], [-1], r"labels must be in \[0, 2\)"),
@@ -204,7 +206,7 @@ def test_calibration_invalid_num_bins(fn, num_bins):
 @pytest.mark.parametrize(
     "probs,match",
     [([0.5, 0.5], "2-D"), (np.zeros((0, 2)), "at least 1 example"), (np.zeros((2, 0)), "at least 1 class"),
-     ([[1.2, 0.0]], r"\[0, 1\]"), ([[np.nan, 0.0]], r"\[0, 1\]")],
+     ([[1.2, 0.0]], r"\[0, 1\]"), ([[np.nan, 0.0]], r"must be finite"), ([[0.5, 0.6]], r"sum to 1")],
 )
 def test_mmps_invalid(probs, match):
     with pytest.raises(ValueError, match=match):
