@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hampjax.data import load_digits_dataset
 from hampjax.evaluation import AttackSettings, Defense, EvalData, evaluate_defenses
 from hampjax.defenses import random_image_inputs
 from hampjax.models import get_model
@@ -53,13 +54,11 @@ METRICS = (("auc", "AUC", "{:.3f}"), ("tpr@0.1%fpr", "TPR@0.1%FPR", "{:.2%}"),
 
 
 def load_digits_data(seed: int, num_test: int = 397) -> EvalData:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    pixels = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]  # [N, 8, 8, 1]
+    digits = load_digits_dataset()  # checked against its known digest
+    pixels = digits.x  # uint8 [N, 8, 8, 1]
     mean, std = float(pixels.mean() / 255.0), float(pixels.std() / 255.0)
     x = ((pixels / 255.0 - mean) / std).astype(np.float32).reshape(len(pixels), -1)
-    y = digits.target.astype(np.int32)
+    y = digits.y
     order = np.random.default_rng(seed).permutation(len(x))
     x, y = x[order], y[order]
 
