@@ -419,10 +419,13 @@ def load_tabular(
             if archive is not None:
                 raise FileNotFoundError(f"archive={path} does not exist")
             if not download:
+                old = data_dir / f"{source.name}.npz"
+                hint = (f"\n({old} is a cache of an earlier hampjax that records no archive digest: "
+                        f"it is not used)" if old.exists() else "")
                 raise FileNotFoundError(
                     f"{source.name}: {path} not found. Download {source.archive_name} from one of\n  "
                     + "\n  ".join(urls)
-                    + f"\nand place it at {path}, or pass download=True"
+                    + f"\nand place it at {path}, or pass download=True" + hint
                 )
             if source.notice:
                 print(source.notice)

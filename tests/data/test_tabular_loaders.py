@@ -393,3 +393,9 @@ def test_data_dir_that_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(ValueError, match="data_dir=.* is a file"):
         load_purchase100(tmp_path / "f")
+
+
+def test_cache_of_an_earlier_version_is_not_trusted(tmp_path):
+    (tmp_path / "purchase100.npz").write_bytes(b"old")
+    with pytest.raises(FileNotFoundError, match="earlier hampjax that records no archive digest"):
+        load_purchase100(tmp_path)
