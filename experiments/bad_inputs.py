@@ -1009,7 +1009,7 @@ def _tiny_training(fx, *, labels=None, x=None):
     return train_many(model, recipe, x, labels, paired_keep(2, 8, seed=0), seed=0, progress=False)
 
 
-case("hampjax.training.train_many", "label 7 for a 3-class model", "labels", owner=API)(
+case("hampjax.training.train_many", "label 7 for a 3-class model", ["y", "labels"], owner=API)(
     lambda fx: _tiny_training(fx, labels=np.full(8, 7)))
 case("hampjax.training.train_many", "NaN input", "x", owner=API)(
     lambda fx: _tiny_training(fx, x=np.where(np.eye(8, 4, dtype=bool), np.nan, 0.0).astype(np.float32)))
