@@ -23,7 +23,6 @@ folder with datasets, run directories and configs written on demand).
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
