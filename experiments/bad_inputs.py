@@ -1,6 +1,6 @@
 r"""The bad-input campaign (issue 15): many bad inputs over the public API and every CLI.
 
-    python experiments/bad_inputs.py [--json bad_inputs.json] [--only SUBSTRING] [--workers 3]
+    python experiments/bad_inputs.py [--json runs/bad_inputs.json] [--only SUBSTRING] [--workers 3]
 
 Each case feeds one bad input to one public function or entry point and classifies what
 happens, automatically:
@@ -1158,13 +1158,15 @@ for _argv, _what, _names in [
 
 def main(argv: Sequence[str] | None = None) -> dict:
     p = ArgumentParser(description=__doc__.splitlines()[0], prog="bad_inputs.py")
-    p.add_argument("--json", default="bad_inputs.json", help="write the records here ('' for none)")
+    p.add_argument("--json", default="runs/bad_inputs.json", help="write the records here ('' for none)")
     p.add_argument("--only", default=None, help="run only the cases whose function contains this")
     p.add_argument("--workers", type=int, default=3, help="CLI subprocesses at a time (>= 1)")
     args = p.parse_args(argv)
     if args.workers < 1:
         p.error(f"--workers must be >= 1, got {args.workers}")
     if args.json:
+        if args.json == "runs/bad_inputs.json":
+            os.makedirs("runs", exist_ok=True)
         try:
             check_output_file("--json", args.json)
         except ValueError as e:
