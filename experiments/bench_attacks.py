@@ -23,7 +23,6 @@ Peak memory: the largest resident-set increase over the step's starting RSS (sam
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import threading
@@ -35,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hampjax import atomic
+from hampjax.cli import ArgumentParser, check_output_file, int_at_least
 from hampjax.attacks import global_threshold_score, leave_one_out, rmia
 from hampjax.attacks.leave_one_out import DEFAULT_LOO_CHUNK_SIZE, DEFAULT_LOO_TARGET_CHUNK_SIZE
 from hampjax.scores import logit_scaled_score
@@ -126,20 +126,25 @@ def synthetic_scores(m, n, q, classes, keep, rng, from_logits):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0], prog="bench_attacks.py")  # one-line errors, exit 2
     p.add_argument("--big", action="store_true", help="256 models x 50,000 examples x 18 queries")
-    p.add_argument("--models", type=int, default=None)
-    p.add_argument("--examples", type=int, default=None)
-    p.add_argument("--queries", type=int, default=None)
-    p.add_argument("--classes", type=int, default=100)
-    p.add_argument("--population", type=int, default=5_000)
-    p.add_argument("--loo-targets", type=int, default=None, help="default: every model")
-    p.add_argument("--reference-targets", type=int, default=2)
-    p.add_argument("--chunk-size", type=int, default=DEFAULT_LOO_CHUNK_SIZE)
-    p.add_argument("--target-chunk-size", type=int, default=DEFAULT_LOO_TARGET_CHUNK_SIZE)
-    p.add_argument("--rmia-chunk", type=int, default=10_000, help="candidates per RMIA call")
+    p.add_argument("--models", type=int_at_least(1), default=None)
+    p.add_argument("--examples", type=int_at_least(1), default=None)
+    p.add_argument("--queries", type=int_at_least(1), default=None)
+    p.add_argument("--classes", type=int_at_least(1), default=100)
+    p.add_argument("--population", type=int_at_least(1), default=5_000)
+    p.add_argument("--loo-targets", type=int_at_least(1), default=None, help="default: every model")
+    p.add_argument("--reference-targets", type=int_at_least(1), default=2)
+    p.add_argument("--chunk-size", type=int_at_least(1), default=DEFAULT_LOO_CHUNK_SIZE)
+    p.add_argument("--target-chunk-size", type=int_at_least(1), default=DEFAULT_LOO_TARGET_CHUNK_SIZE)
+    p.add_argument("--rmia-chunk", type=int_at_least(1), default=10_000, help="candidates per RMIA call")
     p.add_argument("--json", type=str, default=None)
     args = p.parse_args(argv)
+    if args.json is not None:
+        try:
+            check_output_file("--json", args.json)
+        except ValueError as e:
+            p.error(str(e))
     m = args.models or (256 if args.big else 128)
     n = args.examples or (50_000 if args.big else 20_000)
     q = args.queries or (18 if args.big else 2)

@@ -16,7 +16,6 @@ for NumPy. Timings vary with machine load; the script prints the load average wi
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -29,6 +28,7 @@ import numpy as np
 from jax import lax
 
 from hampjax import atomic
+from hampjax.cli import MAX_SEED, ArgumentParser, check_output_file, float_in_range, int_in_range
 from hampjax.defenses.output_modification import modify_output
 
 
@@ -89,17 +89,22 @@ def _write_json(path: str, payload: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0], prog="bench_modify_output.py")  # one-line errors, exit 2
     parser.add_argument("--batch", type=int, default=20000)
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--budget", type=float, default=0.5,
+    parser.add_argument("--seed", type=int_in_range(0, MAX_SEED), default=0)
+    parser.add_argument("--budget", type=float_in_range(0.0, float("inf"), low_inclusive=False, high_inclusive=False), default=0.5,
                         help="seconds after which a slow candidate stops repeating (>= 3 calls)")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     parser.add_argument("--no-alternatives", dest="alternatives", action="store_false",
                         help="time modify_output only")
     args = parser.parse_args(argv)
+    if args.json is not None:
+        try:
+            check_output_file("--json", args.json)
+        except ValueError as e:
+            parser.error(str(e))
     for name in ("batch", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1")

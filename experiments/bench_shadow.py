@@ -26,7 +26,6 @@ the speed-up (``speedup_vs_sequential`` = sequential / batched seconds per model
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -39,6 +38,7 @@ import numpy as np
 import optax
 
 from hampjax import atomic
+from hampjax.cli import MAX_SEED, ArgumentParser, check_output_file, int_at_least, int_in_range
 from hampjax.models import MODELS, count_params, get_model, model_functions
 from hampjax.training import (
     LossContext,
@@ -51,12 +51,12 @@ from hampjax.training import (
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0], prog="bench_shadow.py")  # one-line errors, exit 2
     p.add_argument("--model", type=str, default="fc", choices=sorted(MODELS),
                    help="fc: Purchase-shaped data, HAMP recipe; others: CIFAR-shaped images")
     p.add_argument("--loop", type=str, default="auto", choices=("auto", "scan", "host"),
                    help="train_many's loop strategy")
-    p.add_argument("--steps-per-call", type=int, default=None,
+    p.add_argument("--steps-per-call", type=int_at_least(1), default=None,
                    help="steps per call of the host loop strategy (engine default)")
     p.add_argument("--models", type=int, default=16, help="shadow models trained together")
     p.add_argument("--epochs", type=int, default=2)
@@ -65,14 +65,19 @@ def parse_args(argv=None):
     p.add_argument("--classes", type=int, default=None, help="default: 100 (fc), 10 (conv)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="default: the recipe's (32 for fc, 64 for conv)")
-    p.add_argument("--chunk-size", type=int, default=None, help="models per chunk (default all)")
-    p.add_argument("--sequential-models", type=int, default=1,
+    p.add_argument("--chunk-size", type=int_at_least(1), default=None, help="models per chunk (default all)")
+    p.add_argument("--sequential-models", type=int_at_least(0), default=1,
                    help="models trained by the sequential baseline (0 skips it)")
     p.add_argument("--sequential-epochs", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int_in_range(0, MAX_SEED), default=0)
     p.add_argument("--json", type=str, default=None, help="write the figures to this path")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
+    if args.json is not None:
+        try:
+            check_output_file("--json", args.json)
+        except ValueError as e:
+            p.error(str(e))
     if args.classes is None:
         args.classes = 100 if args.model == "fc" else 10
     if args.batch_size is None:

@@ -26,7 +26,6 @@ prints their mean and standard deviation over the T targets.
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -34,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hampjax.cli import MAX_SEED, ArgumentParser, check_workdir, int_at_least, int_in_range, user_errors
+from hampjax.data import load_digits_dataset
 from hampjax.evaluation import AttackSettings, Defense, EvalData, evaluate_defenses
 from hampjax.defenses import random_image_inputs
 from hampjax.models import get_model
@@ -53,13 +54,11 @@ METRICS = (("auc", "AUC", "{:.3f}"), ("tpr@0.1%fpr", "TPR@0.1%FPR", "{:.2%}"),
 
 
 def load_digits_data(seed: int, num_test: int = 397) -> EvalData:
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    pixels = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]  # [N, 8, 8, 1]
+    digits = load_digits_dataset()  # checked against its known digest
+    pixels = digits.x  # uint8 [N, 8, 8, 1]
     mean, std = float(pixels.mean() / 255.0), float(pixels.std() / 255.0)
     x = ((pixels / 255.0 - mean) / std).astype(np.float32).reshape(len(pixels), -1)
-    y = digits.target.astype(np.int32)
+    y = digits.y
     order = np.random.default_rng(seed).permutation(len(x))
     x, y = x[order], y[order]
 
@@ -148,14 +147,16 @@ def print_tables(report: dict) -> None:
           "one at rate 0+.")
 
 
-def main(argv=None) -> dict | None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv=None):
+    """The demo's flags, every one checked (a mistake: one line on stderr, exit status 2)."""
+    p = ArgumentParser(description=__doc__.splitlines()[0], prog="demo.py")
     p.add_argument("--workdir", default="runs/demo", help="run directory (resumable)")
-    p.add_argument("--models", type=int, default=18, help="target + shadow models per defense")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--nn-epochs", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--targets", type=int, default=4,
+    p.add_argument("--models", type=int_at_least(4), default=18,
+                   help="target + shadow models per defense (even, >= 4)")
+    p.add_argument("--epochs", type=int_at_least(1), default=40)
+    p.add_argument("--nn-epochs", type=int_at_least(1), default=200)
+    p.add_argument("--seed", type=int_in_range(0, MAX_SEED), default=0)
+    p.add_argument("--targets", type=int_at_least(1), default=4,
                    help="each of the first T models in turn the target of the metric, LiRA and "
                         "RMIA attacks (mean ± std printed); 1: model 0 only")
     p.add_argument("--defenses", default="all",
@@ -164,13 +165,19 @@ def main(argv=None) -> dict | None:
                         "and the baselines dp_sgd, advreg, hamp_ls, early_stopping, selena")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    if args.models < 4 or args.models % 2:
+    if args.models % 2:
         p.error(f"--models must be an even number >= 4, got {args.models}")
     if not 1 <= args.targets <= args.models:
         p.error(f"--targets must be in [1, --models={args.models}], got {args.targets}")
-    for name in ("epochs", "nn_epochs"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    try:
+        check_workdir("--workdir", args.workdir)
+    except ValueError as e:
+        p.error(str(e))
+    return p, args
+
+
+def main(argv=None) -> dict | None:
+    p, args = parse_args(argv)
     maybe_initialize()  # jax.distributed, when the environment asks; before any computation.
     chosen = defenses(args.epochs)
     if args.defenses != "all":
@@ -179,12 +186,18 @@ def main(argv=None) -> dict | None:
         unknown = sorted(set(names) - set(known))
         if unknown:
             p.error(f"--defenses: unknown {unknown}; choose from {known}")
+        if len(set(names)) != len(names):
+            p.error(f"--defenses: {args.defenses!r} names a defense twice")
         try:
             available = chosen + extra_defenses(args.epochs, names)
         except ValueError as e:
             p.error(f"--defenses with --epochs {args.epochs}: {e}")
         chosen = [d for d in available if d.name in names]
+    with user_errors(p.prog):  # A corrupt or foreign run directory: one line naming the file.
+        return _run(args, chosen)
 
+
+def _run(args, chosen) -> dict | None:
     main_process = jax.process_index() == 0
     start = time.perf_counter()
     data = load_digits_data(args.seed)

@@ -10,6 +10,10 @@ curves; :func:`hampjax.repro.results.figures`) into each run directory. Unfinish
 listed as missing. The library
 call is :func:`hampjax.repro.results.render_many`; see its module for the tables per
 experiment kind. Runs in about a second (no accelerator, no models).
+
+Mistakes (no run directory given, a directory that is not a run, a corrupt ``experiment.json``
+or ``report.json``, an unknown flag, an ``--out`` path that cannot be written) are one line on
+stderr naming the flag or the file, exit status 2.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 from absl import app, flags
 
 from hampjax import atomic
+from hampjax.cli import check_output_file, fail, user_errors
 from hampjax.repro import results
 
 _FMT = flags.DEFINE_enum("fmt", "md", list(results.FORMATS), "Output format.")
@@ -27,14 +32,26 @@ _OUT = flags.DEFINE_string("out", None, "Also write the output to this file (ato
 _PLOTS = flags.DEFINE_bool("plots", False, "Also write each run's figures into its directory.")
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, its errors (unknown flag, bad --fmt) one line, exit status 2."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        fail(f"{e} (see --helpshort)")
+
+
 def main(argv: list[str]) -> None:
     workdirs = argv[1:]
     if not workdirs:
-        raise app.UsageError("give at least one run directory (positional arguments)")
-    try:
+        fail("give at least one run directory (positional arguments)")
+    with user_errors():
+        if _OUT.value is not None:
+            check_output_file("--out", _OUT.value)
         text = results.render_many(workdirs, fmt=_FMT.value)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from e
+        _write(workdirs, text)
+
+
+def _write(workdirs: list[str], text: str) -> None:
     if _OUT.value:
         atomic.write_bytes(_OUT.value, text.encode("utf-8"))
     sys.stdout.write(text)
@@ -47,4 +64,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

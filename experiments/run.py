@@ -11,8 +11,11 @@ targets; ``experiments/results.py WORKDIR`` prints the tables. Re-running the sa
 resumes. Multi-host (TPU pods): set ``HAMPJAX_DISTRIBUTED=1`` (see tpu_scripts/README.md).
 
 Mistakes in the command line are one line on stderr and exit status 2, before anything runs:
-an unknown ``--config.`` field (with the valid fields), a missing config file, a workdir that
-is a file or holds a different run, an invalid config value.
+an unknown ``--config.`` field (with the valid fields), a missing or broken config file, a
+workdir that is a file or holds a different run, an invalid config value, an unknown flag, a
+value of the wrong type. A corrupt file of the run directory found while running (a truncated
+``experiment.json``, ``report.json``, ``keep.npy`` ...) is one line naming the file, exit status
+2 (``HAMPJAX_TRACEBACK=1`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from hampjax.cli import check_workdir, fail, user_errors
 from hampjax.repro import check_config, rundir, run_experiment
 from hampjax.training import maybe_initialize
 
@@ -56,11 +60,18 @@ def _flag_values(argv: list[str], name: str) -> list[tuple[str, str | None]]:
 
 def _load_config(value: str):
     path, _, arg = value.partition(":")
+    if os.path.isdir(path):
+        raise UsageError(f"--config: {path!r} is a directory, not a config file")
     if not os.path.isfile(path):
         raise UsageError(f"--config: config file {path!r} does not exist")
+    if not path.endswith(".py"):
+        raise UsageError(f"--config: {path!r} is not a Python config file (.py)")
     spec = importlib.util.spec_from_file_location("experiment_config", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 (any error of the user's file is a usage error)
+        raise UsageError(f"--config: cannot load {path!r}: {type(e).__name__}: {e}") from None
     if not hasattr(module, "get_config"):
         raise UsageError(f"--config: {path!r} defines no get_config()")
     try:
@@ -94,19 +105,25 @@ def check_overrides(argv: list[str]) -> None:
 
 
 def _fail(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    fail(message)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, its errors (unknown flag, bad value, missing --workdir) one line."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        _fail(f"{e} (see --helpshort)")
 
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        _fail(f"unexpected arguments {argv[1:]}: every flag takes the --name=value form")
     if not flags.FLAGS["verbosity"].present:  # Keep orbax's per-checkpoint INFO lines out.
         logging.set_verbosity(logging.WARNING)
     config, workdir = _CONFIG.value, _WORKDIR.value
     try:
-        if os.path.exists(workdir) and not os.path.isdir(workdir):
-            raise UsageError(f"--workdir: {workdir!r} is a file, not a directory")
+        check_workdir("--workdir", workdir)
         check_config(config)
         if os.path.exists(rundir.experiment_path(workdir)):  # A resumed run: the same config?
             rundir.open_experiment(workdir, kind=config.experiment, name=config.name,
@@ -114,7 +131,8 @@ def main(argv):
     except ValueError as e:
         _fail(str(e))
     maybe_initialize()
-    run_experiment(config, workdir, progress=_PROGRESS.value)
+    with user_errors():  # A corrupt run-directory file found while running: one line naming it.
+        run_experiment(config, workdir, progress=_PROGRESS.value)
 
 
 if __name__ == "__main__":
@@ -122,4 +140,4 @@ if __name__ == "__main__":
         check_overrides(sys.argv[1:])
     except UsageError as e:
         _fail(str(e))
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

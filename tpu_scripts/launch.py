@@ -287,8 +287,18 @@ def run_local(args: argparse.Namespace, port: int) -> int:
 
 # -- command line --------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """One-line errors (``launch.py: error: <message>``, exit status 2), no usage block; the
+    same convention as hampjax.cli, kept local so this script needs nothing but the standard
+    library on the machine that launches."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {' '.join(message.split())}", file=sys.stderr)
+        sys.exit(2)
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="launch.py", description=__doc__.splitlines()[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -18,7 +18,7 @@ from hampjax.data.cifar import (
 )
 from hampjax.data.dataset import Dataset
 from hampjax.data.registry import DATASET_INFO, DATASETS, PAPER_DATASETS, DatasetInfo
-from hampjax.data.digits import load_digits_dataset
+from hampjax.data.digits import DIGITS_SHA256, load_digits_dataset
 from hampjax.data.download import DownloadError, fetch, file_digest, verify_file
 from hampjax.data.ood import (
     OOD_SETS,
@@ -68,6 +68,7 @@ __all__ = [
     "sample_image_crops",
     "uniform_noise_set",
     "load_digits_dataset",
+    "DIGITS_SHA256",
     "DownloadError",
     "fetch",
     "file_digest",

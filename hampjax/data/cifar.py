@@ -16,11 +16,25 @@ downloaded file can execute arbitrary code.
 The loader reads an already extracted folder (``<data_dir>/cifar-10-batches-bin/``) if present,
 else the tarball (``archive=`` or ``<data_dir>/cifar-10-binary.tar.gz``, downloaded there with
 ``download=True``). The Toronto host is slow: pass a mirror with ``url=`` or place the file by hand.
+
+Integrity (every load path):
+
+- the tarball's size and SHA-256 are checked against the published values (those of the
+  TensorFlow Datasets checksum files, ``url_checksums/cifar10.txt`` / ``cifar100.txt``;
+  ``sha256=`` overrides the digest, ``md5=`` adds an MD5 check);
+- every ``.bin`` file must hold exactly its published number of records (CIFAR-10: 10,000 per
+  batch file; CIFAR-100: 50,000 train, 10,000 test), and every label must be in range (the
+  message names the file);
+- the SHA-256 of each ``.bin`` file read is pinned in ``<data_dir>/<name>.manifest.json`` the
+  first time it is read (from the verified tarball or the extracted folder) and checked on every
+  later load, so an extracted folder edited after the first load is refused (no digest of the
+  extracted files themselves is published: the first read of an extracted folder is trusted).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import tarfile
@@ -30,9 +44,9 @@ from typing import Literal
 
 import numpy as np
 
-from hampjax import validation
+from hampjax import atomic, validation
 from hampjax.data.dataset import Dataset
-from hampjax.data.download import fetch, verify_file
+from hampjax.data.download import _check_hex, fetch, verify_file
 
 __all__ = [
     "CIFAR10_MEAN",
@@ -68,6 +82,12 @@ class _CifarSource:
     label_bytes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    # Published size and SHA-256 of the tarball (TFDS url_checksums), None to skip (fixtures).
+    archive_size: int | None
+    archive_sha256: str | None
+    # Records per .bin file (None: any positive count, e.g. a fixture) and label ranges.
+    records: dict[str, int] | None
+    num_labels: tuple[int, ...]
 
 
 _CIFAR10 = _CifarSource(
@@ -78,6 +98,10 @@ _CIFAR10 = _CifarSource(
     label_bytes=1,
     mean=CIFAR10_MEAN,
     std=CIFAR10_STD,
+    archive_size=170_052_171,
+    archive_sha256="c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+    records={**{f"data_batch_{i}.bin": 10_000 for i in range(1, 6)}, "test_batch.bin": 10_000},
+    num_labels=(10,),
 )
 _CIFAR100 = _CifarSource(
     name="cifar100",
@@ -87,6 +111,10 @@ _CIFAR100 = _CifarSource(
     label_bytes=2,
     mean=CIFAR100_MEAN,
     std=CIFAR100_STD,
+    archive_size=168_513_733,
+    archive_sha256="58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec",
+    records={"train.bin": 50_000, "test.bin": 10_000},
+    num_labels=(20, 100),  # coarse, fine
 )
 
 
@@ -150,6 +178,50 @@ def _read_from_archive(archive: Path, folder: str, names: tuple[str, ...]) -> li
     return out
 
 
+def _check_records(source: _CifarSource, name: str, where: str, data: bytes) -> None:
+    """Exact record count (published) and label ranges of one ``.bin`` file."""
+    record = source.label_bytes + _PIXELS
+    if source.records is not None:
+        expected = source.records[name] * record
+        if len(data) != expected:
+            raise ValueError(
+                f"{where} has {len(data)} bytes, expected {expected} ({source.records[name]} records of "
+                f"{record} bytes): the file is truncated or not the published {source.name} file"
+            )
+
+
+def _check_labels(source: _CifarSource, where: str, labels: np.ndarray) -> None:
+    for column, classes in enumerate(source.num_labels):
+        bad = np.flatnonzero(labels[:, column] >= classes)
+        if bad.size:
+            raise ValueError(
+                f"{where} holds label {int(labels[bad[0], column])} at record {int(bad[0])}, "
+                f"expected labels in [0, {classes}): the file is corrupt or not a {source.name} file"
+            )
+
+
+def _check_pins(source: _CifarSource, data_dir: Path, blobs: list[tuple[str, str, bytes]]) -> None:
+    """Check each file's SHA-256 against the manifest's pin, and pin the new ones."""
+    path = data_dir / f"{source.name}.manifest.json"
+    recover = f"delete {path} to pin the files read next"
+    record = atomic.read_json(path, {"sha256": {}}, recover=recover)
+    pins = record.get("sha256") if isinstance(record, dict) else None
+    if not isinstance(pins, dict) or not all(isinstance(v, str) for v in pins.values()):
+        raise ValueError(f"manifest {path} must hold {{\"sha256\": {{file: hex digest}}}}; {recover}")
+    changed = False
+    for name, where, data in blobs:
+        actual = hashlib.sha256(data).hexdigest()
+        if name not in pins:
+            pins[name], changed = actual, True
+        elif pins[name] != actual:
+            raise ValueError(
+                f"checksum mismatch for {where}: sha256 is {actual}, expected {pins[name]} (pinned in "
+                f"{path} by the first load); the file changed since: restore it, or {recover}"
+            )
+    if changed and data_dir.is_dir():
+        atomic.write_json(path, {"dataset": source.name, "sha256": pins}, sort_keys=True)
+
+
 def _load_binary(
     source: _CifarSource,
     data_dir,
@@ -158,19 +230,25 @@ def _load_binary(
     url: str | None,
     archive,
     md5: str | None,
+    sha256: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     validation.check_choice("split", split, CIFAR_SPLITS)
     download = validation.check_bool("download", download)
     if url is not None and (not isinstance(url, str) or not url):
         raise ValueError(f"url must be a non-empty string or None, got {url!r}")
+    sha256 = _check_hex("sha256", sha256, 64)
+    md5 = _check_hex("md5", md5, 32)
     names = source.files["train"] + source.files["test"] if split == "all" else source.files[split]
     data_dir = Path(data_dir).expanduser()
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ValueError(f"data_dir={str(data_dir)!r} is a file, not a directory")
     folder = data_dir / source.folder
     if archive is None and all((folder / n).is_file() for n in names):
         blobs = _read_from_folder(folder, names)
     else:
         path = Path(archive).expanduser() if archive is not None else data_dir / source.archive_name
         urls = ((url,) if url else ()) + (_TORONTO + source.archive_name,)
+        expected_sha = sha256 or source.archive_sha256
         if not path.exists():
             if archive is not None:
                 raise FileNotFoundError(f"archive={path} does not exist")
@@ -180,10 +258,19 @@ def _load_binary(
                     f"{source.archive_name} (the binary version) from one of\n  " + "\n  ".join(urls)
                     + f"\nand place it at {path} (or extract it into {data_dir}), or pass download=True"
                 )
-            fetch(urls[0], path, mirrors=urls[1:], md5=md5)
-        verify_file(path, md5=md5)
+            fetch(urls[0], path, mirrors=urls[1:], md5=md5, sha256=expected_sha,
+                  expected_size=source.archive_size)
+        if path.is_dir():
+            raise ValueError(f"archive {path} is a directory, expected the {source.archive_name} file")
+        verify_file(path, md5=md5, sha256=expected_sha, expected_size=source.archive_size)
         blobs = _read_from_archive(path, source.folder, names)
+    named = [(name, where, data) for name, (where, data) in zip(names, blobs)]
+    for name, where, data in named:
+        _check_records(source, name, where, data)
+    _check_pins(source, data_dir, named)
     parsed = [parse_cifar_records(b, label_bytes=source.label_bytes, where=w) for w, b in blobs]
+    for (where, _), (_, labels) in zip(blobs, parsed):
+        _check_labels(source, where, labels)
     return np.concatenate([p[0] for p in parsed]), np.concatenate([p[1] for p in parsed])
 
 
@@ -195,6 +282,7 @@ def load_cifar10(
     url: str | None = None,
     archive: str | os.PathLike | None = None,
     md5: str | None = None,
+    sha256: str | None = None,
 ) -> Dataset:
     """CIFAR-10 from the binary version, in the original order.
 
@@ -205,13 +293,17 @@ def load_cifar10(
       url: a mirror URL tried before the Toronto host.
       archive: path to the tarball placed elsewhere (used even if ``data_dir`` has a folder).
       md5: expected MD5 of the tarball, or ``None``.
+      sha256: expected SHA-256 of the tarball; ``None``: the published one (see the module
+        docstring for every check).
 
     Returns:
       ``Dataset``: ``x uint8 [N, 32, 32, 3]``, ``y int32 [N]``, 10 classes.
 
     Raises:
       FileNotFoundError: no copy and ``download`` is False (says what to download, where).
-      ValueError: bad arguments, checksum mismatch, truncated/corrupt archive or files.
+      ValueError: bad arguments; a tarball or ``.bin`` file whose size, record count, labels or
+        SHA-256 differ from the expected ones (the message names the file, the expected and
+        the actual value); a truncated/corrupt archive.
       DownloadError: ``download=True`` and the download failed.
 
     Example:
@@ -219,7 +311,7 @@ def load_cifar10(
       >>> ds.x.shape  # doctest: +SKIP
       (50000, 32, 32, 3)
     """
-    images, labels = _load_binary(_CIFAR10, data_dir, split, download, url, archive, md5)
+    images, labels = _load_binary(_CIFAR10, data_dir, split, download, url, archive, md5, sha256)
     return Dataset(images, labels[:, 0].astype(np.int32), 10, "cifar10", CIFAR_IMAGE_SHAPE, False,
                    CIFAR10_MEAN, CIFAR10_STD)
 
@@ -233,6 +325,7 @@ def load_cifar100(
     url: str | None = None,
     archive: str | os.PathLike | None = None,
     md5: str | None = None,
+    sha256: str | None = None,
 ) -> Dataset:
     """CIFAR-100 from the binary version, in the original order.
 
@@ -240,7 +333,7 @@ def load_cifar100(
       data_dir: folder holding ``cifar-100-binary/`` or ``cifar-100-binary.tar.gz``.
       split: ``"train"``, ``"test"`` or ``"all"`` (train then test).
       label: ``"fine"`` (100 classes) or ``"coarse"`` (20 superclasses).
-      download, url, archive, md5: as in ``load_cifar10``.
+      download, url, archive, md5, sha256: as in ``load_cifar10``.
 
     Returns:
       ``Dataset``: ``x uint8 [N, 32, 32, 3]``, ``y int32 [N]``.
@@ -254,7 +347,7 @@ def load_cifar100(
       100
     """
     validation.check_choice("label", label, ("fine", "coarse"))
-    images, labels = _load_binary(_CIFAR100, data_dir, split, download, url, archive, md5)
+    images, labels = _load_binary(_CIFAR100, data_dir, split, download, url, archive, md5, sha256)
     column, classes = (1, 100) if label == "fine" else (0, 20)
     return Dataset(images, labels[:, column].astype(np.int32), classes, "cifar100", CIFAR_IMAGE_SHAPE,
                    False, CIFAR100_MEAN, CIFAR100_STD)

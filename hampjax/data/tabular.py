@@ -1,11 +1,28 @@
 """Binary tabular benchmarks: Purchase100, Texas100 and Location30.
 
-Each loader looks, in order, for:
+Each loader reads, in order:
 
-1. a compact cache ``<data_dir>/<name>.npz`` (bit-packed 0/1 features, 0-indexed labels),
-   written atomically the first time the archive is parsed;
-2. the archive: the ``archive=`` path, else ``<data_dir>/<archive file name>`` (placed there by
-   the user, or downloaded there with ``download=True``).
+1. the archive: the ``archive=`` path, else ``<data_dir>/<archive file name>`` (placed there by
+   the user, or downloaded there with ``download=True``), when it exists;
+2. else the compact cache ``<data_dir>/<name>-<sha256[:16]>.npz`` (bit-packed 0/1 features,
+   0-indexed labels) named in the manifest ``<data_dir>/<name>.manifest.json``.
+
+Integrity (every load path, the cache included):
+
+- the archive's size is checked where it is published (Location30: 287,293 bytes) and its
+  row count always (Purchase100 197,324; Texas100 67,330; Location30 5,010);
+- the archive's SHA-256 is checked against ``sha256=`` when given, else against the digest
+  published in ``TabularSource.sha256`` (none is published for these three archives: see
+  below), else against the digest pinned in the manifest by the first successful load;
+- the cache is keyed on the archive's SHA-256 (file name and contents), and its own SHA-256 is
+  recorded in the manifest and checked on every read: a changed archive never returns a stale
+  cache, an edited cache is refused, and ``sha256=<wrong>`` fails even when only the cache
+  exists. Every message names the file, the expected and the actual value.
+
+No SHA-256 of the three archives has been published by their hosts (the NUS page and the
+privacytrustlab/datasets repository list none), so hampjax cannot ship one: the first load
+pins the digest of the archive it parsed (trust on first use), and every later load checks
+it. Pass ``sha256=`` to check an archive against a digest you trust.
 
 Archives are read with ``tarfile`` as in-memory file objects (members are never extracted to
 paths taken from the archive). Labels are converted from 1-indexed to 0-indexed; quoted labels
@@ -30,7 +47,7 @@ import numpy as np
 
 from hampjax import atomic, validation
 from hampjax.data.dataset import Dataset
-from hampjax.data.download import fetch, verify_file
+from hampjax.data.download import _check_hex, fetch, file_digest, verify_file
 
 __all__ = [
     "TabularSource",
@@ -46,7 +63,7 @@ __all__ = [
 
 _NUS = "https://www.comp.nus.edu.sg/~reza/files/"
 _GITHUB = "https://github.com/privacytrustlab/datasets/raw/master/"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: keyed on the archive's SHA-256, with a manifest.
 _ROWS_PER_CHUNK = 2048
 
 TEXAS_NOTICE = (
@@ -71,8 +88,11 @@ class TabularSource:
       features_member: archive member with the CSV rows.
       labels_member: archive member with one label per line, or ``None`` when column 0 of
         ``features_member`` is the label.
-      expected_size: archive size in bytes, when known.
+      expected_size: archive size in bytes, when published (checked on every load).
       notice: text printed before downloading, when not empty.
+      sha256: the archive's published SHA-256, when there is one (checked on every load).
+      num_rows: number of examples the archive holds, when known (checked on every load,
+        the cache's included); ``None`` accepts any count (e.g. a test fixture's source).
     """
 
     name: str
@@ -84,6 +104,8 @@ class TabularSource:
     labels_member: str | None = None
     expected_size: int | None = None
     notice: str = ""
+    sha256: str | None = None
+    num_rows: int | None = None
 
 
 PURCHASE100 = TabularSource(
@@ -93,6 +115,7 @@ PURCHASE100 = TabularSource(
     num_features=600,
     num_classes=100,
     features_member="dataset_purchase",
+    num_rows=197_324,
 )
 TEXAS100 = TabularSource(
     name="texas100",
@@ -103,6 +126,7 @@ TEXAS100 = TabularSource(
     features_member="texas/100/feats",
     labels_member="texas/100/labels",
     notice=TEXAS_NOTICE,
+    num_rows=67_330,
 )
 LOCATION30 = TabularSource(
     name="location30",
@@ -112,6 +136,7 @@ LOCATION30 = TabularSource(
     num_classes=30,
     features_member="bangkok",
     expected_size=287_293,
+    num_rows=5_010,
 )
 
 
@@ -120,11 +145,43 @@ LOCATION30 = TabularSource(
 # --------------------------------------------------------------------------------------------
 
 
-def _cache_path(source: TabularSource, data_dir: Path) -> Path:
-    return data_dir / f"{source.name}.npz"
+def _manifest_path(source: TabularSource, data_dir: Path) -> Path:
+    return data_dir / f"{source.name}.manifest.json"
 
 
-def _write_cache(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+def _cache_path(source: TabularSource, data_dir: Path, archive_sha256: str) -> Path:
+    return data_dir / f"{source.name}-{archive_sha256[:16]}.npz"
+
+
+_MANIFEST_FIELDS = ("archive_sha256", "archive_size", "cache", "cache_sha256")
+
+
+def _read_manifest(path: Path, source: TabularSource) -> dict | None:
+    """The manifest's record, ``None`` when absent; a ``ValueError`` naming it when malformed."""
+    record = atomic.read_json(path, recover=f"delete {path} (and the {source.name}-*.npz cache) "
+                                            f"to have them rebuilt from the archive")
+    if record is None:
+        return None
+    ok = (isinstance(record, dict) and record.get("dataset") == source.name
+          and record.get("version") == _CACHE_VERSION
+          and all(isinstance(record.get(k), str) for k in ("archive_sha256", "cache", "cache_sha256"))
+          and isinstance(record.get("archive_size"), int))
+    if ok:
+        try:
+            _check_hex("archive_sha256", record["archive_sha256"], 64)
+            _check_hex("cache_sha256", record["cache_sha256"], 64)
+        except ValueError:
+            ok = False
+    if not ok or Path(record["cache"]).name != record["cache"]:
+        raise ValueError(
+            f"manifest {path} is not a {source.name} cache manifest of version {_CACHE_VERSION} "
+            f"(fields {list(_MANIFEST_FIELDS)}); delete it (and the {source.name}-*.npz cache) to "
+            f"have them rebuilt from the archive"
+        )
+    return record
+
+
+def _write_cache(path: Path, x: np.ndarray, y: np.ndarray, archive_sha256: str) -> None:
     """Write bit-packed features and labels to ``path`` atomically (temp file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_with(path, lambda f: np.savez(
@@ -133,25 +190,54 @@ def _write_cache(path: Path, x: np.ndarray, y: np.ndarray) -> None:
         labels=y.astype(np.int32),
         num_features=np.int64(x.shape[1]),
         version=np.int64(_CACHE_VERSION),
+        archive_sha256=np.array(archive_sha256),
     ))
 
 
-def _read_cache(path: Path, source: TabularSource) -> tuple[np.ndarray, np.ndarray]:
+def _read_cache(path: Path, source: TabularSource, archive_sha256: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read a cache file and check it against ``source`` and the archive digest it must come from."""
+    delete = f"delete it (and {source.name}.manifest.json) to have it rebuilt from the archive"
     try:
         with np.load(path, allow_pickle=False) as data:
             packed, labels = data["packed"], data["labels"]
             num_features, version = int(data["num_features"]), int(data["version"])
+            built_from = str(data["archive_sha256"]) if "archive_sha256" in data.files else None
     except (OSError, KeyError, ValueError, zlib.error, EOFError) as err:
-        raise ValueError(f"cache file {path} is unreadable ({err}); delete it to rebuild it") from err
+        raise ValueError(f"cache file {path} is unreadable ({err}); {delete}") from err
     if version != _CACHE_VERSION or num_features != source.num_features or packed.ndim != 2:
         raise ValueError(
             f"cache file {path} does not match {source.name} (version {version}, {num_features} "
-            f"features; expected version {_CACHE_VERSION}, {source.num_features}); delete it to rebuild it"
+            f"features; expected version {_CACHE_VERSION}, {source.num_features}); {delete}"
         )
+    if built_from != archive_sha256:
+        raise ValueError(
+            f"cache file {path} was built from an archive with sha256 {built_from}, expected "
+            f"{archive_sha256}; {delete}"
+        )
+    if packed.dtype != np.uint8 or packed.shape[1] != -(-num_features // 8):
+        raise ValueError(f"cache file {path} holds packed features of dtype {packed.dtype} and shape "
+                         f"{packed.shape}, expected uint8 [N, {-(-num_features // 8)}]; {delete}")
     x = np.unpackbits(packed, axis=1, count=num_features)
     if labels.shape != (x.shape[0],):
-        raise ValueError(f"cache file {path} has {labels.shape} labels for {x.shape[0]} rows; delete it")
-    return x, labels
+        raise ValueError(f"cache file {path} has {labels.shape} labels for {x.shape[0]} rows; {delete}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"cache file {path} holds labels of dtype {labels.dtype}, expected int32; {delete}")
+    bad = np.flatnonzero((labels < 0) | (labels >= source.num_classes))
+    if bad.size:
+        raise ValueError(
+            f"cache file {path} holds label {int(labels[bad[0]])} at row {int(bad[0])}, expected "
+            f"labels in [0, {source.num_classes}); {delete}"
+        )
+    _check_rows(source, x.shape[0], f"cache file {path}")
+    return x, labels.astype(np.int32)
+
+
+def _check_rows(source: TabularSource, rows: int, where: str) -> None:
+    if source.num_rows is not None and rows != source.num_rows:
+        raise ValueError(
+            f"{where} holds {rows} rows, expected {source.num_rows} ({source.name}): the file is "
+            f"truncated or not the published {source.archive_name}; delete it and download it again"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,6 +344,20 @@ def _parse_archive(archive: Path, source: TabularSource) -> tuple[np.ndarray, np
 # --------------------------------------------------------------------------------------------
 
 
+def _read_verified_cache(cache: Path, manifest: dict, source: TabularSource) -> tuple[np.ndarray, np.ndarray]:
+    if not cache.is_file():
+        raise ValueError(f"cache file {cache} named in {source.name}.manifest.json is missing; delete "
+                         f"the manifest to have the cache rebuilt from the archive")
+    actual = file_digest(cache, "sha256")
+    if actual != manifest["cache_sha256"]:
+        raise ValueError(
+            f"checksum mismatch for cache file {cache}: sha256 is {actual}, expected "
+            f"{manifest['cache_sha256']} (recorded in {source.name}.manifest.json when it was "
+            f"written); delete both to have them rebuilt from the archive"
+        )
+    return _read_cache(cache, source, manifest["archive_sha256"])
+
+
 def load_tabular(
     source: TabularSource,
     data_dir: str | os.PathLike,
@@ -271,11 +371,14 @@ def load_tabular(
 
     Args:
       source: which dataset (``PURCHASE100``, ``TEXAS100``, ``LOCATION30``).
-      data_dir: folder for the archive and the ``<name>.npz`` cache.
+      data_dir: folder for the archive, the ``<name>-<sha256[:16]>.npz`` cache and its
+        ``<name>.manifest.json`` (see the module docstring for the integrity checks).
       download: download the archive into ``data_dir`` if it is missing.
       url: a URL (e.g. a mirror) tried before the default URLs.
       archive: path to an archive placed elsewhere; used instead of ``data_dir``'s copy.
-      sha256: expected SHA-256 of the archive, checked before parsing; ``None`` skips it.
+      sha256: expected SHA-256 of the archive, checked before parsing, and against the cache's
+        recorded archive digest when only the cache exists; ``None``: the published digest if
+        any, else the one pinned by the first load.
 
     Returns:
       ``Dataset`` with ``x: uint8 [N, num_features]`` of 0/1 and ``y: int32 [N]`` 0-indexed.
@@ -283,35 +386,81 @@ def load_tabular(
     Raises:
       FileNotFoundError: the archive is missing and ``download`` is False (the message says what
         to download and where to put it).
-      ValueError: bad arguments, checksum mismatch, truncated/corrupt archive, wrong column
-        counts, non-binary features or labels outside ``1..num_classes``.
+      ValueError: bad arguments; an archive or cache whose size, row count or SHA-256 differs
+        from the expected one (the message names the file, the expected and the actual value);
+        a truncated/corrupt archive, wrong column counts, non-binary features or labels
+        outside ``1..num_classes``; a malformed manifest or cache.
       DownloadError: ``download=True`` but no URL could be fetched.
     """
     download = validation.check_bool("download", download)
     if url is not None and (not isinstance(url, str) or not url):
         raise ValueError(f"url must be a non-empty string or None, got {url!r}")
+    sha256 = _check_hex("sha256", sha256, 64)
     data_dir = Path(data_dir).expanduser()
-    cache = _cache_path(source, data_dir)
-    if cache.exists():
-        x, y = _read_cache(cache, source)
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ValueError(f"data_dir={str(data_dir)!r} is a file, not a directory")
+    manifest_path = _manifest_path(source, data_dir)
+    manifest = _read_manifest(manifest_path, source)
+    path = Path(archive).expanduser() if archive is not None else data_dir / source.archive_name
+    # The digest the archive must have, and where that expectation comes from.
+    if sha256 is not None:
+        expected, origin = sha256, "sha256="
+    elif source.sha256 is not None:
+        expected, origin = source.sha256, f"the published digest of {source.archive_name}"
+    elif manifest is not None:
+        expected, origin = manifest["archive_sha256"], (
+            f"the digest pinned in {manifest_path} by the first load (delete that file to accept "
+            f"a different archive)")
     else:
-        path = Path(archive).expanduser() if archive is not None else data_dir / source.archive_name
-        urls = ((url,) if url else ()) + source.urls
+        expected, origin = None, None
+    if path.exists() or archive is not None or manifest is None:
         if not path.exists():
+            urls = ((url,) if url else ()) + source.urls
             if archive is not None:
                 raise FileNotFoundError(f"archive={path} does not exist")
             if not download:
+                old = data_dir / f"{source.name}.npz"
+                hint = (f"\n({old} is a cache of an earlier hampjax that records no archive digest: "
+                        f"it is not used)" if old.exists() else "")
                 raise FileNotFoundError(
                     f"{source.name}: {path} not found. Download {source.archive_name} from one of\n  "
                     + "\n  ".join(urls)
-                    + f"\nand place it at {path}, or pass download=True"
+                    + f"\nand place it at {path}, or pass download=True" + hint
                 )
             if source.notice:
                 print(source.notice)
-            fetch(urls[0], path, mirrors=urls[1:], sha256=sha256, expected_size=source.expected_size)
-        verify_file(path, sha256=sha256)
-        x, y = _parse_archive(path, source)
-        _write_cache(cache, x, y)
+            fetch(urls[0], path, mirrors=urls[1:], sha256=expected, expected_size=source.expected_size)
+        if path.is_dir():
+            raise ValueError(f"archive {path} is a directory, expected the {source.archive_name} file")
+        verify_file(path, expected_size=source.expected_size)
+        actual = file_digest(path, "sha256")
+        if expected is not None and actual != expected:
+            raise ValueError(
+                f"checksum mismatch for {path}: sha256 is {actual}, expected {expected} ({origin}); "
+                f"the file is corrupt or not the expected archive"
+            )
+        cache = _cache_path(source, data_dir, actual)
+        if (manifest is not None and manifest["archive_sha256"] == actual
+                and manifest["cache"] == cache.name and cache.exists()):
+            x, y = _read_verified_cache(cache, manifest, source)
+        else:
+            x, y = _parse_archive(path, source)
+            _check_rows(source, x.shape[0], str(path))
+            _write_cache(cache, x, y, actual)
+            atomic.write_json(manifest_path, {
+                "dataset": source.name, "version": _CACHE_VERSION, "archive": path.name,
+                "archive_sha256": actual, "archive_size": path.stat().st_size,
+                "cache": cache.name, "cache_sha256": file_digest(cache, "sha256"),
+            }, sort_keys=True)
+    else:  # No archive: the cache the manifest names, built from the expected archive.
+        if expected != manifest["archive_sha256"]:
+            raise ValueError(
+                f"checksum mismatch for {source.name}: the cache {data_dir / manifest['cache']} was "
+                f"built from an archive with sha256 {manifest['archive_sha256']} (recorded in "
+                f"{manifest_path}), expected {expected} ({origin}); place the expected archive at "
+                f"{path}"
+            )
+        x, y = _read_verified_cache(data_dir / manifest["cache"], manifest, source)
     return Dataset(
         x=x, y=y, num_classes=source.num_classes, name=source.name, image_shape=None,
         binary_features=True, mean=None, std=None,

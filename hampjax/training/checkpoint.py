@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from hampjax import atomic
-from hampjax.training.membership import save_keep
+from hampjax.training.membership import load_keep, save_keep
 from hampjax.training.spec import diff_paths
 
 __all__ = [
@@ -174,10 +174,9 @@ class RunDirectory:
             if writer:
                 save_keep(path, keep)
             return
-        stored = atomic.load_npy(path, recover=_NEW_WORKDIR)
+        stored = load_keep(path, recover=_NEW_WORKDIR)  # bool [M, N], never cast
         rows = min(len(stored), len(keep))
-        if stored.ndim != 2 or stored.shape[1] != keep.shape[1] or not np.array_equal(
-                stored[:rows].astype(bool), keep[:rows]):
+        if stored.shape[1] != keep.shape[1] or not np.array_equal(stored[:rows], keep[:rows]):
             raise ValueError(
                 f"workdir {self.path!r} holds a different run (differs in: keep): the stored "
                 f"keep matrix {stored.shape} does not match the first rows of the requested one "

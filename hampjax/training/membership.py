@@ -136,10 +136,29 @@ def save_keep(path: str | os.PathLike, keep: np.ndarray) -> None:
     atomic.write_with(path, lambda f: np.save(f, keep))
 
 
-def load_keep(path: str | os.PathLike) -> np.ndarray:
+def load_keep(path: str | os.PathLike, *, recover: str | None = None) -> np.ndarray:
     """Read a keep matrix written by :func:`save_keep` (or LiRA's ``keep.npy``).
 
+    The stored array must already be a bool ``[M, N]`` matrix: a float or integer array is
+    refused rather than cast (a cast would turn 0.5 or 2 into True without a word).
+
+    Args:
+      path: the ``.npy`` file.
+      recover: what the error message tells the user to do (default: delete the file or use
+        a new directory).
+
     Raises:
-      ValueError: naming the file when it is corrupt or truncated, or not a keep matrix.
+      FileNotFoundError: ``path`` does not exist.
+      ValueError: naming the file when it is corrupt or truncated, not 2-D, not bool, or gives
+        a model no example.
     """
-    return check_keep(atomic.load_npy(path).astype(bool))
+    path = os.fspath(path)
+    keep = atomic.load_npy(path, recover=recover)
+    how = recover or f"delete {path!r} to have it written again, or use a new directory"
+    if keep.dtype != np.bool_:
+        raise ValueError(f"keep matrix {path} must have dtype bool [num_models, num_examples], got "
+                         f"dtype {keep.dtype} (not cast: {how})")
+    try:
+        return check_keep(keep)
+    except ValueError as err:
+        raise ValueError(f"keep matrix {path}: {err}; {how}") from None

@@ -1,6 +1,13 @@
-"""CIFAR binary-format parsing on records written with NumPy; TFDS path with mock data."""
+"""CIFAR binary-format parsing on records written with NumPy; TFDS path with mock data.
 
+The loaders check the published tarball size and digest and the record count of every file:
+the fixtures are smaller, so most tests load them through sources without those values
+(``_fixture_sources``); the integrity tests at the end use the real sources.
+"""
+
+import dataclasses
 import hashlib
+import json
 import io
 import sys
 import tarfile
@@ -10,6 +17,21 @@ import pytest
 
 from hampjax.data import cifar
 from hampjax.data.cifar import load_cifar10, load_cifar100, load_tfds_cifar, parse_cifar_records
+
+
+@pytest.fixture()
+def real_sources():
+    """Requested by the tests that load through the real sources (published values checked)."""
+
+
+@pytest.fixture(autouse=True)
+def _fixture_sources(request, monkeypatch):
+    if "real_sources" in request.fixturenames:
+        return
+    for name in ("_CIFAR10", "_CIFAR100"):
+        source = getattr(cifar, name)
+        monkeypatch.setattr(cifar, name, dataclasses.replace(
+            source, archive_size=None, archive_sha256=None, records=None))
 
 
 def _records(rng, n, label_bytes, num_labels):
@@ -200,3 +222,72 @@ def test_tfds_mock_data_sorted_by_id():
         ordered = sorted(first, key=lambda e: cifar._id_sort_key(e["id"]))
         np.testing.assert_array_equal(ds.y, [int(e["label"]) for e in ordered])
         np.testing.assert_array_equal(ds.x, np.stack([e["image"] for e in ordered]))
+
+
+# --------------------------------------------------------------------------------------------
+# Integrity: published sizes / digests, record counts, labels, pinned file digests.
+# --------------------------------------------------------------------------------------------
+
+
+def test_published_tarball_values_are_checked(tmp_path, cifar10_files, real_sources):
+    files, _, _ = cifar10_files
+    path = tmp_path / "cifar-10-binary.tar.gz"
+    _tar(path, {f"cifar-10-batches-bin/{k}": v for k, v in files.items()})
+    with pytest.raises(ValueError) as info:
+        load_cifar10(tmp_path, split="test")
+    msg = str(info.value)
+    assert str(path) in msg and "expected 170052171" in msg and f"has {path.stat().st_size} bytes" in msg
+    assert cifar._CIFAR10.archive_sha256 == ("c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59"
+                                             "bca1dd")
+
+
+def test_record_counts_are_checked_in_a_folder(tmp_path, cifar10_files, real_sources):
+    files, _, _ = cifar10_files
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    with pytest.raises(ValueError, match=r"test_batch.bin has 6146 bytes, expected 30730000 \(10000 "
+                                         r"records"):
+        load_cifar10(tmp_path, split="test")
+
+
+def test_bad_labels_name_the_file(tmp_path, cifar10_files):
+    files, _, _ = cifar10_files
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    raw = bytearray(files["test_batch.bin"])
+    raw[3073] = 10  # The second record's label.
+    (folder / "test_batch.bin").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"test_batch.bin holds label 10 at record 1, expected labels in "
+                                         r"\[0, 10\)"):
+        load_cifar10(tmp_path, split="test")
+
+
+def test_files_edited_after_the_first_load_are_refused(tmp_path, cifar10_files):
+    files, _, _ = cifar10_files
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    first = load_cifar10(tmp_path, split="test")
+    pins = json.loads((tmp_path / "cifar10.manifest.json").read_text())["sha256"]
+    assert pins == {"test_batch.bin": hashlib.sha256(files["test_batch.bin"]).hexdigest()}
+    np.testing.assert_array_equal(load_cifar10(tmp_path, split="test").x, first.x)
+    raw = bytearray(files["test_batch.bin"])
+    raw[100] ^= 1  # One pixel.
+    (folder / "test_batch.bin").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="checksum mismatch for .*test_batch.bin: .*pinned in"):
+        load_cifar10(tmp_path, split="test")
+
+
+def test_wrong_sha256_and_data_dir_file(tmp_path, cifar10_files):
+    files, _, _ = cifar10_files
+    _tar(tmp_path / "cifar-10-binary.tar.gz", {f"cifar-10-batches-bin/{k}": v for k, v in files.items()})
+    with pytest.raises(ValueError, match="checksum mismatch .* sha256 is"):
+        load_cifar10(tmp_path, split="test", sha256="0" * 64)
+    with pytest.raises(ValueError, match="sha256 must be a 64-character hex string"):
+        load_cifar10(tmp_path, split="test", sha256="xyz")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError, match="data_dir=.* is a file"):
+        load_cifar10(tmp_path / "f", split="test")

@@ -85,3 +85,23 @@ def test_dataset_validation(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         Dataset(**args)
+
+
+def test_digits_digest_is_checked(monkeypatch):
+    import sklearn.datasets
+
+    from hampjax.data import DIGITS_SHA256, data_hash
+
+    ds = load_digits_dataset()
+    assert data_hash(ds.x, ds.y) == DIGITS_SHA256
+    real = sklearn.datasets.load_digits
+
+    def tampered():
+        bunch = real()
+        bunch.target = bunch.target.copy()
+        bunch.target[0] = (bunch.target[0] + 1) % 10  # One label changed.
+        return bunch
+
+    monkeypatch.setattr(sklearn.datasets, "load_digits", tampered)
+    with pytest.raises(ValueError, match=f"checksum mismatch for scikit-learn's bundled digits.*{DIGITS_SHA256}"):
+        load_digits_dataset()

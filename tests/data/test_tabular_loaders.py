@@ -1,7 +1,14 @@
-"""Purchase100 / Texas100 / Location30 loaders on tiny archives written in the exact raw formats."""
+"""Purchase100 / Texas100 / Location30 loaders on tiny archives written in the exact raw formats.
 
+The loaders check the published row counts (and Location30's archive size): the fixtures are
+smaller, so most tests load them through sources without those counts (``_fixture_sources``);
+the integrity tests at the end use the real sources.
+"""
+
+import dataclasses
 import hashlib
 import io
+import json
 import tarfile
 
 import numpy as np
@@ -18,6 +25,26 @@ from hampjax.data.tabular import (
     load_tabular,
     load_texas100,
 )
+
+
+@pytest.fixture()
+def real_sources():
+    """Requested by the tests that load through the real sources (published counts checked)."""
+
+
+@pytest.fixture(autouse=True)
+def _fixture_sources(request, monkeypatch):
+    if "real_sources" in request.fixturenames:
+        return
+    for name in ("PURCHASE100", "TEXAS100", "LOCATION30"):
+        source = getattr(tabular, name)
+        monkeypatch.setattr(tabular, name, dataclasses.replace(source, num_rows=None, expected_size=None))
+
+
+def _cache(data_dir, name):
+    """The cache file the manifest names."""
+    manifest = json.loads((data_dir / f"{name}.manifest.json").read_text())
+    return data_dir / manifest["cache"]
 
 
 def _tgz(path, members: dict[str, bytes]) -> bytes:
@@ -66,8 +93,9 @@ def test_purchase_parses_and_zero_indexes(purchase):
 def test_cache_written_and_reused_without_archive(purchase, monkeypatch):
     data_dir, x, labels = purchase
     load_purchase100(data_dir)
-    cache = data_dir / "purchase100.npz"
-    assert cache.exists()
+    cache = _cache(data_dir, "purchase100")
+    archive_sha = hashlib.sha256((data_dir / "dataset_purchase.tgz").read_bytes()).hexdigest()
+    assert cache.name == f"purchase100-{archive_sha[:16]}.npz"
     with np.load(cache, allow_pickle=False) as data:
         assert data["packed"].shape == (7, 75)  # 600 bits packed into 75 bytes.
     (data_dir / "dataset_purchase.tgz").unlink()
@@ -83,14 +111,31 @@ def test_cache_written_and_reused_without_archive(purchase, monkeypatch):
     assert not list(data_dir.glob("*.tmp"))
 
 
+def _rewrite_cache(data_dir, name, **arrays):
+    """Overwrite the cache with ``arrays`` and re-record its digest (a consistent but bad cache)."""
+    cache = _cache(data_dir, name)
+    np.savez(cache, **arrays)
+    path = data_dir / f"{name}.manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["cache_sha256"] = hashlib.sha256(cache.read_bytes()).hexdigest()
+    path.write_text(json.dumps(manifest))
+    return cache
+
+
 def test_corrupt_or_stale_cache_raises(purchase):
     data_dir, _, _ = purchase
-    (data_dir / "purchase100.npz").write_bytes(b"not an npz")
-    with pytest.raises(ValueError, match="purchase100.npz is unreadable"):
+    load_purchase100(data_dir)
+    (data_dir / "dataset_purchase.tgz").unlink()
+    cache = _cache(data_dir, "purchase100")
+    cache.write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="checksum mismatch for cache file .*purchase100-"):
         load_purchase100(data_dir)
-    np.savez(data_dir / "purchase100.npz", packed=np.zeros((1, 2), np.uint8), labels=np.zeros(1, np.int32),
-             num_features=np.int64(16), version=np.int64(1))
+    _rewrite_cache(data_dir, "purchase100", packed=np.zeros((1, 2), np.uint8),
+                   labels=np.zeros(1, np.int32), num_features=np.int64(16), version=np.int64(2))
     with pytest.raises(ValueError, match="does not match purchase100"):
+        load_purchase100(data_dir)
+    (data_dir / "purchase100.manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="purchase100.manifest.json is corrupt"):
         load_purchase100(data_dir)
 
 
@@ -100,7 +145,7 @@ def test_archive_argument(tmp_path):
     _tgz(tmp_path / "elsewhere.tgz", {"dataset_purchase": _csv([3, 2, 1], x)})
     ds = load_purchase100(tmp_path / "cache", archive=tmp_path / "elsewhere.tgz")
     np.testing.assert_array_equal(ds.y, [2, 1, 0])
-    assert (tmp_path / "cache" / "purchase100.npz").exists()
+    assert _cache(tmp_path / "cache", "purchase100").exists()
     with pytest.raises(FileNotFoundError, match="archive="):
         load_purchase100(tmp_path / "other", archive=tmp_path / "nope.tgz")
 
@@ -173,7 +218,7 @@ def test_missing_archive_says_what_and_where(tmp_path):
     assert PURCHASE100.urls[0] in msg and PURCHASE100.urls[1] in msg
 
 
-def test_download_uses_fetch_with_mirrors(tmp_path, monkeypatch):
+def test_download_uses_fetch_with_mirrors(tmp_path, monkeypatch, real_sources):
     calls = []
 
     def fake_fetch(url, dest, **kwargs):
@@ -182,7 +227,8 @@ def test_download_uses_fetch_with_mirrors(tmp_path, monkeypatch):
         return dest
 
     monkeypatch.setattr(tabular, "fetch", fake_fetch)
-    load_location30(tmp_path, download=True)
+    with pytest.raises(ValueError, match="expected 287293"):  # The (fake) download is checked too.
+        load_location30(tmp_path, download=True)
     assert calls[0][0] == LOCATION30.urls[0]
     assert calls[0][1]["expected_size"] == 287_293
 
@@ -202,7 +248,7 @@ def test_truncated_archive(purchase):
     with pytest.raises(ValueError, match="truncated or corrupt") as info:
         load_purchase100(data_dir)
     assert str(path) in str(info.value)
-    assert not (data_dir / "purchase100.npz").exists()
+    assert not list(data_dir.glob("purchase100*"))
 
 
 def test_not_an_archive(tmp_path):
@@ -253,3 +299,103 @@ def test_argument_validation(tmp_path):
         load_purchase100(tmp_path, url="")
     with pytest.raises(ValueError, match="sha256 must be"):
         load_tabular(PURCHASE100, tmp_path, archive=__file__, sha256="xyz")
+
+
+# --------------------------------------------------------------------------------------------
+# Integrity: sizes, row counts and digests on every load path, the cache included.
+# --------------------------------------------------------------------------------------------
+
+
+def test_hand_placed_truncated_location_is_refused(tmp_path, real_sources):
+    rng = np.random.default_rng(5)
+    path = tmp_path / "dataset_location.tgz"
+    _tgz(path, {"bangkok": _csv([1, 2, 3, 4, 5], _rows(rng, 5, 446), quote=True)})
+    with pytest.raises(ValueError) as info:
+        load_location30(tmp_path)
+    msg = str(info.value)
+    assert str(path) in msg and "expected 287293" in msg and f"has {path.stat().st_size} bytes" in msg
+    assert not list(tmp_path.glob("location30*"))
+
+
+def test_row_count_is_checked_where_no_size_is_published(tmp_path, real_sources):
+    rng = np.random.default_rng(6)
+    path = tmp_path / "dataset_purchase.tgz"
+    _tgz(path, {"dataset_purchase": _csv([1, 2, 3], _rows(rng, 3, 600))})
+    with pytest.raises(ValueError, match=r"dataset_purchase.tgz holds 3 rows, expected 197324"):
+        load_purchase100(tmp_path)
+
+
+def test_wrong_sha256_fails_even_from_the_cache(purchase):
+    data_dir, x, _ = purchase
+    good = hashlib.sha256((data_dir / "dataset_purchase.tgz").read_bytes()).hexdigest()
+    load_purchase100(data_dir)
+    (data_dir / "dataset_purchase.tgz").unlink()  # Only the cache is left.
+    with pytest.raises(ValueError) as info:
+        load_purchase100(data_dir, sha256="0" * 64)
+    msg = str(info.value)
+    assert "checksum mismatch" in msg and good in msg and "0" * 64 in msg
+    np.testing.assert_array_equal(load_purchase100(data_dir, sha256=good).x, x)
+    np.testing.assert_array_equal(load_purchase100(data_dir, sha256=good.upper()).x, x)
+
+
+def test_changed_archive_never_returns_the_stale_cache(purchase):
+    data_dir, _, _ = purchase
+    load_purchase100(data_dir)
+    rng = np.random.default_rng(7)
+    x2 = _rows(rng, 4, 600)
+    _tgz(data_dir / "dataset_purchase.tgz", {"dataset_purchase": _csv([9, 8, 7, 6], x2)})
+    with pytest.raises(ValueError, match="pinned in .*purchase100.manifest.json"):
+        load_purchase100(data_dir)  # The pin of the first load refuses the new archive...
+    new = hashlib.sha256((data_dir / "dataset_purchase.tgz").read_bytes()).hexdigest()
+    ds = load_purchase100(data_dir, sha256=new)  # ... unless the user vouches for it.
+    np.testing.assert_array_equal(ds.x, x2)
+    np.testing.assert_array_equal(ds.y, [8, 7, 6, 5])
+    assert _cache(data_dir, "purchase100").name == f"purchase100-{new[:16]}.npz"
+    (data_dir / "purchase100.manifest.json").unlink()  # Or deletes the pin.
+    np.testing.assert_array_equal(load_purchase100(data_dir).x, x2)
+
+
+def test_cache_with_bad_labels_names_the_file(purchase):
+    data_dir, x, _ = purchase
+    load_purchase100(data_dir)
+    (data_dir / "dataset_purchase.tgz").unlink()
+    sha = json.loads((data_dir / "purchase100.manifest.json").read_text())["archive_sha256"]
+    cache = _rewrite_cache(data_dir, "purchase100", packed=np.packbits(x, axis=1),
+                           labels=np.full(7, 100, np.int32), num_features=np.int64(600),
+                           version=np.int64(2), archive_sha256=np.array(sha))
+    with pytest.raises(ValueError, match=rf"cache file {cache} holds label 100 at row 0, expected "
+                                         r"labels in \[0, 100\)"):
+        load_purchase100(data_dir)
+
+
+def test_cache_from_another_archive_is_refused(purchase):
+    data_dir, x, labels = purchase
+    load_purchase100(data_dir)
+    (data_dir / "dataset_purchase.tgz").unlink()
+    cache = _rewrite_cache(data_dir, "purchase100", packed=np.packbits(x, axis=1),
+                           labels=(labels - 1).astype(np.int32), num_features=np.int64(600),
+                           version=np.int64(2), archive_sha256=np.array("ab" * 32))
+    with pytest.raises(ValueError, match=rf"cache file {cache} was built from an archive with sha256 "
+                                         f"{'ab' * 32}"):
+        load_purchase100(data_dir)
+
+
+def test_malformed_manifest_names_the_file(purchase):
+    data_dir, _, _ = purchase
+    load_purchase100(data_dir)
+    path = data_dir / "purchase100.manifest.json"
+    path.write_text(json.dumps({"dataset": "purchase100", "cache": "../x.npz"}))
+    with pytest.raises(ValueError, match=rf"manifest {path} is not a purchase100 cache manifest"):
+        load_purchase100(data_dir)
+
+
+def test_data_dir_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ValueError, match="data_dir=.* is a file"):
+        load_purchase100(tmp_path / "f")
+
+
+def test_cache_of_an_earlier_version_is_not_trusted(tmp_path):
+    (tmp_path / "purchase100.npz").write_bytes(b"old")
+    with pytest.raises(FileNotFoundError, match="earlier hampjax that records no archive digest"):
+        load_purchase100(tmp_path)

@@ -1,6 +1,7 @@
 """hampjax.repro.datasets on fixture files in the raw formats: the HAMP and RelaxLoss schemes for
 tabular and image data, the inputs the models get, the records, and the errors."""
 
+import dataclasses
 import io
 import tarfile
 
@@ -8,9 +9,18 @@ import jax
 import numpy as np
 import pytest
 
-from hampjax.data import hamp_split, hamp_split_sizes, load_purchase100
+from hampjax.data import cifar, hamp_split, hamp_split_sizes, load_purchase100, tabular
 from hampjax.models import FCNet
 from hampjax.repro.datasets import default_model, load_experiment_data
+
+
+@pytest.fixture(autouse=True)
+def _fixture_rows(monkeypatch):
+    """The fixtures hold fewer rows than the published files (whose counts the loaders check)."""
+    monkeypatch.setattr(tabular, "PURCHASE100", dataclasses.replace(tabular.PURCHASE100, num_rows=None))
+    for name in ("_CIFAR10", "_CIFAR100"):
+        monkeypatch.setattr(cifar, name, dataclasses.replace(
+            getattr(cifar, name), archive_size=None, archive_sha256=None, records=None))
 
 
 def _purchase(tmp_path, n=120):

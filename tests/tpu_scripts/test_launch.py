@@ -168,7 +168,8 @@ def test_argument_errors(capsys, argv, message):
         launch.main([argv[0], "--dry-run", *argv[1:]] if argv else argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "usage:" in err and message in err, err
+    assert message in err and len(err.strip().splitlines()) == 1, err  # one line, no usage block
+    assert err.startswith("launch.py") and "Traceback" not in err
 
 
 # -- running the commands (a fake gcloud records its arguments) ----------------------------

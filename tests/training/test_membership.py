@@ -74,3 +74,25 @@ def test_save_load_roundtrip(tmp_path):
 def test_validation(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("stored,match", [
+    (np.ones((2, 4), np.float32), "must have dtype bool .* got dtype float32 \\(not cast"),
+    (np.array([[0.5, 1.0], [1.0, 0.0]]), "got dtype float64"),
+    (np.ones((2, 4), np.int64), "got dtype int64"),
+    (np.ones(4, bool), "keep must be 2-D"),
+    (np.array([[True, False], [False, False]]), "model\\(s\\) \\[1\\] have none"),
+])
+def test_load_keep_refuses_instead_of_casting(tmp_path, stored, match):
+    path = tmp_path / "keep.npy"
+    np.save(path, stored)
+    with pytest.raises(ValueError, match=match) as info:
+        load_keep(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_keep_corrupt_file_names_it(tmp_path):
+    path = tmp_path / "keep.npy"
+    path.write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(ValueError, match="keep.npy is corrupt or truncated"):
+        load_keep(path)
