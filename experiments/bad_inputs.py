@@ -1152,6 +1152,120 @@ for _argv, _what, _names in [
 
 
 # --------------------------------------------------------------------------------------------
+# The issue-13 baselines: SELENA, DMP, MemGuard (their functions and spec parts).
+# --------------------------------------------------------------------------------------------
+
+
+def _spec_replace(preset: str, **changes):
+    from hampjax.training import preset_spec
+
+    return preset_spec(preset, "digits").replace(**changes)
+
+
+case("hampjax.defenses.split_ai_assignment", "num_excluded=num_submodels", "num_excluded")(
+    lambda fx: _defenses().split_ai_assignment(10, 4, 4, seed=0))
+case("hampjax.defenses.split_ai_assignment", "num_submodels=1", "num_submodels")(
+    lambda fx: _defenses().split_ai_assignment(10, 1, 0, seed=0))
+case("hampjax.defenses.split_ai_assignment", "a float member mask", "members")(
+    lambda fx: _defenses().split_ai_assignment(np.ones(10, np.float32), 4, 2, seed=0))
+case("hampjax.defenses.split_ai_keep", "a float keep matrix", "keep")(
+    lambda fx: _defenses().split_ai_keep(np.ones((2, 10), np.float32), 4, 2, assignment_seed=0))
+case("hampjax.defenses.split_ai_keep", "a model with 2 members for 4 sub-models", "member")(
+    lambda fx: _defenses().split_ai_keep(np.eye(2, 10, dtype=bool) | np.eye(2, 10, 1, dtype=bool),
+                                         4, 3, assignment_seed=0))
+case("hampjax.defenses.split_ai_soft_labels", "NaN sub-model logits", "submodel_logits")(
+    lambda fx: _defenses().split_ai_soft_labels(
+        np.stack([fx.nan_logits(), fx.logits]), np.ones((8, 2), bool)))
+case("hampjax.defenses.split_ai_soft_labels", "excluded of the wrong shape", "excluded")(
+    lambda fx: _defenses().split_ai_soft_labels(np.stack([fx.logits] * 2), np.zeros((8, 3), bool)))
+case("hampjax.defenses.split_ai_soft_labels", "average='mean'", "average")(
+    lambda fx: _defenses().split_ai_soft_labels(np.stack([fx.logits] * 2), np.zeros((8, 2), bool),
+                                                average="mean"))
+case("hampjax.defenses.split_ai_soft_labels", "an example no sub-model left out", "excluded")(
+    lambda fx: _defenses().split_ai_soft_labels(np.stack([fx.logits] * 2), np.zeros((8, 2), bool)))
+case("RecipeSpec split_ai", "split_ai.num_excluded=25 with 25 sub-models", "split_ai.num_excluded")(
+    lambda fx: _spec_replace("selena", **{"split_ai.num_excluded": 25}))
+case("RecipeSpec split_ai", "split_ai.average='median'", "split_ai.average")(
+    lambda fx: _spec_replace("selena", **{"split_ai.average": "median"}))
+case("RecipeSpec split_ai", "SELENA on a cross-entropy recipe", "split_ai")(
+    lambda fx: _spec_replace("undefended", **{"split_ai.kind": "selena"}))
+case("RecipeSpec reference", "reference.size=0 for a GAN", "reference.size")(
+    lambda fx: _spec_replace("dmp", **{"reference.size": 0}))
+case("RecipeSpec reference", "reference.generator='vae'", "reference.generator")(
+    lambda fx: _spec_replace("dmp", **{"reference.generator": "vae"}))
+case("RecipeSpec reference", "reference.threshold=1.5", "reference.threshold")(
+    lambda fx: _spec_replace("dmp", **{"reference.threshold": 1.5}))
+case("RecipeSpec reference", "reference.sample_mode='random'", "reference.sample_mode")(
+    lambda fx: _spec_replace("dmp", **{"reference.sample_mode": "random"}))
+case("RecipeSpec reference", "SELENA and DMP at once", "reference")(
+    lambda fx: _spec_replace("dmp", **{"split_ai.kind": "selena"}))
+
+
+def _npy(fx, array, *, pickle=False):
+    path = fx.dir("ref") / "synthetic.npy"
+    np.save(path, array, allow_pickle=pickle)
+    return path
+
+
+def _load_reference(path, shape=(64,)):
+    from hampjax.training.reference import load_reference_npy
+
+    return load_reference_npy(path, shape)
+
+
+case("hampjax.training.reference.load_reference_npy", "an object (pickled) .npy", "synthetic.npy")(
+    lambda fx: _load_reference(_npy(fx, np.array([{"a": 1}], dtype=object), pickle=True)))
+case("hampjax.training.reference.load_reference_npy", "NaN rows", "synthetic.npy")(
+    lambda fx: _load_reference(_npy(fx, np.full((4, 64), np.nan, np.float32))))
+case("hampjax.training.reference.load_reference_npy", "rows of 63 features for 64", "synthetic.npy")(
+    lambda fx: _load_reference(_npy(fx, np.zeros((4, 63), np.float32))))
+case("hampjax.training.reference.load_reference_npy", "an empty set", "synthetic.npy")(
+    lambda fx: _load_reference(_npy(fx, np.zeros((0, 64), np.float32))))
+case("hampjax.training.reference.load_reference_npy", "integer rows", "synthetic.npy")(
+    lambda fx: _load_reference(_npy(fx, np.zeros((4, 64), np.int64))))
+case("hampjax.training.reference.load_reference_npy", "a missing file", "missing.npy")(
+    lambda fx: _load_reference(fx.root / "missing.npy"))
+
+
+def _memguard():
+    from hampjax.defenses import memguard
+
+    return memguard
+
+
+def _mg_variables(c=5):
+    import jax
+
+    return _memguard().init_memguard_classifier(jax.random.key(0), c)
+
+
+case("hampjax.defenses.memguard_logits", "NaN logits", "logits")(
+    lambda fx: _memguard().memguard_logits(_mg_variables(), fx.nan_logits()))
+case("hampjax.defenses.memguard_logits", "max_steps=0", "max_steps")(
+    lambda fx: _memguard().memguard_logits(_mg_variables(), fx.logits, max_steps=0))
+case("hampjax.defenses.memguard_logits", "step_size=-0.1", "step_size")(
+    lambda fx: _memguard().memguard_logits(_mg_variables(), fx.logits, step_size=-0.1))
+case("hampjax.defenses.memguard_logits", "integer logits", "logits")(
+    lambda fx: _memguard().memguard_logits(_mg_variables(), np.zeros((8, 5), np.int32)))
+case("hampjax.defenses.train_memguard_classifiers", "is_member of the wrong length", "is_member")(
+    lambda fx: _memguard().train_memguard_classifiers(
+        __import__("jax").random.key(0), fx.logits[None], np.ones((1, 7), bool), epochs=1))
+case("hampjax.defenses.train_memguard_classifiers", "NaN logits", "logits")(
+    lambda fx: _memguard().train_memguard_classifiers(
+        __import__("jax").random.key(0), fx.nan_logits()[None], fx.members[None, :8] > 0, epochs=1))
+case("RecipeSpec output.memguard", "output.memguard.c3_rounds=0", "output.memguard.c3_rounds")(
+    lambda fx: _spec_replace("memguard", **{"output.memguard.c3_rounds": 0}))
+case("RecipeSpec output.memguard", "output.memguard.classifier='shadow'",
+     "output.memguard.classifier")(
+    lambda fx: _spec_replace("memguard", **{"output.memguard.classifier": "shadow"}))
+case("RecipeSpec output.memguard", "a changed distortion budget without phase2",
+     "output.memguard.distortion_budget")(
+    lambda fx: _spec_replace("memguard", **{"output.memguard.distortion_budget": 0.5}))
+case("RecipeSpec output.memguard", "MemGuard settings on HAMP's output", "output.memguard")(
+    lambda fx: _spec_replace("hamp", **{"output.memguard.c1": 2.0}))
+
+
+# --------------------------------------------------------------------------------------------
 # Entry point.
 # --------------------------------------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 
 For the undefended model and each defense (HAMP with output modification, RelaxLoss, Weighted
 Smoothing, label smoothing; on request the baselines DP-SGD, AdvReg, HAMP's label smoothing,
-early stopping and SELENA, ``--defenses``) it trains a target and the attacker's shadow models with the same
-recipe (an adaptive attacker; one batched ``train_many`` program per defense), runs every attack
+early stopping, SELENA, DMP and MemGuard, ``--defenses``) it trains a target and the
+attacker's shadow models with the same recipe (an adaptive attacker; one batched ``train_many`` program per defense), runs every attack
 (metric attacks, five LiRA variants, RMIA, the NN and top-3 attacks, label-only attacks) and
 writes a report directory (``report.json``, ``scores.npz``, ``report.md``, log-log ROC plots).
 Training and the attacks resume from ``--workdir`` if the demo is interrupted, and a finished
@@ -83,10 +83,10 @@ def defenses(epochs: int) -> list[Defense]:
     ]
 
 
-EXTRA_DEFENSES = ("dp_sgd", "advreg", "hamp_ls", "early_stopping", "selena")
+EXTRA_DEFENSES = ("dp_sgd", "advreg", "hamp_ls", "early_stopping", "selena", "dmp", "memguard")
 """Baselines ``--defenses`` accepts besides the default five (digits presets, ``--epochs``
 epochs; early stopping evaluates the run after the preset's epoch counts up to ``--epochs``;
-SELENA's 25 sub-models per model train ``--epochs`` epochs too)."""
+SELENA's 25 sub-models per model and DMP's teachers train ``--epochs`` epochs too)."""
 
 
 def extra_defenses(epochs: int, names) -> list[Defense]:
@@ -95,7 +95,7 @@ def extra_defenses(epochs: int, names) -> list[Defense]:
     out = []
     for name in (n for n in EXTRA_DEFENSES if n in names):
         spec = preset_spec(name, "digits", epochs=epochs)
-        if spec.teacher is not None:  # SELENA's sub-models
+        if spec.teacher is not None:  # SELENA's sub-models, DMP's teachers
             spec = spec.replace(**{"teacher.epochs": epochs})
         if spec.early_stopping_epochs:
             spec = spec.replace(early_stopping_epochs=tuple(
@@ -162,7 +162,8 @@ def parse_args(argv=None):
     p.add_argument("--defenses", default="all",
                    help="comma-separated defenses: undefended, hamp, relaxloss, "
                         "weighted_smoothing, label_smoothing (all: these five, the default), "
-                        "and the baselines dp_sgd, advreg, hamp_ls, early_stopping, selena")
+                        "and the baselines dp_sgd, advreg, hamp_ls, early_stopping, selena, "
+                        "dmp, memguard")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.models % 2:

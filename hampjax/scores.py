@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from hampjax import validation
 
@@ -28,10 +29,24 @@ __all__ = [
 
 
 def _check(logits, labels=None) -> None:
-    """Concrete checks only: finite logits, labels in [0, C) (shapes broadcast as in jnp)."""
+    """Finite concrete logits, concrete labels in [0, C), and labels whose shape broadcasts
+    to ``logits.shape[:-1]`` without enlarging it (labels ``[N]`` serve logits ``[M, N, C]``;
+    labels ``[2]`` against logits ``[1, C]`` would silently score one row twice)."""
     validation.check_rank_at_least("logits", logits, 1)
+    validation.check_floating("logits", logits)
     validation.check_finite("logits", logits)
-    if labels is not None and validation.is_concrete(labels):
+    if labels is None:
+        return
+    batch = tuple(validation.shape_of(logits)[:-1])
+    shape = tuple(np.shape(labels))
+    try:
+        ok = np.broadcast_shapes(shape, batch) == batch
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"labels must have a shape that broadcasts to logits.shape[:-1]="
+                         f"{batch} (one label per row of logits), got labels.shape={shape}")
+    if validation.is_concrete(labels):
         validation.check_labels(labels, validation.shape_of(logits)[-1])
 
 

@@ -348,9 +348,10 @@ def check_scalar(name: str, x: Any, *, allowed: str) -> None:
 
 
 def check_logits_labels(logits: Any, labels: Any, *, min_rank: int = 1) -> int:
-    """Check ``logits [..., C]`` (C >= 2) and integer ``labels`` of shape ``logits.shape[:-1]``
-    with values in [0, C); return C."""
+    """Check float ``logits [..., C]`` (C >= 2) and integer ``labels`` of shape
+    ``logits.shape[:-1]`` with values in [0, C); return C."""
     check_rank_at_least("logits", logits, min_rank)
+    check_floating("logits", logits)
     num_classes = check_num_classes(shape_of(logits)[-1], name="logits.shape[-1]")
     if shape_of(labels) != shape_of(logits)[:-1]:
         raise ValueError(

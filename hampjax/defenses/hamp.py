@@ -235,7 +235,7 @@ def hamp_loss(
     Raises:
       ValueError: if shapes differ, ``alpha < 0``, ``kl_reduction`` is unknown, concrete
         ``logits`` or ``soft_labels`` hold NaN/inf (the message names the first index), or
-        concrete ``soft_labels`` lie outside [0, 1].
+        concrete ``soft_labels`` lie outside [0, 1] or have rows that do not sum to 1.
 
     Example:
       >>> import jax.numpy as jnp
@@ -250,6 +250,7 @@ def hamp_loss(
     validation.check_finite("logits", logits)
     validation.check_finite("soft_labels", soft_labels)
     validation.check_in_range("soft_labels", soft_labels, 0.0, 1.0, high_inclusive=True)
+    validation.check_probabilities("soft_labels", soft_labels)
     return _hamp_loss(logits, soft_labels, alpha, kl_reduction == "mean_over_classes")
 
 

@@ -216,6 +216,7 @@ def train_memguard_classifiers(key: jax.Array, logits: jax.Array, is_member: Any
     validation.check_key(key)
     validation.check_ndim("logits", logits, 3)
     validation.check_floating("logits", logits)
+    validation.check_finite("logits", logits)
     num_models, num = validation.shape_of(logits)[:2]
     validation.check_num_classes(validation.shape_of(logits)[2], name="logits.shape[-1]")
     validation.check_shape("is_member", is_member, (num_models, num))
@@ -397,6 +398,7 @@ def memguard_logits(variables: Any, logits: jax.Array, *,
     validation.check_rank_at_least("logits", logits, 1)
     validation.check_num_classes(logits.shape[-1], name="logits.shape[-1] (number of classes)")
     validation.check_floating("logits", logits)
+    validation.check_finite("logits", logits)
     lead = logits.shape[:-1]
     flat = logits.reshape(-1, logits.shape[-1])
     out = _search_jit(variables, flat, **settings)

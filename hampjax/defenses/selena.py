@@ -203,6 +203,7 @@ def split_ai_soft_labels(submodel_logits: Any, excluded: Any, *,
     if len(shape) != 3:
         raise ValueError(f"submodel_logits must have shape [K, N, C], got {shape}")
     validation.check_floating("submodel_logits", submodel_logits)
+    validation.check_finite("submodel_logits", submodel_logits)
     validation.check_mask("excluded", excluded, (shape[1], shape[0]))
     if validation.is_concrete(excluded):
         rows = np.flatnonzero(~np.asarray(excluded).any(axis=1))
