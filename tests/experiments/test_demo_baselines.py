@@ -31,10 +31,11 @@ def test_demo_runs_dp_sgd_and_prints_its_eps(demo, tmp_path, capsys):
 
 def test_demo_names_the_baselines_and_refuses_bad_combinations(demo, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        demo.main(["--workdir", str(tmp_path / "a"), "--defenses", "memguard"])
+        demo.main(["--workdir", str(tmp_path / "a"), "--defenses", "hamp,purchase_gan"])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown ['memguard']" in err and "advreg" in err and "early_stopping" in err
+    assert "unknown ['purchase_gan']" in err and "advreg" in err and "early_stopping" in err
+    assert all(name in err for name in ("selena", "dmp", "memguard"))
     with pytest.raises(SystemExit):  # AdvReg's warm-up epoch needs --epochs >= 2
         demo.main(["--workdir", str(tmp_path / "b"), "--epochs", "1", "--defenses", "advreg"])
     assert "warmup_epochs" in capsys.readouterr().err

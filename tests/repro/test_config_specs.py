@@ -65,6 +65,8 @@ def _tuples(d):
     return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
+@pytest.mark.slow  # ~40 s; the default run rebuilds one recorded spec bit-identically
+# (tests/training/test_spec.py::test_rebuilt_from_recorded_config_trains_bit_identically).
 def test_recorded_specs_train_bit_identically():
     """One defense of each kind the quick configs use: the recipe rebuilt from the recorded
     spec trains the same parameters, bit for bit, as the recipe built from the config."""

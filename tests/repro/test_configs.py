@@ -217,10 +217,12 @@ def test_hamp_main_with_advreg(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("defense, field", [("selena", "split_ai"), ("dmp", "reference")])
-def test_hamp_main_with_a_distilled_baseline(tmp_path, defense, field):
-    """SELENA (and the other teacher-based baselines) end to end through hamp_main's quick
-    variant: every adaptive shadow is a whole defended model (its own teachers first)."""
+@pytest.mark.parametrize("defense, part", [("selena", "split_ai"), ("dmp", "reference"),
+                                           ("memguard", "output")])
+def test_hamp_main_with_a_baseline_of_issue_13(tmp_path, defense, part):
+    """SELENA, DMP and MemGuard end to end through hamp_main's quick variant: every adaptive
+    shadow is a whole defended model (SELENA's / DMP's own teachers first; MemGuard's released
+    outputs post-processed)."""
     config = load_config("hamp_main", f"quick,{defense}")
     assert list(config.cells.digits.defenses) == [defense]
     workdir = str(tmp_path / defense)
@@ -230,6 +232,7 @@ def test_hamp_main_with_a_distilled_baseline(tmp_path, defense, field):
     assert 0.0 <= d["test_acc"] <= 1.0 and "lira_online" in d["attacks"]
     with open(os.path.join(workdir, "digits", "evaluation.json")) as f:
         (cfg,) = [e["config"] for e in json.load(f)["defenses"]]
-    assert cfg["recipe"][field]["kind"] != "none" and cfg["recipe"]["teacher"] is not None
+    assert cfg["recipe"][part]["kind"] != "none"
+    assert (cfg["recipe"]["teacher"] is not None) == (defense != "memguard")
     text = render(load_run(workdir))
     assert defense in text

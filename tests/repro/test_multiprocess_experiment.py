@@ -7,6 +7,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from hampjax.repro import run_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +31,7 @@ def _aucs(report):
             for a, v in d["attacks"].items()}
 
 
+@pytest.mark.slow  # ~55 s; two local processes training one run: tests/training/test_distributed.py
 def test_two_processes_match_one(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("XLA_FLAGS", "")  # One CPU device per process (no fake devices).
