@@ -391,14 +391,14 @@ def overhead_tables(run: RunResults) -> list[Table]:
     notes = ("Milliseconds per sample. Undefended = one forward pass; HAMP = forward pass plus "
              "output modification; output modification alone has no paper column. MemGuard = "
              "forward pass plus its noise search at the full fixed budget (7 x 299 steps), "
-             "vectorized over a batch of queries; 'MemGuard, one query' is the search for one "
-             "query at a time (the authors' setting). Paper: one V100 GPU, one query at a "
-             "time.",)
+             "vectorized over a batch of queries; 'MemGuard search, one query' is the search alone "
+             "(no forward pass) for one query at a time (the authors' setting). Paper: one V100 "
+             "GPU, one query at a time.",)
     if devices:
         notes += ("Ours: " + "; ".join(devices) + ".",)
     return [Table("overhead", "Table VII: inference overhead (ms per sample), ours / paper",
                   ("cell",), ("undefended", "HAMP", "output modification", "MemGuard",
-                              "MemGuard, one query"),
+                              "MemGuard search, one query"),
                   tuple(rows), decimals=4, unit="ms", notes=notes)]
 
 
