@@ -46,12 +46,14 @@ def test_every_config_has_a_documented_quick_variant():
 
 
 # hamp_ablation's quick run (8 defenses, ~37 s), relaxloss_baselines' (10 results and a
-# teacher, ~150 s on 2 loaded cores), hamp_baselines' (6 defenses and 4 snapshots, 113 s),
-# ws_dp_tradeoff's (33 s), hamp_archs' (the fc net on digits, as hamp_main's) and AdvReg through the pipeline (test_hamp_main_with_advreg, 49 s)
+# teacher, ~150 s on 2 loaded cores), hamp_baselines' (9 defenses and a snapshot, 76 s alone),
+# ws_dp_tradeoff's (33 s), hamp_archs' (the fc net on digits, as hamp_main's), relaxloss_table's
+# (~40 s; its non-adaptive shadows: tests/evaluation, its tables: tests/repro/test_results.py)
+# and AdvReg through the pipeline (test_hamp_main_with_advreg, 49 s)
 # run with -m slow; the others stay in the default run (DP-SGD through the pipeline:
 # hamp_dp_grid; AdvReg's training: tests/training/test_advreg_engine.py).
 SLOW_QUICK_RUNS = ("hamp_ablation", "relaxloss_baselines", "hamp_baselines", "ws_dp_tradeoff",
-                   "hamp_archs")
+                   "hamp_archs", "relaxloss_table")
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_QUICK_RUNS
