@@ -344,6 +344,11 @@ def _training():
     return training
 
 
+def _key(seed: int = 0):
+    import jax
+    return jax.random.key(seed)
+
+
 # ---- data: loaders on fixtures --------------------------------------------------------------
 
 @case("hampjax.data.load_location30", "hand-placed 5-row archive (287,293 bytes expected)",
@@ -849,10 +854,9 @@ case("hampjax.defenses.relaxloss_loss", "epoch=-1", "epoch", owner=API)(
 
 
 def _ws(fx, logits=None, noise=None, sigma=0.1):
-    import jax
     noise = np.ones(8, np.float32) if noise is None else noise
     return _defenses().weighted_smoothing_loss(fx.logits if logits is None else logits, fx.labels, noise,
-                                               jax.random.key(0), sigma=sigma)
+                                               _key(), sigma=sigma)
 
 
 case("hampjax.defenses.weighted_smoothing_loss", "NaN logit", "logits", owner=API)(lambda fx: _ws(fx, logits=fx.nan_logits()))
@@ -896,11 +900,11 @@ case("hampjax.defenses.dp_epsilon", "delta=1", "delta", owner=API)(lambda fx: _d
 case("hampjax.defenses.dp_epsilon", "sample_rate=1.5", "sample_rate", owner=API)(
     lambda fx: _defenses().dp_epsilon(1.0, 1.5, 100, 1e-5))
 case("hampjax.defenses.add_gaussian_noise", "stddev=-1", "stddev", owner=API)(
-    lambda fx: _defenses().add_gaussian_noise({"w": np.zeros(3)}, __import__("jax").random.key(0), -1.0))
+    lambda fx: _defenses().add_gaussian_noise({"w": np.zeros(3)}, _key(), -1.0))
 case("hampjax.defenses.random_image_inputs", "num_samples=0", "num_samples", owner=API)(
-    lambda fx: _defenses().random_image_inputs(__import__("jax").random.key(0), 0, (8, 8, 1), mean=(0.5,), std=(0.2,)))
+    lambda fx: _defenses().random_image_inputs(_key(), 0, (8, 8, 1), mean=(0.5,), std=(0.2,)))
 case("hampjax.defenses.random_image_inputs", "std=0", "std", owner=API)(
-    lambda fx: _defenses().random_image_inputs(__import__("jax").random.key(0), 2, (8, 8, 1), mean=(0.5,), std=(0.0,)))
+    lambda fx: _defenses().random_image_inputs(_key(), 2, (8, 8, 1), mean=(0.5,), std=(0.0,)))
 
 case("hampjax.scores.logit_scaled_score", "label 5 with C=5", "labels", owner=API)(
     lambda fx: _scores().logit_scaled_score(fx.logits, np.full(8, 5)))
@@ -1157,9 +1161,7 @@ for _argv, _what, _names in [
 
 
 def _spec_replace(preset: str, **changes):
-    from hampjax.training import preset_spec
-
-    return preset_spec(preset, "digits").replace(**changes)
+    return _training().preset_spec(preset, "digits", **changes)
 
 
 case("hampjax.defenses.split_ai_assignment", "num_excluded=num_submodels", "num_excluded")(
@@ -1234,9 +1236,7 @@ def _memguard():
 
 
 def _mg_variables(c=5):
-    import jax
-
-    return _memguard().init_memguard_classifier(jax.random.key(0), c)
+    return _memguard().init_memguard_classifier(_key(), c)
 
 
 case("hampjax.defenses.memguard_logits", "NaN logits", "logits")(
@@ -1249,10 +1249,10 @@ case("hampjax.defenses.memguard_logits", "integer logits", "logits")(
     lambda fx: _memguard().memguard_logits(_mg_variables(), np.zeros((8, 5), np.int32)))
 case("hampjax.defenses.train_memguard_classifiers", "is_member of the wrong length", "is_member")(
     lambda fx: _memguard().train_memguard_classifiers(
-        __import__("jax").random.key(0), fx.logits[None], np.ones((1, 7), bool), epochs=1))
+        _key(), fx.logits[None], np.ones((1, 7), bool), epochs=1))
 case("hampjax.defenses.train_memguard_classifiers", "NaN logits", "logits")(
     lambda fx: _memguard().train_memguard_classifiers(
-        __import__("jax").random.key(0), fx.nan_logits()[None], fx.members[None, :8] > 0, epochs=1))
+        _key(), fx.nan_logits()[None], fx.members[None, :8] > 0, epochs=1))
 case("RecipeSpec output.memguard", "output.memguard.c3_rounds=0", "output.memguard.c3_rounds")(
     lambda fx: _spec_replace("memguard", **{"output.memguard.c3_rounds": 0}))
 case("RecipeSpec output.memguard", "output.memguard.classifier='shadow'",
