@@ -193,7 +193,6 @@ class GameShape:
       batches: ``max_m floor(n_m / B)``, full member batches of a ``"rounds"`` epoch.
       rounds: ``batches // 2``.
       warmup_steps: steps of a warm-up classifier epoch (batch ``warmup_batch_size``).
-      warmup_full_steps: its leading steps in which every model has real members.
       warmup_attack_steps: steps of one warm-up inference-model epoch.
       attack_epoch_steps: steps of one inference-model epoch of a ``"epochs"`` game.
     """
@@ -201,7 +200,6 @@ class GameShape:
     batches: int
     rounds: int
     warmup_steps: int
-    warmup_full_steps: int
     warmup_attack_steps: int
     attack_epoch_steps: int
 
@@ -237,7 +235,6 @@ def game_shape(recipe: Recipe, keep: np.ndarray) -> GameShape:
     return GameShape(
         batches=int(batches.max()), rounds=int(batches.max()) // 2,
         warmup_steps=max(1, math.ceil(int(members.max()) / warm)),
-        warmup_full_steps=math.ceil(int(members.min()) / warm),
         warmup_attack_steps=_zip_steps(members, references, adv.warmup_attack_batch_size),
         attack_epoch_steps=_zip_steps(members, references, adv.attack_batch_size),
     )
@@ -424,7 +421,7 @@ def _game_rounds(config: GameConfig, state: TrainState, key: jax.Array, keep_row
     val_logits = None
     if cfg.has_val:
         val_logits = engine._eval_logits(fns.apply_fn, step_state.variables, data.x_val,
-                                         cfg.eval_batch_size)
+                                         cfg.eval_batch_size, epoch)
     new, metrics = epoch_end(cfg, state, step_state, sums, example_state, val_logits, epoch,
                              data.y_val)
     return new._replace(aux=adv), metrics
@@ -521,28 +518,25 @@ def build_programs(model: Any, init_fn: Callable, apply_fn: Callable, recipe: Re
     keep = np.asarray(keep, bool)
     shape = game_shape(recipe, keep)
     num_examples = keep.shape[1]
-    full_steps = math.ceil(int(keep.sum(axis=1).min()) / spec.batch_size)
     num_steps = engine._num_steps(keep, spec.batch_size)
     recipe_key = (recipe.loss, recipe.optimizer, recipe.learning_rate, recipe.adversary,
                   spec.batch_size, spec.selection, spec.min_improvement,
                   spec.reset_optimizer_each_epoch, spec.shuffle)
-    key = (model, recipe_key, shape, num_steps, full_steps, has_val, eval_batch_size, donate,
+    key = (model, recipe_key, shape, num_steps, has_val, eval_batch_size, donate,
            num_examples)
     if key in _PROGRAMS:
         _PROGRAMS.move_to_end(key)
         return _PROGRAMS[key]
     optimizer = optax.inject_hyperparams(recipe.optimizer)(learning_rate=recipe.learning_rate(0))
     fns = StepFns(apply_fn, recipe.loss, optimizer)
-    epoch_config = EpochConfig(recipe=recipe, fns=fns, num_steps=num_steps,
-                               full_steps=full_steps, has_val=has_val,
+    epoch_config = EpochConfig(recipe=recipe, fns=fns, num_steps=num_steps, has_val=has_val,
                                eval_batch_size=eval_batch_size)
     warm_batch = adv.warmup_batch_size or spec.batch_size
     # The warm-up epochs are plain epochs of the recipe at the warm-up batch size.
     warm_recipe = dataclasses.replace(recipe, spec=spec.replace(batch_size=warm_batch,
                                                                 adversary=AdversarySpec()))
     warmup_config = dataclasses.replace(epoch_config, recipe=warm_recipe,
-                                        num_steps=shape.warmup_steps,
-                                        full_steps=shape.warmup_full_steps)
+                                        num_steps=shape.warmup_steps)
     config = GameConfig(epoch=epoch_config, warmup=warmup_config, adversary=recipe.adversary,
                         shape=shape, num_examples=num_examples)
     variables_shape = jax.eval_shape(lambda: init_fn(jax.random.key(0), jnp.asarray(sample_x)))

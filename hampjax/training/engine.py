@@ -4,7 +4,7 @@
 each on its own subset of a shared candidate set given by a keep matrix ``keep [M, N]``. All
 model state (parameters, BatchNorm statistics, optimizer state, best-so-far snapshot) is stacked
 along a leading model axis, and one jitted function runs a whole epoch for every model of a chunk:
-``vmap`` over models of a ``lax.scan`` over minibatch steps. Shapes are static:
+``vmap`` over models of a while loop over minibatch steps. Shapes are static:
 
 * every model walks ``ceil(max_m n_m / B)`` steps per epoch, where ``n_m`` is its number of
   members; the minibatch of model m at step s holds positions ``[sB, sB + B)`` of its own
@@ -26,7 +26,7 @@ ordinary batches above. Dense models get per-example norms without per-example g
 models vmap grad over examples (``performance["dp_per_example"]``); BatchNorm is refused.
 
 The step is a module-level function, :func:`train_step` (one model, one minibatch), run by
-:func:`scan_steps` over a range of steps; :func:`train_epoch` is one model's epoch (example
+:func:`loop_steps` over a range of steps; :func:`train_epoch` is one model's epoch (example
 state, steps, validation, selection), vmapped over the models of a chunk. What changes results
 (the :class:`~hampjax.training.Recipe`, and ``precision``) stays apart from what only changes
 speed (chunk size, devices, eval batch size, loop strategy), which is returned in
@@ -35,7 +35,7 @@ speed (chunk size, devices, eval batch size, loop strategy), which is returned i
 Performance choices, and the measurements behind them (2-core CPU, XLA:CPU, jax 0.10):
 
 * Loop strategy (``loop=``, :func:`choose_loop`). ``"scan"`` runs an epoch as one program, the
-  steps in a ``lax.scan`` and the eval-mode passes in ``lax.map``; ``"host"`` drives loop-free
+  steps and the eval-mode passes in while loops; ``"host"`` drives loop-free
   programs from Python (:class:`HostLoop`: epoch start, ``steps_per_call`` unrolled steps,
   eval batches, epoch end). With JAX's own convolution gradient, XLA:CPU runs a convolution
   step inside a while loop far slower than outside one (ResNet-20, batch 64: 6.4 s per step in
@@ -50,9 +50,13 @@ Performance choices, and the measurements behind them (2-core CPU, XLA:CPU, jax 
   convolution that uses JAX's own gradient (a user's ``nn.Conv``; :func:`has_convolution`),
   which gets ``"host"``. On accelerators ``"scan"`` is not measured here (no GPU was
   available; measure before changing it). The strategies compute the same operations in the
-  same order: results are bit-identical on CPU for dense and zoo conv models, except that with
-  Weighted Smoothing's in-program example state they agree to float32 ulps; within
-  ``"host"`` results do not depend on ``steps_per_call``.
+  same order, and results are bit-identical on CPU (dense and conv models, every recipe,
+  whatever ``steps_per_call``). That takes three precautions against XLA fusing a step with
+  its neighbours (the fused multiply-adds it then forms round differently): the loops'
+  trip counts are hidden from XLA (:func:`_opaque`; it inlines a loop of one known trip),
+  unrolled steps are separated by a conditional (:func:`~hampjax.training.step.fence`), and
+  every step is guarded by a conditional (an unguarded step rounds differently from a
+  guarded one).
 * Models per device on CPU: one. Vmapping several models turns matmuls into batched matmuls
   and convolutions into grouped convolutions; on CPU one model per device measured ~1.15x
   faster for the FC net, and 2.7x faster for ResNet-20 (``bench_shadow.py --model resnet20
@@ -115,7 +119,7 @@ from hampjax.training.step import (
     StepFns,
     StepState,
     _select,
-    scan_steps,
+    loop_steps,
     train_step,
     unrolled_steps,
 )
@@ -132,7 +136,7 @@ __all__ = [
     "choose_loop",
     "choose_precision",
     "mixed_precision_apply",
-    "scan_steps",
+    "loop_steps",
     "StepFns",
     "StepState",
     "Batch",
@@ -266,16 +270,41 @@ def _with_learning_rate(opt_state: Any, learning_rate: jax.Array) -> Any:
     return opt_state._replace(hyperparams=hyper)
 
 
-def _eval_logits(apply_fn, variables, x, eval_batch_size: int) -> jax.Array:
-    """Eval-mode logits of one model on all of ``x`` in static-size batches."""
+def _opaque(n: int, epoch: jax.Array) -> jax.Array:
+    """``n`` as an int32 value that XLA cannot see at compile time (``epoch >= 0`` is traced).
+
+    Loop bounds made from it give while loops of unknown trip count. XLA replaces a loop of
+    one known trip by its body and fuses that with the code around it; the fused multiply-adds
+    it then forms round differently from the loop-free programs of the "host" strategy, so
+    the two strategies would differ in float32 ulps (measured: ~1e-8 on the parameters, with
+    Adam and a single guarded tail step).
+    """
+    return jnp.int32(n) + jnp.minimum(jnp.asarray(epoch, jnp.int32), 0)
+
+
+def _eval_logits(apply_fn, variables, x, eval_batch_size: int, epoch: jax.Array) -> jax.Array:
+    """Eval-mode logits of one model on all of ``x`` in static-size batches, in a while loop.
+
+    The batches are those of :meth:`HostLoop.logits`: ``size = min(eval_batch_size, n)`` rows
+    each, the last one starting at ``n - size`` (it overlaps the one before instead of being
+    padded; its rows already computed keep their values from the earlier batch), so that both
+    loop strategies compute every row in the same batch. ``epoch`` (traced) keeps the trip
+    count hidden from XLA (:func:`_opaque`).
+    """
     n = x.shape[0]
     size = min(eval_batch_size, n)
     num = math.ceil(n / size)
-    pad = num * size - n
-    xp = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
-    batches = xp.reshape((num, size) + x.shape[1:])
-    logits = jax.lax.map(lambda b: apply_fn(variables, b, train=False)[0], batches)
-    return logits.reshape((num * size,) + logits.shape[2:])[:n]
+    first = jax.eval_shape(lambda v, b: apply_fn(v, b, train=False)[0], variables, x[:size])
+    out = jnp.zeros((n,) + first.shape[1:], first.dtype)
+
+    def body(j, out):
+        i = num - 1 - j  # the last (overlapping) batch first: earlier batches overwrite it
+        start = jnp.minimum(i * size, n - size)
+        batch = jax.lax.dynamic_slice_in_dim(x, start, size)
+        return jax.lax.dynamic_update_slice_in_dim(
+            out, apply_fn(variables, batch, train=False)[0], start, axis=0)
+
+    return jax.lax.fori_loop(jnp.int32(0), _opaque(num, epoch), body, out)
 
 
 class TrainData(NamedTuple):
@@ -294,8 +323,9 @@ class EpochConfig:
     Attributes:
       recipe: the training recipe (results-changing settings).
       fns: the step's functions.
-      num_steps: steps per epoch (of the model with the most members).
-      full_steps: leading steps in which every model of the run has real examples.
+      num_steps: steps per epoch (of the model with the most members). Every step is guarded
+        (:func:`train_step` with ``guard=True``): a model whose batch has no real row (fewer
+        members than the others) leaves its state untouched.
       has_val: whether validation data is given.
       eval_batch_size: batch size of eval-mode passes (a performance setting).
     """
@@ -303,7 +333,6 @@ class EpochConfig:
     recipe: Recipe
     fns: StepFns
     num_steps: int
-    full_steps: int
     has_val: bool
     eval_batch_size: int
 
@@ -405,9 +434,9 @@ def train_epoch(config: EpochConfig, state: TrainState, key: jax.Array, keep_row
                 targets: jax.Array | None = None) -> tuple[TrainState, EpochMetrics]:
     """One epoch of one model in one program (the "scan" loop strategy).
 
-    :func:`epoch_start`, the steps in a ``lax.scan`` (:func:`scan_steps`; the first
-    ``full_steps`` without the empty-batch guard, the rest with it) and :func:`epoch_end`, with
-    the eval-mode passes batched by ``lax.map``.
+    :func:`epoch_start`, the steps in a while loop (:func:`loop_steps`, every step guarded)
+    and :func:`epoch_end`, with the eval-mode passes batched in a while loop
+    (:func:`_eval_logits`).
 
     Args:
       config: the recipe, step functions and static epoch shape.
@@ -425,24 +454,21 @@ def train_epoch(config: EpochConfig, state: TrainState, key: jax.Array, keep_row
     x, y = data.x, data.y
     example_logits = None
     if recipe.example_state is not None:
-        example_logits = _eval_logits(fns.apply_fn, state.variables, x, config.eval_batch_size)
+        example_logits = _eval_logits(fns.apply_fn, state.variables, x, config.eval_batch_size,
+                                      epoch)
     step_state, example_state, steps = epoch_start(config, state, key, keep_row, epoch, y,
                                                    example_logits)
-    num_steps, full_steps = config.num_steps, config.full_steps
-    sums = _zero_sums()
-    # The first `full_steps` steps have real examples for every model (static, from keep):
-    # they skip the select that guards the remaining steps of models with fewer members.
-    head = jax.tree_util.tree_map(lambda a: a[:full_steps], steps)
-    step_state, sums = scan_steps(fns, step_state, sums, head, x, y, example_state, epoch,
-                                  guard=False, targets=targets)
-    if full_steps < num_steps:
-        tail = jax.tree_util.tree_map(lambda a: a[full_steps:], steps)
-        step_state, sums = scan_steps(fns, step_state, sums, tail, x, y, example_state, epoch,
-                                      guard=True, targets=targets)
+    # Every step guarded, in one loop: a guarded step rounds differently from an unguarded
+    # one (XLA fuses the select into the update), so an unguarded head and a guarded tail
+    # would make a model's bits depend on the other models' member counts and on how each
+    # strategy fuses the boundary.
+    step_state, sums = loop_steps(fns, step_state, _zero_sums(), steps, jnp.int32(0),
+                                  _opaque(config.num_steps, epoch), x, y, example_state, epoch,
+                                  guard=True, targets=targets)
     val_logits = None
     if config.has_val:
         val_logits = _eval_logits(fns.apply_fn, step_state.variables, data.x_val,
-                                  config.eval_batch_size)
+                                  config.eval_batch_size, epoch)
     dropped = None if steps.dropped is None else jnp.sum(steps.dropped)
     return epoch_end(config, state, step_state, sums, example_state, val_logits, epoch,
                      data.y_val, dropped)
@@ -482,12 +508,12 @@ class HostLoop:
     """The "host" loop strategy: an epoch driven from Python in small loop-free programs.
 
     Every program runs on all models of a chunk (model axis first) and has no while loop:
-    ``start`` (:func:`epoch_start`), ``steps[(n, guard)]`` (``n`` unrolled steps from a traced
-    offset, :func:`unrolled_steps`; ``n`` is ``steps_per_call`` or the remainder of the head or
-    tail of the epoch, so at most four step programs are compiled), ``eval`` (eval-mode logits
+    ``start`` (:func:`epoch_start`), ``steps[n]`` (``n`` unrolled steps from a traced offset,
+    :func:`unrolled_steps`; ``n`` is ``steps_per_call`` or the remainder of the epoch, so at
+    most two step programs are compiled), ``eval`` (eval-mode logits
     of one batch of ``eval_batch_size`` rows at a traced offset) and ``end``
     (:func:`epoch_end`). The same operations as :func:`train_epoch` in the same order, so
-    results are bit-identical to the "scan" strategy on CPU.
+    results are bit-identical to the "scan" strategy on CPU (see the module docstring).
     """
 
     def __init__(self, config: EpochConfig, steps_per_call: int):
@@ -511,22 +537,22 @@ class HostLoop:
 
         self.eval_batch = jax.jit(eval_batch, static_argnums=(3,))
         # No buffer donation: the programs' outputs may forward their inputs' buffers.
-        self._steps: dict[tuple[int, bool], Callable] = {}
+        self._steps: dict[int, Callable] = {}
 
-    def _steps_fn(self, num: int, guard: bool) -> Callable:
-        if (num, guard) not in self._steps:
+    def _steps_fn(self, num: int) -> Callable:
+        if num not in self._steps:
             fns = self.config.fns
 
             def run(step_state, sums, steps, start, x, y, example_state, epoch, targets):
                 TRACE_COUNTS["host_steps"] += 1
                 return _per_model(
                     lambda st, su, sp, es, tg: unrolled_steps(
-                        fns, st, su, sp, start, x, y, es, epoch, num=num, guard=guard,
+                        fns, st, su, sp, start, x, y, es, epoch, num=num, guard=True,
                         targets=tg),
                     (0, 0, 0, 0, 0))(step_state, sums, steps, example_state, targets)
 
-            self._steps[(num, guard)] = jax.jit(run)
-        return self._steps[(num, guard)]
+            self._steps[num] = jax.jit(run)
+        return self._steps[num]
 
     def logits(self, variables, x) -> jax.Array:
         """Eval-mode logits ``[M, n, C]`` of every model of a chunk, one batch per call.
@@ -554,13 +580,10 @@ class HostLoop:
         sums = jax.tree_util.tree_map(lambda a: jnp.zeros((num_models,), a.dtype), _zero_sums())
         sums = jax.device_put(sums, keep.sharding)
         k = self.steps_per_call
-        for lo, hi, guard in ((0, config.full_steps, False),
-                              (config.full_steps, config.num_steps, True)):
-            for s in range(lo, hi, k):
-                num = min(k, hi - s)
-                step_state, sums = self._steps_fn(num, guard)(
-                    step_state, sums, steps, jnp.int32(s), data.x, data.y, example_state, epoch,
-                    targets)
+        for s in range(0, config.num_steps, k):
+            step_state, sums = self._steps_fn(min(k, config.num_steps - s))(
+                step_state, sums, steps, jnp.int32(s), data.x, data.y, example_state, epoch,
+                targets)
         val_logits = None
         if config.has_val:
             val_logits = self.logits(step_state.variables, data.x_val)
@@ -616,7 +639,7 @@ def has_convolution(apply_fn: ApplyFn, variables_shape: Any, sample_x: Any) -> b
 
     Convolutions inside a ``custom_vjp`` (the zoo's :mod:`hampjax.models.convolution`, whose
     backward pass is written with forward convolutions and dots) do not count: they run at full
-    speed inside a ``lax.scan`` on XLA:CPU, while JAX's transpose rule emits convolutions that
+    speed inside a while loop on XLA:CPU, while JAX's transpose rule emits convolutions that
     XLA:CPU runs ~30x slower there.
     """
     jaxpr = jax.make_jaxpr(lambda v, x: apply_fn(v, x, train=False)[0])(
@@ -735,13 +758,13 @@ def dp_config(recipe: Recipe, init_fn: InitFn, apply_fn: ApplyFn, sample_x: Any,
                     per_example=method)
 
 
-def _programs(model, init_fn, apply_fn, recipe: Recipe, *, num_steps: int, full_steps: int,
+def _programs(model, init_fn, apply_fn, recipe: Recipe, *, num_steps: int,
               has_val: bool, eval_batch_size: int, donate: bool, num_examples: int,
               loop: str, steps_per_call: int, privacy: DpConfig | None = None) -> Programs:
     recipe_key = (recipe.loss, recipe.optimizer, recipe.learning_rate, recipe.batch_size,
                   recipe.selection, recipe.min_improvement, recipe.reset_optimizer_each_epoch,
                   recipe.shuffle, recipe.example_state, recipe.spec.privacy)
-    static = (num_steps, full_steps, has_val, eval_batch_size, donate, num_examples, loop,
+    static = (num_steps, has_val, eval_batch_size, donate, num_examples, loop,
               steps_per_call, privacy)
     key = (model, recipe_key, static)
     if key in _PROGRAMS:
@@ -749,7 +772,7 @@ def _programs(model, init_fn, apply_fn, recipe: Recipe, *, num_steps: int, full_
         return _PROGRAMS[key]
     optimizer = optax.inject_hyperparams(recipe.optimizer)(learning_rate=recipe.learning_rate(0))
     config = EpochConfig(recipe=recipe, fns=StepFns(apply_fn, recipe.loss, optimizer, privacy),
-                         num_steps=num_steps, full_steps=full_steps, has_val=has_val,
+                         num_steps=num_steps, has_val=has_val,
                          eval_batch_size=eval_batch_size)
     programs = Programs(
         optimizer,
@@ -883,7 +906,7 @@ def train_many(
       progress: show a progress bar (models x epochs, examples/s).
       loop: how an epoch's steps run (a performance setting: results are bit-identical on
         CPU, see the module docstring): ``"scan"``, one program per epoch with the steps in a
-        ``lax.scan``; ``"host"``, Python drives small loop-free programs of ``steps_per_call``
+        while loop; ``"host"``, Python drives small loop-free programs of ``steps_per_call``
         unrolled steps (and loop-free eval-mode passes); ``"auto"`` (default), see
         :func:`choose_loop`: ``"host"`` on CPU for models with convolutions that use JAX's own
         gradient, ``"scan"`` otherwise (the zoo's conv nets included). A recipe with an
@@ -1063,7 +1086,6 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
     data = TrainData(jax.device_put(x, replicated), jax.device_put(y.astype(np.int32), replicated),
                      x_val, y_val)
 
-    full_steps = math.ceil(int(keep.sum(axis=1).min()) / recipe.batch_size)
     if loop == "auto":
         variables_shape = jax.eval_shape(lambda: init_fn(jax.random.key(0), jnp.asarray(x[:1])))
         loop = choose_loop(loop, platform, has_conv=has_convolution(
@@ -1089,7 +1111,7 @@ def _train_many(model, recipe, x, y, keep, *, seed, val_data, workdir, chunk_siz
             donate=platform != "cpu")
     else:
         programs = _programs(
-            model, init_fn, apply_fn, recipe, num_steps=num_steps, full_steps=full_steps,
+            model, init_fn, apply_fn, recipe, num_steps=num_steps,
             has_val=val_data is not None, eval_batch_size=eval_batch_size,
             donate=platform != "cpu",  # CPU cannot donate buffers
             num_examples=num_examples, loop=loop, steps_per_call=steps_per_call,

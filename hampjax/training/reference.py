@@ -57,7 +57,7 @@ from hampjax.training.engine import (
     epoch_end,
 )
 from hampjax.training.recipes import Recipe
-from hampjax.training.step import Batch, EpochSums, StepFns, StepState, train_step
+from hampjax.training.step import Batch, EpochSums, StepFns, StepState, fence, train_step
 
 __all__ = ["StudentData", "ReferenceConfig", "ReferenceLoop", "ReferenceInputs",
            "StudentResult", "student_steps", "student_batch", "reference_epoch",
@@ -183,7 +183,7 @@ def _end(config: ReferenceConfig, state, step_state, sums, data_val, epoch):
     val_logits = None
     if cfg.has_val:
         val_logits = engine._eval_logits(cfg.fns.apply_fn, step_state.variables, x_val,
-                                         cfg.eval_batch_size)
+                                         cfg.eval_batch_size, epoch)
     return epoch_end(cfg, state, step_state, sums, state.example_state, val_logits, epoch,
                      y_val)
 
@@ -191,14 +191,17 @@ def _end(config: ReferenceConfig, state, step_state, sums, data_val, epoch):
 def reference_epoch(config: ReferenceConfig, state: TrainState, key: jax.Array,
                     keep_row: jax.Array, epoch: jax.Array, data: engine.TrainData,
                     student: StudentData):
-    """One student epoch in one program (steps in ``lax.scan``); no model axis."""
+    """One student epoch in one program (steps in a while loop); no model axis."""
     del keep_row  # the student never sees the candidates
     step_state, sums, steps = _start(config, state, key, epoch)
 
-    def body(carry, i):
-        return _one_step(config, carry, student, key, data.x, steps, i, epoch), None
+    def body(i, carry):
+        return _one_step(config, carry, student, key, data.x, steps, i, epoch)
 
-    (step_state, sums), _ = jax.lax.scan(body, (step_state, sums), jnp.arange(config.num_steps))
+    # A trip count XLA cannot see: a known single trip would be inlined and fused with the
+    # code around it, which rounds differently from the "host" loop's programs.
+    step_state, sums = jax.lax.fori_loop(jnp.int32(0), engine._opaque(config.num_steps, epoch),
+                                         body, (step_state, sums))
     return _end(config, state, step_state, sums, (data.x_val, data.y_val), epoch)
 
 
@@ -236,6 +239,8 @@ class ReferenceLoop:
 
                 def one(c, d, k, sp):
                     for i in range(num):
+                        if i:  # each step compiles as it does alone
+                            c = fence(c, epoch)
                         c = _one_step(config, c, d, k, x, sp, start + i, epoch)
                     return c
 
@@ -295,7 +300,7 @@ def build_programs(model: Any, init_fn: Callable, apply_fn: Callable, recipe: Re
         return _PROGRAMS[key]
     optimizer = optax.inject_hyperparams(recipe.optimizer)(learning_rate=recipe.learning_rate(0))
     epoch_config = EpochConfig(recipe=recipe, fns=StepFns(apply_fn, recipe.loss, optimizer),
-                               num_steps=per_pass, full_steps=0, has_val=has_val,
+                               num_steps=per_pass, has_val=has_val,
                                eval_batch_size=eval_batch_size)
     config = ReferenceConfig(epoch=epoch_config, gan=fns, rows=rows, grouped=grouped)
     one = jax.tree_util.tree_map(

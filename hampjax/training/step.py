@@ -1,13 +1,14 @@
-"""One training step of one model: :func:`train_step`, and :func:`scan_steps` over many.
+"""One training step of one model: :func:`train_step`, and :func:`loop_steps` over many.
 
 The step is a plain function of a few named structures, testable on its own (as the flax
 examples' ``train_step``): the static functions (:class:`StepFns`: the model's ``apply_fn``,
 the recipe's per-example loss, the optimizer), the state it updates (:class:`StepState`) and
 the minibatch (:class:`Batch`). It has no model axis; the engine vmaps it over the models of a
-chunk (:mod:`hampjax.training.engine`). :func:`scan_steps` runs it over a range of an epoch's
-steps in a ``lax.scan``; :func:`unrolled_steps` runs a fixed number of them written out one
+chunk (:mod:`hampjax.training.engine`). :func:`loop_steps` runs it over a range of an epoch's
+steps in a while loop; :func:`unrolled_steps` runs a fixed number of them written out one
 after the other (no loop in the program), which the host-driven loop strategy calls from
-Python: XLA:CPU runs convolutions inside a while loop (``lax.scan``) far slower than outside.
+Python: XLA:CPU runs JAX's own convolution gradient inside a while loop far slower than
+outside one.
 
 With a :class:`DpConfig` in :attr:`StepFns.privacy` the step is a DP-SGD step
 (:mod:`hampjax.defenses.dp_sgd`): per-example clipping, Gaussian noise from the batch's
@@ -29,7 +30,7 @@ from hampjax.defenses import dp_sgd
 from hampjax.training.recipes import LossContext
 
 __all__ = ["StepFns", "StepState", "Batch", "StepOutput", "DpConfig", "train_step",
-           "EpochSteps", "EpochSums", "scan_steps", "unrolled_steps"]
+           "EpochSteps", "EpochSums", "loop_steps", "unrolled_steps", "fence"]
 
 ApplyFn = Callable[..., tuple[jax.Array, dict]]
 
@@ -136,17 +137,34 @@ def train_step(fns: StepFns, state: StepState, batch: Batch, epoch: jax.Array, *
       state: the model's variables and optimizer state.
       batch: the minibatch, its padding mask, per-example state and keys.
       epoch: int32 scalar, 0-based.
-      guard: if True, a batch without real rows (DP-SGD Poisson: an inactive step) leaves
-        model and optimizer state untouched (the caller may skip the select when every batch
-        is known to hold real rows).
+      guard: if True (the engine's choice for every step), a batch without real rows (DP-SGD
+        Poisson: an inactive step) leaves model and optimizer state untouched; False skips
+        that check (for callers that know every batch holds real rows).
 
     Returns:
       ``(new_state, StepOutput)``.
     """
+    count = jnp.sum(batch.where).astype(jnp.float32)
+    if not guard:
+        return _update(fns, state, batch, epoch, count)
+    # A step without real examples must leave model and optimizer untouched. A conditional
+    # rather than a select of the results: a select of every variable after the update costs
+    # the FC net ~30% of its step time on CPU (no in-place update); under vmap (several models
+    # per device) JAX turns the conditional into that select anyway.
+    any_valid = count > 0 if batch.active is None else batch.active
+
+    def skip(state):
+        zero = jnp.float32(0)
+        return state, StepOutput(zero, jnp.int32(0), count)
+
+    return jax.lax.cond(any_valid, lambda st: _update(fns, st, batch, epoch, count), skip, state)
+
+
+def _update(fns: StepFns, state: StepState, batch: Batch, epoch: jax.Array, count: jax.Array
+            ) -> tuple[StepState, StepOutput]:
     variables, opt_state = state
     ctx = LossContext(epoch=epoch, key=batch.loss_key, where=batch.where,
                       example_state=batch.example_state, targets=batch.targets)
-    count = jnp.sum(batch.where).astype(jnp.float32)
     if fns.privacy is None:
         def loss_fn(params):
             logits, new_variables = fns.apply_fn({**variables, "params": params}, batch.x,
@@ -160,10 +178,6 @@ def train_step(fns: StepFns, state: StepState, batch: Batch, epoch: jax.Array, *
         grads, loss, new_variables, logits = dp_gradient(fns, variables, batch, ctx)
     updates, new_opt_state = fns.optimizer.update(grads, opt_state, variables["params"])
     new_variables = {**new_variables, "params": optax.apply_updates(variables["params"], updates)}
-    if guard:  # a step without real examples must leave model and optimizer untouched
-        any_valid = count > 0 if batch.active is None else batch.active
-        new_variables = _select(any_valid, new_variables, variables)
-        new_opt_state = _select(any_valid, new_opt_state, opt_state)
     hits = jnp.sum(jnp.where(batch.where, jnp.argmax(logits, -1) == batch.y, False))
     return StepState(new_variables, new_opt_state), StepOutput(loss, hits, count)
 
@@ -270,20 +284,28 @@ def _one_step(fns: StepFns, state: StepState, sums: EpochSums, step: EpochSteps,
     return state, sums
 
 
-def scan_steps(fns: StepFns, state: StepState, sums: EpochSums, steps: EpochSteps, x, y,
-               example_state, epoch, *, guard: bool,
+def loop_steps(fns: StepFns, state: StepState, sums: EpochSums, steps: EpochSteps,
+               start: jax.Array, stop: jax.Array, x, y, example_state, epoch, *, guard: bool,
                targets: jax.Array | None = None) -> tuple[StepState, EpochSums]:
-    """Run ``train_step`` over the leading axis of ``steps`` (one model), in a ``lax.scan``.
+    """Run ``train_step`` on steps ``start .. stop - 1`` of ``steps`` (one model), in a loop.
 
-    ``x``, ``y``, ``example_state`` and ``targets`` (optional ``[N, C]``, this model's
-    per-example targets) are the whole candidate set; each step gathers its rows.
+    A ``lax.fori_loop`` (an XLA while loop). ``x``, ``y``, ``example_state`` and ``targets``
+    (optional ``[N, C]``, this model's per-example targets) are the whole candidate set; each
+    step gathers its rows.
+
+    Pass ``start`` and ``stop`` as values XLA cannot see at compile time (the engine derives
+    them from the traced epoch): XLA replaces a loop with a known trip count of one by its body
+    and fuses that body with the code around it, which changes float32 rounding (the fused
+    multiply-adds it forms) and so the bits. Through a loop the step compiles as it does alone,
+    which keeps the loop strategies bit-identical on CPU.
     """
 
-    def body(carry, step):
-        return _one_step(fns, *carry, step, x, y, example_state, epoch, guard, targets), None
+    def body(i, carry):
+        step = jax.tree_util.tree_map(
+            lambda a: jax.lax.dynamic_index_in_dim(a, i, keepdims=False), steps)
+        return _one_step(fns, *carry, step, x, y, example_state, epoch, guard, targets)
 
-    (state, sums), _ = jax.lax.scan(body, (state, sums), steps)
-    return state, sums
+    return jax.lax.fori_loop(start, stop, body, (state, sums))
 
 
 def unrolled_steps(fns: StepFns, state: StepState, sums: EpochSums, steps: EpochSteps,
@@ -292,17 +314,38 @@ def unrolled_steps(fns: StepFns, state: StepState, sums: EpochSums, steps: Epoch
                    ) -> tuple[StepState, EpochSums]:
     """Run ``train_step`` on steps ``start .. start + num - 1`` of ``steps``, unrolled.
 
-    The same computation as :func:`scan_steps` on ``steps[start:start + num]`` with the steps
-    written out one after the other: the program has no while loop, and ``start`` is traced,
-    so one compiled program serves every offset of an epoch.
+    The same computation as :func:`loop_steps` on ``start .. start + num - 1`` with the steps
+    written out one after the other, separated by :func:`fence` (so that the results do not
+    depend on ``num``): the program has no while loop, and ``start`` is traced, so one
+    compiled program serves every offset of an epoch.
 
     Args:
       num: static number of steps (the program grows with it).
       start: int32 scalar, the first step (``start + num <= S``).
     """
     for i in range(num):
+        if i:
+            state, sums = fence((state, sums), epoch)
         step = jax.tree_util.tree_map(
             lambda a: jax.lax.dynamic_index_in_dim(a, start + i, keepdims=False), steps)
         state, sums = _one_step(fns, state, sums, step, x, y, example_state, epoch, guard,
                                 targets)
     return state, sums
+
+
+def fence(tree: Any, epoch: jax.Array) -> Any:
+    """``tree`` unchanged, through a conditional XLA cannot fuse across.
+
+    The conditional's predicate ``min(epoch, 0) == 0`` is always True (``epoch >= 0``) but
+    unknown to XLA, since ``epoch`` is traced.
+
+    Between unrolled steps: without it XLA fuses a step's optimizer-state update into the next
+    step's (recomputing it there), and the fused multiply-adds it forms round differently from
+    a step compiled alone; with it every unrolled step compiles as in :func:`loop_steps`, so
+    results do not depend on ``num`` (bit for bit on CPU). ``lax.optimization_barrier`` does
+    not do this on XLA:CPU (it is expanded away before fusion), and a conditional with two
+    identical branches is simplified away, hence the zeros branch that never runs.
+    """
+    always = jnp.minimum(jnp.asarray(epoch, jnp.int32), 0) == 0
+    return jax.lax.cond(always, lambda t: t,
+                        lambda t: jax.tree_util.tree_map(jnp.zeros_like, t), tree)

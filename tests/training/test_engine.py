@@ -281,7 +281,7 @@ def test_measured_footprint_chunks_on_small_device(data, model):
     x, y = data
     recipe = sgd_recipe()
     init_fn, apply_fn = model_functions(model)
-    programs = engine._programs(model, init_fn, apply_fn, recipe, num_steps=5, full_steps=5,
+    programs = engine._programs(model, init_fn, apply_fn, recipe, num_steps=5,
                                 has_val=False, eval_batch_size=64, donate=False,
                                 num_examples=N, loop="scan", steps_per_call=4)
     tdata = engine.TrainData(jnp.asarray(x), jnp.asarray(y, jnp.int32), jnp.zeros((1, D)),
