@@ -6,6 +6,8 @@
 * :mod:`~hampjax.training.presets` - the authors' settings of every defense, as spec tables.
 * :mod:`~hampjax.training.recipes` - :func:`build_recipe`: spec -> loss, optimizer, schedule.
 * :func:`train_many` - M models in one jitted program, sharded over devices, resumable.
+* :mod:`~hampjax.training.epoch` - one model's epoch, and the loop strategies and precision
+  that run it (:mod:`~hampjax.training.step`: the training step).
 * :mod:`~hampjax.training.advreg` - AdvReg's min-max game as train_many's epoch programs.
 * :mod:`~hampjax.training.selena` - SELENA: Split-AI sub-models of every model in one
   train_many, then the distilled students (:func:`train_selena`).

@@ -63,11 +63,12 @@ import optax
 from hampjax import validation
 from hampjax.defenses.advreg import membership_mse
 from hampjax.training import engine
-from hampjax.training.engine import (
+from hampjax.training import epoch as epoch_lib
+from hampjax.training.engine import Programs
+from hampjax.training.epoch import (
     TRACE_COUNTS,
     EpochConfig,
     EpochMetrics,
-    Programs,
     TrainData,
     TrainState,
     epoch_end,
@@ -245,7 +246,7 @@ class GameConfig:
     """What one model's AdvReg epoch needs besides its state and data (static for a run).
 
     Attributes:
-      epoch: the classifier's :class:`~hampjax.training.engine.EpochConfig` (game epochs).
+      epoch: the classifier's :class:`~hampjax.training.epoch.EpochConfig` (game epochs).
       warmup: the same with the warm-up batch size (warm-up epochs).
       adversary: the inference model and its optimizer.
       shape: the static step counts (:func:`game_shape`).
@@ -420,7 +421,7 @@ def _game_rounds(config: GameConfig, state: TrainState, key: jax.Array, keep_row
                                               jnp.arange(config.shape.rounds))
     val_logits = None
     if cfg.has_val:
-        val_logits = engine._eval_logits(fns.apply_fn, step_state.variables, data.x_val,
+        val_logits = epoch_lib._eval_logits(fns.apply_fn, step_state.variables, data.x_val,
                                          cfg.eval_batch_size, epoch)
     new, metrics = epoch_end(cfg, state, step_state, sums, example_state, val_logits, epoch,
                              data.y_val)
@@ -460,7 +461,7 @@ class AdvRegLoop:
         self.config = config
 
         def program(one_model, donate_state):
-            over_models = engine._per_model(functools.partial(one_model, config),
+            over_models = epoch_lib._per_model(functools.partial(one_model, config),
                                             (0, 0, 0, None, None))
 
             def run(state, keys, keep, epoch, data):
@@ -484,8 +485,8 @@ def _make_init(init_fn, optimizer, learning_rate, adversary: Adversary, num_clas
     inference model in ``aux`` (the classifier initialized as by the engine)."""
 
     def one(key, sample_x):
-        variables = dict(init_fn(jax.random.fold_in(key, engine._INIT), sample_x))
-        opt_state = engine._with_learning_rate(optimizer.init(variables["params"]),
+        variables = dict(init_fn(jax.random.fold_in(key, epoch_lib._INIT), sample_x))
+        opt_state = epoch_lib._with_learning_rate(optimizer.init(variables["params"]),
                                                learning_rate(0))
         adv_variables = adversary.init(jax.random.fold_in(key, _ADV_INIT), num_classes)
         aux = AdvState(adv_variables, adversary.optimizer.init(adv_variables["params"]),
@@ -518,7 +519,7 @@ def build_programs(model: Any, init_fn: Callable, apply_fn: Callable, recipe: Re
     keep = np.asarray(keep, bool)
     shape = game_shape(recipe, keep)
     num_examples = keep.shape[1]
-    num_steps = engine._num_steps(keep, spec.batch_size)
+    num_steps = epoch_lib._num_steps(keep, spec.batch_size)
     recipe_key = (recipe.loss, recipe.optimizer, recipe.learning_rate, recipe.adversary,
                   spec.batch_size, spec.selection, spec.min_improvement,
                   spec.reset_optimizer_each_epoch, spec.shuffle)

@@ -48,10 +48,11 @@ import numpy as np
 import optax
 
 from hampjax.training import engine, gan
-from hampjax.training.engine import (
+from hampjax.training import epoch as epoch_lib
+from hampjax.training.engine import Programs
+from hampjax.training.epoch import (
     TRACE_COUNTS,
     EpochConfig,
-    Programs,
     TrainState,
     epoch_batches,
     epoch_end,
@@ -131,7 +132,7 @@ def student_steps(config: ReferenceConfig, key: jax.Array, epoch: jax.Array
 
     idx, where = jax.vmap(one_pass)(jnp.arange(config.passes))
     idx, where = idx.reshape(-1, b), where.reshape(-1, b)
-    step_key = jax.random.fold_in(jax.random.fold_in(key, engine._STEP), epoch)
+    step_key = jax.random.fold_in(jax.random.fold_in(key, epoch_lib._STEP), epoch)
     keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(step_key, i)))(
         jnp.arange(idx.shape[0]))
     return idx, where, keys
@@ -141,7 +142,7 @@ def student_batch(config: ReferenceConfig, data: StudentData, key: jax.Array, x:
                   rows: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Inputs ``[B, ...]`` and teacher eval-mode logits ``[B, C]`` of reference rows ``rows``.
 
-    ``key`` is the model's base key (:func:`~hampjax.training.engine.model_key`); ``x`` the
+    ``key`` is the model's base key (:func:`~hampjax.training.epoch.model_key`); ``x`` the
     shared reference set (``kind="given"``; unused for ``"gan"``).
     """
     if config.gan is not None:
@@ -171,7 +172,7 @@ def _start(config: ReferenceConfig, state: TrainState, key, epoch):
     opt_state = state.opt_state
     if recipe.reset_optimizer_each_epoch:
         opt_state = fns.optimizer.init(state.variables["params"])
-    opt_state = engine._with_learning_rate(opt_state, recipe.learning_rate(epoch))
+    opt_state = epoch_lib._with_learning_rate(opt_state, recipe.learning_rate(epoch))
     zero = jnp.float32(0)
     return (StepState(state.variables, opt_state), EpochSums(zero, zero, zero),
             student_steps(config, key, epoch))
@@ -182,14 +183,14 @@ def _end(config: ReferenceConfig, state, step_state, sums, data_val, epoch):
     x_val, y_val = data_val
     val_logits = None
     if cfg.has_val:
-        val_logits = engine._eval_logits(cfg.fns.apply_fn, step_state.variables, x_val,
+        val_logits = epoch_lib._eval_logits(cfg.fns.apply_fn, step_state.variables, x_val,
                                          cfg.eval_batch_size, epoch)
     return epoch_end(cfg, state, step_state, sums, state.example_state, val_logits, epoch,
                      y_val)
 
 
 def reference_epoch(config: ReferenceConfig, state: TrainState, key: jax.Array,
-                    keep_row: jax.Array, epoch: jax.Array, data: engine.TrainData,
+                    keep_row: jax.Array, epoch: jax.Array, data: epoch_lib.TrainData,
                     student: StudentData):
     """One student epoch in one program (steps in a while loop); no model axis."""
     del keep_row  # the student never sees the candidates
@@ -200,7 +201,7 @@ def reference_epoch(config: ReferenceConfig, state: TrainState, key: jax.Array,
 
     # A trip count XLA cannot see: a known single trip would be inlined and fused with the
     # code around it, which rounds differently from the "host" loop's programs.
-    step_state, sums = jax.lax.fori_loop(jnp.int32(0), engine._opaque(config.num_steps, epoch),
+    step_state, sums = jax.lax.fori_loop(jnp.int32(0), epoch_lib._opaque(config.num_steps, epoch),
                                          body, (step_state, sums))
     return _end(config, state, step_state, sums, (data.x_val, data.y_val), epoch)
 
@@ -214,7 +215,7 @@ class ReferenceLoop:
     def __init__(self, config: ReferenceConfig, *, loop: str, steps_per_call: int,
                  donate: bool, footprint_args: tuple = ()):
         self.config, self.loop, self.steps_per_call = config, loop, steps_per_call
-        per_model = engine._per_model
+        per_model = epoch_lib._per_model
 
         def whole(state, keys, keep, epoch, data, students):
             TRACE_COUNTS["epoch"] += 1
@@ -244,7 +245,7 @@ class ReferenceLoop:
                         c = _one_step(config, c, d, k, x, sp, start + i, epoch)
                     return c
 
-                return engine._per_model(one, (0, 0, 0, 0))(carry, students, keys, steps)
+                return epoch_lib._per_model(one, (0, 0, 0, 0))(carry, students, keys, steps)
 
             self._steps[num] = jax.jit(run)
         return self._steps[num]
@@ -307,7 +308,7 @@ def build_programs(model: Any, init_fn: Callable, apply_fn: Callable, recipe: Re
         lambda a: jax.ShapeDtypeStruct((1,) + np.shape(a)[1:], np.asarray(a).dtype), students)
     programs = Programs(
         optimizer,
-        engine._make_init_fn(init_fn, optimizer, recipe.learning_rate,
+        epoch_lib._make_init_fn(init_fn, optimizer, recipe.learning_rate,
                              int(np.asarray(keep).shape[1])),
         ReferenceLoop(config, loop=loop, steps_per_call=steps_per_call, donate=donate,
                       footprint_args=(one,)),

@@ -23,6 +23,7 @@ from hampjax.training import (
     weighted_smoothing_recipe,
 )
 from hampjax.training import engine
+from hampjax.training import epoch as epoch_lib
 
 N, D, C = 96, 12, 4
 
@@ -55,7 +56,7 @@ def reference_train(model, recipe, x, y, keep_row, seed, m):
     tx = optax.inject_hyperparams(recipe.optimizer)(learning_rate=recipe.learning_rate(0))
     opt_state = tx.init(params)
     num_steps = int(np.ceil(keep_row.sum() / recipe.batch_size))
-    max_steps = engine._num_steps(np.asarray(keep_row)[None], recipe.batch_size)
+    max_steps = epoch_lib._num_steps(np.asarray(keep_row)[None], recipe.batch_size)
     assert num_steps == max_steps
     for epoch in range(recipe.epochs):
         opt_state.hyperparams["learning_rate"] = recipe.learning_rate(epoch)
