@@ -39,9 +39,8 @@ Performance choices, and the measurements behind them (2-core CPU, XLA:CPU, jax 
 * Models per device on CPU: one. Vmapping several models turns matmuls into batched matmuls
   and convolutions into grouped convolutions; on CPU one model per device measured ~1.15x
   faster for the FC net, and 2.7x faster for ResNet-20 (``bench_shadow.py --model resnet20
-  --models 2 --samples 512 --epochs 1``: 5.7 s per model-epoch with ``--chunk-size 1``
-  against 15.4 s with 2 models vmapped, load ~6.7). With the host loop, ResNet-20 trains at
-  0.85x the time of a plain jitted single-model step called from Python (6.7 s).
+  --models 2 --samples 512 --epochs 1``: 1.24 s per model-epoch with ``--chunk-size 1``
+  against 3.31 s with 2 models vmapped, load ~1.7).
 * Chunk size on accelerators (:func:`auto_chunk_size`): from the measured footprint of the
   one-model epoch program (its compiled ``memory_analysis()``: arguments, outputs and
   temporaries; the replicated data counted once), so that a chunk uses at most 80% of device
