@@ -21,7 +21,9 @@ Prints and writes JSON with: model, loop, steps_per_call, seconds_per_model_epoc
 examples_per_s, models, epochs, samples, achieved_gflops (6 x parameters x samples x epochs x
 models / seconds; a dense-net figure), devices, backend, the sequential baseline's figures and
 the speed-up (``speedup_vs_sequential`` = sequential / batched seconds per model-epoch), and
-(FC) ``matmul_peak_gflops`` and ``fraction_of_matmul_peak``, (conv) ``predict_examples_per_s``.
+(FC) ``matmul_peak_gflops`` and ``fraction_of_matmul_peak`` (jitted matmuls of the layer
+shapes at batch 4096), ``step_matmul_gflops`` and ``fraction_of_step_matmuls`` (a step's
+matmuls alone at the recipe's batch size), (conv) ``predict_examples_per_s``.
 """
 
 from __future__ import annotations
@@ -163,6 +165,40 @@ def matmul_peak_gflops(x_features: int, widths, *, batch: int = 4096, repeats: i
     return flops / best / 1e9
 
 
+def step_matmul_gflops(x_features: int, widths, *, batch: int, steps: int = 64,
+                       repeats: int = 5):
+    """GFLOP/s of a training step's matmuls alone at the recipe's batch size.
+
+    Per layer the forward ``x @ w``, the input gradient ``g @ w.T`` and the weight gradient
+    ``x.T @ g`` (with an SGD update of ``w``), ``steps`` steps in one ``lax.scan`` on fresh
+    inputs every step: the bound a dense step at this batch size can reach on this machine
+    (small matmuls run below :func:`matmul_peak_gflops`' large-batch peak).
+    """
+    rng = np.random.default_rng(0)
+    sizes = [x_features, *widths]
+    xs = [jnp.asarray(rng.normal(size=(steps, batch, a)).astype(np.float32)) for a in sizes[:-1]]
+    gs = [jnp.asarray(rng.normal(size=(steps, batch, b)).astype(np.float32)) for b in sizes[1:]]
+    ws = [jnp.asarray(0.01 * rng.normal(size=(a, b)).astype(np.float32))
+          for a, b in zip(sizes[:-1], sizes[1:])]
+
+    def step(ws, inputs):
+        xs, gs = inputs
+        outs = [x @ w for x, w in zip(xs, ws)]
+        grads_x = [g @ w.T for g, w in zip(gs, ws)]
+        new = [w - 1e-6 * (x.T @ g) for w, x, g in zip(ws, xs, gs)]
+        return new, sum(o[0, 0] + d[0, 0] for o, d in zip(outs, grads_x))
+
+    f = jax.jit(lambda ws, xs, gs: jax.lax.scan(step, ws, (xs, gs)))
+    jax.block_until_ready(f(ws, xs, gs))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(ws, xs, gs))
+        best = min(best, time.perf_counter() - t0)
+    flops = steps * 3 * sum(2 * batch * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return flops / best / 1e9
+
+
 def _fc_widths(variables) -> list[int]:
     kernels = [a for path, a in jax.tree_util.tree_leaves_with_path(variables["params"])
                if "kernel" in jax.tree_util.keystr(path)]
@@ -228,6 +264,9 @@ def main(argv=None):
         peak = matmul_peak_gflops(x.shape[1], _fc_widths(shapes))
         figures["matmul_peak_gflops"] = peak
         figures["fraction_of_matmul_peak"] = figures["achieved_gflops"] / peak
+        bound = step_matmul_gflops(x.shape[1], _fc_widths(shapes), batch=args.batch_size)
+        figures["step_matmul_gflops"] = bound
+        figures["fraction_of_step_matmuls"] = figures["achieved_gflops"] / bound
     else:
         variables = result.variables
         predict = lambda: predict_many(apply_fn, variables, x, batch_size=256)
