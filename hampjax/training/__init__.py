@@ -2,7 +2,8 @@
 
 * :mod:`~hampjax.training.membership` - balanced and paired keep matrices.
 * :mod:`~hampjax.training.spec` - :class:`RecipeSpec`, every setting that changes results, as
-  frozen JSON-round-trippable data.
+  frozen JSON-round-trippable data (its parts: :mod:`~hampjax.training.spec_parts`; the defense
+  parameters and their registry: :mod:`~hampjax.training.defense_params`).
 * :mod:`~hampjax.training.presets` - the authors' settings of every defense, as spec tables.
 * :mod:`~hampjax.training.recipes` - :func:`build_recipe`: spec -> loss, optimizer, schedule.
 * :func:`train_many` - M models in one jitted program, sharded over devices, resumable.

@@ -20,6 +20,7 @@ from hampjax.training import (
     undefended_recipe,
 )
 from hampjax.training import checkpoint, engine
+from hampjax.training import defense_params, spec_base, spec_parts
 from hampjax.training import spec as spec_module
 
 N, D, C = 32, 5, 3
@@ -247,11 +248,13 @@ def _leaves(tree, prefix=""):
             yield f"{prefix}{key}", value
 
 
+# Every choice the spec modules know (theirs and the defenses' they import), as candidates.
+_SPEC_MODULES = (spec_module, spec_base, spec_parts, defense_params)
 _STRINGS = sorted({v for table in PRESETS.values() for s in table.values()
                    for _, v in _leaves(s.to_dict()) if isinstance(v, str)}
-                  | {v for name in dir(spec_module) if name.isupper()
-                     for v in (getattr(spec_module, name) if isinstance(
-                         getattr(spec_module, name), tuple) else ()) if isinstance(v, str)})
+                  | {v for module in _SPEC_MODULES for name in dir(module) if name.isupper()
+                     for v in (getattr(module, name) if isinstance(
+                         getattr(module, name), tuple) else ()) if isinstance(v, str)})
 
 
 def _candidates(value):
