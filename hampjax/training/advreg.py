@@ -422,7 +422,7 @@ def _game_rounds(config: GameConfig, state: TrainState, key: jax.Array, keep_row
     val_logits = None
     if cfg.has_val:
         val_logits = epoch_lib._eval_logits(fns.apply_fn, step_state.variables, data.x_val,
-                                         cfg.eval_batch_size, epoch)
+                                            cfg.eval_batch_size, epoch)
     new, metrics = epoch_end(cfg, state, step_state, sums, example_state, val_logits, epoch,
                              data.y_val)
     return new._replace(aux=adv), metrics
@@ -462,7 +462,7 @@ class AdvRegLoop:
 
         def program(one_model, donate_state):
             over_models = epoch_lib._per_model(functools.partial(one_model, config),
-                                            (0, 0, 0, None, None))
+                                               (0, 0, 0, None, None))
 
             def run(state, keys, keep, epoch, data):
                 TRACE_COUNTS["epoch"] += 1
@@ -487,7 +487,7 @@ def _make_init(init_fn, optimizer, learning_rate, adversary: Adversary, num_clas
     def one(key, sample_x):
         variables = dict(init_fn(jax.random.fold_in(key, epoch_lib._INIT), sample_x))
         opt_state = epoch_lib._with_learning_rate(optimizer.init(variables["params"]),
-                                               learning_rate(0))
+                                                  learning_rate(0))
         adv_variables = adversary.init(jax.random.fold_in(key, _ADV_INIT), num_classes)
         aux = AdvState(adv_variables, adversary.optimizer.init(adv_variables["params"]),
                        jnp.int32(0), jnp.int32(0))

@@ -184,7 +184,7 @@ def _end(config: ReferenceConfig, state, step_state, sums, data_val, epoch):
     val_logits = None
     if cfg.has_val:
         val_logits = epoch_lib._eval_logits(cfg.fns.apply_fn, step_state.variables, x_val,
-                                         cfg.eval_batch_size, epoch)
+                                            cfg.eval_batch_size, epoch)
     return epoch_end(cfg, state, step_state, sums, state.example_state, val_logits, epoch,
                      y_val)
 
@@ -201,8 +201,8 @@ def reference_epoch(config: ReferenceConfig, state: TrainState, key: jax.Array,
 
     # A trip count XLA cannot see: a known single trip would be inlined and fused with the
     # code around it, which rounds differently from the "host" loop's programs.
-    step_state, sums = jax.lax.fori_loop(jnp.int32(0), epoch_lib._opaque(config.num_steps, epoch),
-                                         body, (step_state, sums))
+    total = epoch_lib._opaque(config.num_steps, epoch)
+    step_state, sums = jax.lax.fori_loop(jnp.int32(0), total, body, (step_state, sums))
     return _end(config, state, step_state, sums, (data.x_val, data.y_val), epoch)
 
 
@@ -309,7 +309,7 @@ def build_programs(model: Any, init_fn: Callable, apply_fn: Callable, recipe: Re
     programs = Programs(
         optimizer,
         epoch_lib._make_init_fn(init_fn, optimizer, recipe.learning_rate,
-                             int(np.asarray(keep).shape[1])),
+                                int(np.asarray(keep).shape[1])),
         ReferenceLoop(config, loop=loop, steps_per_call=steps_per_call, donate=donate,
                       footprint_args=(one,)),
         epoch_config,
