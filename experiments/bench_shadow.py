@@ -155,14 +155,19 @@ def matmul_peak_gflops(x_features: int, widths, *, batch: int = 4096, repeats: i
     ws = [jnp.asarray(rng.normal(size=(a, b)).astype(np.float32))
           for a, b in zip(sizes[:-1], sizes[1:])]
     f = jax.jit(lambda xs, ws: [x @ w for x, w in zip(xs, ws)])
-    jax.block_until_ready(f(xs, ws))
+    flops = sum(2 * batch * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return flops / _best_seconds(f, xs, ws, repeats=repeats) / 1e9
+
+
+def _best_seconds(f, *args, repeats: int) -> float:
+    """The fastest of ``repeats`` timed calls of ``f(*args)``, after one untimed (compiling)."""
+    jax.block_until_ready(f(*args))
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(f(xs, ws))
+        jax.block_until_ready(f(*args))
         best = min(best, time.perf_counter() - t0)
-    flops = sum(2 * batch * a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return flops / best / 1e9
+    return best
 
 
 def step_matmul_gflops(x_features: int, widths, *, batch: int, steps: int = 64,
@@ -189,14 +194,8 @@ def step_matmul_gflops(x_features: int, widths, *, batch: int, steps: int = 64,
         return new, sum(o[0, 0] + d[0, 0] for o, d in zip(outs, grads_x))
 
     f = jax.jit(lambda ws, xs, gs: jax.lax.scan(step, ws, (xs, gs)))
-    jax.block_until_ready(f(ws, xs, gs))
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(f(ws, xs, gs))
-        best = min(best, time.perf_counter() - t0)
     flops = steps * 3 * sum(2 * batch * a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return flops / best / 1e9
+    return flops / _best_seconds(f, ws, xs, gs, repeats=repeats) / 1e9
 
 
 def _fc_widths(variables) -> list[int]:

@@ -89,8 +89,10 @@ from hampjax.training.epoch import (
     LOOPS,
     PRECISIONS,
     TRACE_COUNTS,
+    ApplyFn,
     EpochConfig,
     HostLoop,
+    InitFn,
     TrainData,
     TrainState,
     _make_epoch_fn,
@@ -137,9 +139,6 @@ __all__ = [
     "Footprint",
     "TRACE_COUNTS",
 ]
-
-ApplyFn = Callable[..., tuple[jax.Array, dict]]
-InitFn = Callable[[jax.Array, jax.Array], dict]
 
 # Epoch programs of recipes with an adversary (spec.adversary.kind -> builder with the
 # signature of hampjax.training.advreg.build_programs), registered by their modules at import

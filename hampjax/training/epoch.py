@@ -29,7 +29,7 @@ Performance choices, and the measurements behind them (2-core CPU, XLA:CPU, jax 
   same order, and results are bit-identical on CPU (dense and conv models, every recipe,
   whatever ``steps_per_call``). That takes three precautions against XLA fusing a step with
   its neighbours (the fused multiply-adds it then forms round differently): the loops'
-  trip counts are hidden from XLA (:func:`_opaque`; it inlines a loop of one known trip),
+  trip counts are hidden from XLA (:func:`~hampjax.training.step.opaque`; it inlines a loop of one known trip),
   unrolled steps are separated by a conditional (:func:`~hampjax.training.step.fence`), and
   every step is guarded by a conditional (an unguarded step rounds differently from a
   guarded one).
@@ -55,12 +55,14 @@ from hampjax import validation
 from hampjax.defenses import dp_sgd
 from hampjax.training.recipes import Recipe
 from hampjax.training.step import (
+    ApplyFn,
     EpochSteps,
     EpochSums,
     StepFns,
     StepState,
     _select,
     loop_steps,
+    opaque,
     unrolled_steps,
 )
 
@@ -85,7 +87,6 @@ __all__ = [
     "TRACE_COUNTS",
 ]
 
-ApplyFn = Callable[..., tuple[jax.Array, dict]]
 InitFn = Callable[[jax.Array, jax.Array], dict]
 
 # Incremented each time the epoch program is traced (tests assert there is no retracing), and
@@ -154,41 +155,35 @@ def _with_learning_rate(opt_state: Any, learning_rate: jax.Array) -> Any:
     return opt_state._replace(hyperparams=hyper)
 
 
-def _opaque(n: int, epoch: jax.Array) -> jax.Array:
-    """``n`` as an int32 value that XLA cannot see at compile time (``epoch >= 0`` is traced).
+def _eval_batches(n: int, eval_batch_size: int) -> tuple[int, list[int]]:
+    """``(size, starts)`` of the eval-mode batches over ``n`` rows, for both loop strategies.
 
-    Loop bounds made from it give while loops of unknown trip count. XLA replaces a loop of
-    one known trip by its body and fuses that with the code around it; the fused multiply-adds
-    it then forms round differently from the loop-free programs of the "host" strategy, so
-    the two strategies would differ in float32 ulps (measured: ~1e-8 on the parameters, with
-    Adam and a single guarded tail step).
+    ``size = min(eval_batch_size, n)`` rows each; the last batch starts at ``n - size`` (it
+    overlaps the one before instead of being padded), and only its rows no earlier batch
+    covers are kept, so that every row is computed in the same batch whichever strategy runs.
     """
-    return jnp.int32(n) + jnp.minimum(jnp.asarray(epoch, jnp.int32), 0)
+    size = min(eval_batch_size, n)
+    return size, [min(lo, n - size) for lo in range(0, n, size)]
 
 
 def _eval_logits(apply_fn, variables, x, eval_batch_size: int, epoch: jax.Array) -> jax.Array:
-    """Eval-mode logits of one model on all of ``x`` in static-size batches, in a while loop.
-
-    The batches are those of :meth:`HostLoop.logits`: ``size = min(eval_batch_size, n)`` rows
-    each, the last one starting at ``n - size`` (it overlaps the one before instead of being
-    padded; its rows already computed keep their values from the earlier batch), so that both
-    loop strategies compute every row in the same batch. ``epoch`` (traced) keeps the trip
-    count hidden from XLA (:func:`_opaque`).
-    """
+    """Eval-mode logits of one model on all of ``x`` in the batches of :func:`_eval_batches`,
+    in a while loop (``epoch``, traced, keeps its trip count hidden from XLA:
+    :func:`~hampjax.training.step.opaque`)."""
     n = x.shape[0]
-    size = min(eval_batch_size, n)
-    num = math.ceil(n / size)
+    size, starts = _eval_batches(n, eval_batch_size)
+    # The last (overlapping) batch first: the earlier batches then overwrite its old rows.
+    backwards = jnp.asarray(starts[::-1], jnp.int32)
     first = jax.eval_shape(lambda v, b: apply_fn(v, b, train=False)[0], variables, x[:size])
     out = jnp.zeros((n,) + first.shape[1:], first.dtype)
 
     def body(j, out):
-        i = num - 1 - j  # the last (overlapping) batch first: earlier batches overwrite it
-        start = jnp.minimum(i * size, n - size)
+        start = backwards[j]
         batch = jax.lax.dynamic_slice_in_dim(x, start, size)
         return jax.lax.dynamic_update_slice_in_dim(
             out, apply_fn(variables, batch, train=False)[0], start, axis=0)
 
-    return jax.lax.fori_loop(jnp.int32(0), _opaque(num, epoch), body, out)
+    return jax.lax.fori_loop(jnp.int32(0), opaque(len(starts), epoch), body, out)
 
 
 class TrainData(NamedTuple):
@@ -347,7 +342,7 @@ def train_epoch(config: EpochConfig, state: TrainState, key: jax.Array, keep_row
     # would make a model's bits depend on the other models' member counts and on how each
     # strategy fuses the boundary.
     step_state, sums = loop_steps(fns, step_state, _zero_sums(), steps, jnp.int32(0),
-                                  _opaque(config.num_steps, epoch), x, y, example_state, epoch,
+                                  opaque(config.num_steps, epoch), x, y, example_state, epoch,
                                   guard=True, targets=targets)
     val_logits = None
     if config.has_val:
@@ -439,16 +434,11 @@ class HostLoop:
         return self._steps[num]
 
     def logits(self, variables, x) -> jax.Array:
-        """Eval-mode logits ``[M, n, C]`` of every model of a chunk, one batch per call.
-
-        Batches of ``size = min(eval_batch_size, n)`` rows; the last one starts at ``n - size``
-        (it overlaps the one before instead of being padded) and only its new rows are kept.
-        """
-        n = x.shape[0]
-        size = min(self.config.eval_batch_size, n)
+        """Eval-mode logits ``[M, n, C]`` of every model of a chunk, one batch per call (the
+        batches of :func:`_eval_batches`)."""
+        size, starts = _eval_batches(x.shape[0], self.config.eval_batch_size)
         parts = []
-        for lo in range(0, n, size):
-            start = min(lo, n - size)
+        for lo, start in zip(range(0, x.shape[0], size), starts):
             out = self.eval_batch(variables, x, jnp.int32(start), size)
             parts.append(out[:, lo - start:] if lo != start else out)
         return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)

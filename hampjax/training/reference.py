@@ -58,7 +58,15 @@ from hampjax.training.epoch import (
     epoch_end,
 )
 from hampjax.training.recipes import Recipe
-from hampjax.training.step import Batch, EpochSums, StepFns, StepState, fence, train_step
+from hampjax.training.step import (
+    Batch,
+    EpochSums,
+    StepFns,
+    StepState,
+    fence,
+    opaque,
+    train_step,
+)
 
 __all__ = ["StudentData", "ReferenceConfig", "ReferenceLoop", "ReferenceInputs",
            "StudentResult", "student_steps", "student_batch", "reference_epoch",
@@ -201,7 +209,7 @@ def reference_epoch(config: ReferenceConfig, state: TrainState, key: jax.Array,
 
     # A trip count XLA cannot see: a known single trip would be inlined and fused with the
     # code around it, which rounds differently from the "host" loop's programs.
-    total = epoch_lib._opaque(config.num_steps, epoch)
+    total = opaque(config.num_steps, epoch)
     step_state, sums = jax.lax.fori_loop(jnp.int32(0), total, body, (step_state, sums))
     return _end(config, state, step_state, sums, (data.x_val, data.y_val), epoch)
 
