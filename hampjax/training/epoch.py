@@ -29,7 +29,8 @@ Performance choices, and the measurements behind them (2-core CPU, XLA:CPU, jax 
   same order, and results are bit-identical on CPU (dense and conv models, every recipe,
   whatever ``steps_per_call``). That takes three precautions against XLA fusing a step with
   its neighbours (the fused multiply-adds it then forms round differently): the loops'
-  trip counts are hidden from XLA (:func:`~hampjax.training.step.opaque`; it inlines a loop of one known trip),
+  trip counts are hidden from XLA (:func:`~hampjax.training.step.opaque`; it inlines a loop
+  of one known trip),
   unrolled steps are separated by a conditional (:func:`~hampjax.training.step.fence`), and
   every step is guarded by a conditional (an unguarded step rounds differently from a
   guarded one).
